@@ -1,0 +1,229 @@
+// The model graph: a static DAG of nodes built once by C builder functions
+// (see ops.h), planned once per (graph, batch size, backend), then run forward
+// and backward any number of times with no allocation.
+//
+// Layout (contract): every activation is a 4-d tensor reported as (N, C, H, W)
+// like PyTorch and stored NHWC (channels last). A linear layer's (N, F) output
+// is (N, F, 1, 1), for which NHWC and NCHW coincide. Parameters keep
+// PyTorch's shapes and order (conv OIHW, linear (out, in)) and torchvision's
+// names; they live in one contiguous buffer, their gradients in another of the
+// same layout (one optimizer loop, one allreduce).
+//
+// Autodiff: backward(loss) visits nodes in reverse order. A node's backward
+// kernel reads node->grad and writes its inputs' grads, overwriting when it is
+// the first consumer to write (node->in_beta[i] == 0) and accumulating
+// otherwise; parameter gradients always accumulate, so two backward calls
+// between zero_grad calls sum (recipes use that). Gradients exist for every
+// node that depends on a parameter or on an input marked with
+// rcv_graph_require_grad (attacks ask for the image, Grad-CAM for a feature map).
+#ifndef RCV_GRAPH_H
+#define RCV_GRAPH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "robustcv/rng.h"
+
+#define RCV_MAX_PARAMS 4  // parameters per node (bn: weight, bias; conv: weight, bias)
+#define RCV_MAX_BUFS 3    // buffers per node (bn: running_mean, running_var, num_batches_tracked)
+#define RCV_NAME 96
+
+typedef struct { int n, c, h, w; } rcv_shape;
+static inline size_t rcv_numel(rcv_shape s) { return (size_t)s.n * s.c * s.h * s.w; }
+
+typedef enum {
+    RCV_OP_INPUT,        // image or any float input fed by the caller
+    RCV_OP_LABELS,       // int32 class labels (N); out == NULL, idata holds them
+    RCV_OP_CONV2D,
+    RCV_OP_BATCHNORM2D,
+    RCV_OP_RELU,
+    RCV_OP_SIGMOID,
+    RCV_OP_MAXPOOL2D,
+    RCV_OP_AVGPOOL2D,
+    RCV_OP_GLOBAL_AVGPOOL, // (N,C,H,W) -> (N,C,1,1)
+    RCV_OP_LINEAR,         // (N,F,1,1) -> (N,O,1,1)
+    RCV_OP_ADD,            // a + b, b broadcast over (H,W) or (C,H,W) when smaller
+    RCV_OP_MUL,            // a * b, same broadcast rule
+    RCV_OP_SCALE_ADD,      // alpha * a + beta * b (same shapes); ResNet-D's geometric sums
+    RCV_OP_CONCAT,         // along channels
+    RCV_OP_DROPOUT,
+    RCV_OP_FLATTEN,        // (N,C,H,W) -> (N,C*H*W,1,1) in PyTorch's C,H,W order
+    RCV_OP_UPSAMPLE_NEAREST,
+    RCV_OP_UPSAMPLE_BILINEAR,
+    RCV_OP_NORMALIZE,      // (x - mean[c]) / std[c]: keeps attacks in [0,1] pixel space
+    RCV_OP_CROSS_ENTROPY,  // (logits, labels) -> scalar mean loss; label smoothing
+    RCV_OP_KL_DIV,         // (p_logits, q_logits) -> scalar: mean_n KL(softmax p || softmax q)
+    RCV_OP_SMOOTH_L1,      // (pred, target) -> scalar mean; beta
+    RCV_OP_MSE,            // (pred, target) -> scalar mean
+    RCV_OP_COUNT
+} rcv_op;
+
+const char *rcv_op_name(rcv_op op);
+
+typedef enum { RCV_BACKEND_REF = 0, RCV_BACKEND_CPU = 1, RCV_BACKEND_CUDA = 2 } rcv_backend;
+
+// Op attributes. Only the member for the node's op is meaningful.
+typedef struct {
+    int kh, kw, sh, sw, ph, pw, dh, dw, groups, has_bias;
+} rcv_conv_attr;
+typedef struct {
+    float eps, momentum; // PyTorch: running = (1 - momentum) * running + momentum * batch (unbiased var)
+} rcv_bn_attr;
+typedef struct {
+    int kh, kw, sh, sw, ph, pw;
+    int ceil_mode;
+    int count_include_pad; // avg pool only (PyTorch default 1)
+} rcv_pool_attr;
+typedef struct {
+    float p;
+} rcv_dropout_attr;
+typedef struct {
+    int scale;          // integer scale factor (output = input * scale)
+    int align_corners;  // bilinear only
+} rcv_upsample_attr;
+typedef struct {
+    float label_smoothing; // cross entropy
+    float beta;            // smooth-L1
+    float alpha, beta2;    // scale_add: alpha * a + beta2 * b
+} rcv_loss_attr;
+typedef struct {
+    float mean[4], std[4]; // per channel (C <= 4)
+} rcv_norm_attr;
+
+typedef union {
+    rcv_conv_attr conv;
+    rcv_bn_attr bn;
+    rcv_pool_attr pool;
+    rcv_dropout_attr dropout;
+    rcv_upsample_attr up;
+    rcv_loss_attr loss;
+    rcv_norm_attr norm;
+} rcv_attr;
+
+// A parameter or buffer: name (torchvision's), PyTorch shape, place in its storage.
+typedef enum { RCV_PARAM = 0, RCV_BUFFER = 1, RCV_BUFFER_I64 = 2 } rcv_param_kind;
+typedef struct {
+    char name[RCV_NAME];
+    rcv_param_kind kind;
+    int ndim;
+    int64_t shape[4];
+    size_t numel;
+    size_t offset;    // into graph->params (PARAM), graph->buffers (BUFFER) or graph->ibuffers (I64)
+    int node;         // owning node
+    int frozen;       // excluded from optimizer updates (transfer learning)
+    float lr_mult;    // per-group learning-rate multiplier (1 by default)
+} rcv_param;
+
+typedef struct rcv_graph rcv_graph;
+typedef struct rcv_node rcv_node;
+
+struct rcv_node {
+    rcv_op op;
+    char name[RCV_NAME];     // module path, e.g. "layer1.0.conv1"
+    int *in;                 // input node ids (n_in of them)
+    int n_in;
+    rcv_shape shape;         // output shape; shape.n is the planned batch size
+    rcv_attr attr;
+    int param[RCV_MAX_PARAMS]; // indices into graph->param_info, -1 if absent
+    int buf[RCV_MAX_BUFS];     // indices into graph->param_info, -1 if absent
+
+    // Planned storage (NHWC). out is NULL for LABELS. grad is NULL where no gradient flows.
+    float *out;
+    float *grad;
+    int32_t *idata;          // LABELS: (N) class indices
+    float *saved;            // per-op saved state for backward (bn mean/invstd, dropout mask, ...)
+    size_t saved_len;        // floats
+    uint8_t *in_beta;        // per input: 0 = this node's backward writes the input grad first
+    uint8_t needs_grad;      // gradient flows into this node's output
+    int aliases;             // FLATTEN etc. may alias their input's storage (set by prepare)
+
+    void *kstate;            // backend-private state (oneDNN primitives, ...)
+};
+
+// Kernels of one op on one backend. A backward kernel handles inputs in index
+// order and honours in_beta[i] for each (a node may read one input twice). prepare runs once at plan time (after out,
+// grad and saved are allocated); forward and backward run with no allocation.
+typedef struct {
+    int (*prepare)(rcv_graph *g, rcv_node *n);   // may be NULL; returns 0 or -1 with message
+    void (*forward)(rcv_graph *g, rcv_node *n);
+    void (*backward)(rcv_graph *g, rcv_node *n); // NULL for ops with no gradient (labels)
+    void (*release)(rcv_node *n);                // frees kstate; may be NULL
+    size_t (*saved_size)(const rcv_graph *g, const rcv_node *n); // floats of n->saved; may be NULL
+} rcv_kernels;
+
+// Per-backend kernel tables, indexed by rcv_op; an entry with forward == NULL
+// means "not implemented on this backend".
+const rcv_kernels *rcv_backend_ref_kernels(rcv_op op);
+const rcv_kernels *rcv_backend_cpu_kernels(rcv_op op);
+
+struct rcv_graph {
+    rcv_node *nodes;
+    int n_nodes, cap_nodes;
+
+    rcv_param *param_info;   // parameters and buffers, in registration order (= state_dict order)
+    int n_params, cap_params;
+    size_t n_param_floats, n_buffer_floats, n_ibuffers;
+    float *params;           // all RCV_PARAM values, contiguous
+    float *grads;            // same layout as params
+    float *buffers;          // RCV_BUFFER values (running stats)
+    int64_t *ibuffers;       // RCV_BUFFER_I64 values (num_batches_tracked)
+
+    // plan
+    rcv_backend backend;
+    int batch;               // planned batch size, 0 = not planned
+    int training;            // batchnorm batch statistics, dropout active
+    uint8_t *want_grad;      // per node: caller asked for its gradient (inputs, feature maps)
+    float *scratch;          // shared scratch for kernels (size scratch_len floats)
+    size_t scratch_len;
+    void *arena;             // all planned activations/grads/saved live here
+    void *backend_ctx;       // e.g. the oneDNN engine and stream
+
+    rcv_rng rng;             // dropout and any stochastic op
+    int threads;
+};
+
+// --- building ---
+rcv_graph *rcv_graph_new(void);
+void rcv_graph_free(rcv_graph *g);
+// Adds a node and returns its id; used by op builders in ops.h.
+int rcv_graph_add_node(rcv_graph *g, rcv_op op, const char *name, const int *in, int n_in);
+// Registers a parameter (or buffer) of node `node`; returns its index in param_info.
+// Storage is assigned when the parameter set is sealed (first plan or init).
+int rcv_graph_add_param(rcv_graph *g, int node, const char *name, rcv_param_kind kind, int ndim,
+                        const int64_t *shape);
+// Allocates parameter storage (idempotent). Called by plan and by model builders before init.
+void rcv_graph_seal_params(rcv_graph *g);
+static inline float *rcv_param_data(rcv_graph *g, int p) {
+    return g->param_info[p].kind == RCV_PARAM ? g->params + g->param_info[p].offset
+                                             : g->buffers + g->param_info[p].offset;
+}
+static inline float *rcv_param_grad(rcv_graph *g, int p) { return g->grads + g->param_info[p].offset; }
+int rcv_graph_find_param(const rcv_graph *g, const char *name); // -1 if absent
+int rcv_graph_find_node(const rcv_graph *g, const char *name);  // -1 if absent
+
+// --- planning and running ---
+// Marks a node whose gradient the caller wants (an INPUT for attacks, a feature map for Grad-CAM).
+// Must precede rcv_graph_plan.
+void rcv_graph_require_grad(rcv_graph *g, int node);
+// Allocates every buffer for `batch` and prepares the backend kernels. Re-planning
+// with another batch size or backend frees and redoes it. Parameters are kept.
+int rcv_graph_plan(rcv_graph *g, int batch, rcv_backend backend);
+void rcv_graph_set_training(rcv_graph *g, int training);
+void rcv_graph_forward(rcv_graph *g);
+// Zeroes parameter gradients.
+void rcv_graph_zero_grad(rcv_graph *g);
+// Backward from scalar node `loss` with d(loss) = scale. Accumulates into parameter grads.
+void rcv_graph_backward(rcv_graph *g, int loss, float scale);
+
+static inline rcv_node *rcv_node_at(rcv_graph *g, int id) { return &g->nodes[id]; }
+static inline float *rcv_in(rcv_graph *g, rcv_node *n, int i) { return g->nodes[n->in[i]].out; }
+static inline float *rcv_in_grad(rcv_graph *g, rcv_node *n, int i) { return g->nodes[n->in[i]].grad; }
+static inline rcv_shape rcv_in_shape(rcv_graph *g, rcv_node *n, int i) { return g->nodes[n->in[i]].shape; }
+
+// Scratch memory shared by kernels (valid only during one kernel call).
+float *rcv_graph_scratch(rcv_graph *g, size_t floats);
+
+size_t rcv_graph_param_count(const rcv_graph *g); // learnable scalars (torchvision's count)
+void rcv_graph_print(const rcv_graph *g);
+
+#endif

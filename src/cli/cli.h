@@ -1,0 +1,10 @@
+// Subcommands. Each returns the process exit code (0 ok, 1 error, 2 usage).
+#ifndef RCV_CLI_H
+#define RCV_CLI_H
+
+int cli_train(int argc, char **argv);
+int cli_eval(int argc, char **argv);
+int cli_predict(int argc, char **argv);
+int cli_models(int argc, char **argv);
+
+#endif

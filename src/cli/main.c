@@ -1,0 +1,33 @@
+// robustcv: one command, one verb per file in src/cli/.
+#include <stdio.h>
+#include <string.h>
+
+#include "cli/cli.h"
+
+static const struct {
+    const char *verb;
+    int (*run)(int argc, char **argv);
+    const char *help;
+} verbs[] = {
+    {"train", cli_train, "train a model (checkpoints, resume, JSON-lines metrics)"},
+    {"eval", cli_eval, "evaluate a checkpoint: top-1, top-5, loss, per-class accuracy, confusion matrix"},
+    {"predict", cli_predict, "top-5 classes for image files"},
+    {"models", cli_models, "list the models"},
+};
+
+static void usage(FILE *f) {
+    fprintf(f, "usage: robustcv <verb> [options]   (robustcv <verb> --help for its options)\n\nverbs:\n");
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) fprintf(f, "  %-10s %s\n", verbs[i].verb, verbs[i].help);
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(argc < 2 ? stderr : stdout);
+        return argc < 2 ? 2 : 0;
+    }
+    for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
+        if (!strcmp(argv[1], verbs[i].verb)) return verbs[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "robustcv: unknown verb '%s'\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,325 @@
+// Graph building, planning (one arena per batch size), forward, and
+// reverse-mode autodiff. See graph.h for the contracts.
+#include "robustcv/graph.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "robustcv/error.h"
+
+static const char *op_names[RCV_OP_COUNT] = {
+    [RCV_OP_INPUT] = "input",
+    [RCV_OP_LABELS] = "labels",
+    [RCV_OP_CONV2D] = "conv2d",
+    [RCV_OP_BATCHNORM2D] = "batchnorm2d",
+    [RCV_OP_RELU] = "relu",
+    [RCV_OP_SIGMOID] = "sigmoid",
+    [RCV_OP_MAXPOOL2D] = "maxpool2d",
+    [RCV_OP_AVGPOOL2D] = "avgpool2d",
+    [RCV_OP_GLOBAL_AVGPOOL] = "global_avgpool",
+    [RCV_OP_LINEAR] = "linear",
+    [RCV_OP_ADD] = "add",
+    [RCV_OP_MUL] = "mul",
+    [RCV_OP_SCALE_ADD] = "scale_add",
+    [RCV_OP_CONCAT] = "concat",
+    [RCV_OP_DROPOUT] = "dropout",
+    [RCV_OP_FLATTEN] = "flatten",
+    [RCV_OP_UPSAMPLE_NEAREST] = "upsample_nearest",
+    [RCV_OP_UPSAMPLE_BILINEAR] = "upsample_bilinear",
+    [RCV_OP_NORMALIZE] = "normalize",
+    [RCV_OP_CROSS_ENTROPY] = "cross_entropy",
+    [RCV_OP_KL_DIV] = "kl_div",
+    [RCV_OP_SMOOTH_L1] = "smooth_l1",
+    [RCV_OP_MSE] = "mse",
+};
+
+const char *rcv_op_name(rcv_op op) { return (op >= 0 && op < RCV_OP_COUNT) ? op_names[op] : "?"; }
+
+rcv_graph *rcv_graph_new(void) {
+    rcv_graph *g = rcv_xcalloc(1, sizeof *g);
+    g->threads = 0;
+    rcv_rng_init(&g->rng, 0);
+    return g;
+}
+
+static void unplan(rcv_graph *g) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        rcv_node *n = &g->nodes[i];
+        const rcv_kernels *k = rcv_backend_kernels(g->backend, n->op);
+        if (n->kstate && k && k->release) k->release(n);
+        n->kstate = NULL;
+        n->out = n->grad = n->saved = NULL;
+        n->idata = NULL;
+        n->saved_len = 0;
+    }
+    if (g->backend_ctx) rcv_backend_ctx_free(g->backend, g->backend_ctx);
+    g->backend_ctx = NULL;
+    free(g->arena);
+    g->arena = NULL;
+    free(g->scratch);
+    g->scratch = NULL;
+    g->scratch_len = 0;
+    g->batch = 0;
+}
+
+void rcv_graph_free(rcv_graph *g) {
+    if (!g) return;
+    unplan(g);
+    for (int i = 0; i < g->n_nodes; i++) {
+        free(g->nodes[i].in);
+        free(g->nodes[i].in_beta);
+    }
+    free(g->nodes);
+    free(g->param_info);
+    free(g->params);
+    free(g->grads);
+    free(g->buffers);
+    free(g->ibuffers);
+    free(g->want_grad);
+    free(g);
+}
+
+int rcv_graph_add_node(rcv_graph *g, rcv_op op, const char *name, const int *in, int n_in) {
+    for (int i = 0; i < n_in; i++)
+        if (in[i] < 0 || in[i] >= g->n_nodes)
+            return rcv_fail("%s '%s': input %d is node %d, but the graph has %d nodes", rcv_op_name(op),
+                            name, i, in[i], g->n_nodes);
+    if (g->params) return rcv_fail("%s '%s': graph parameters are already sealed", rcv_op_name(op), name);
+    if (g->n_nodes == g->cap_nodes) {
+        g->cap_nodes = g->cap_nodes ? 2 * g->cap_nodes : 64;
+        g->nodes = rcv_xrealloc(g->nodes, (size_t)g->cap_nodes * sizeof *g->nodes);
+        g->want_grad = rcv_xrealloc(g->want_grad, (size_t)g->cap_nodes);
+    }
+    int id = g->n_nodes++;
+    rcv_node *n = &g->nodes[id];
+    memset(n, 0, sizeof *n);
+    n->op = op;
+    snprintf(n->name, sizeof n->name, "%s", name ? name : "");
+    n->n_in = n_in;
+    n->in = rcv_xcalloc((size_t)(n_in ? n_in : 1), sizeof(int));
+    n->in_beta = rcv_xcalloc((size_t)(n_in ? n_in : 1), 1);
+    for (int i = 0; i < n_in; i++) n->in[i] = in[i];
+    for (int i = 0; i < RCV_MAX_PARAMS; i++) n->param[i] = -1;
+    for (int i = 0; i < RCV_MAX_BUFS; i++) n->buf[i] = -1;
+    g->want_grad[id] = 0;
+    return id;
+}
+
+int rcv_graph_add_param(rcv_graph *g, int node, const char *name, rcv_param_kind kind, int ndim,
+                        const int64_t *shape) {
+    if (g->n_params == g->cap_params) {
+        g->cap_params = g->cap_params ? 2 * g->cap_params : 64;
+        g->param_info = rcv_xrealloc(g->param_info, (size_t)g->cap_params * sizeof *g->param_info);
+    }
+    int id = g->n_params++;
+    rcv_param *p = &g->param_info[id];
+    memset(p, 0, sizeof *p);
+    snprintf(p->name, sizeof p->name, "%s", name);
+    p->kind = kind;
+    p->ndim = ndim;
+    p->numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        p->shape[i] = shape[i];
+        p->numel *= (size_t)shape[i];
+    }
+    p->node = node;
+    p->lr_mult = 1.0f;
+    rcv_node *n = &g->nodes[node];
+    if (kind == RCV_PARAM) {
+        for (int i = 0; i < RCV_MAX_PARAMS; i++)
+            if (n->param[i] < 0) { n->param[i] = id; break; }
+    } else {
+        for (int i = 0; i < RCV_MAX_BUFS; i++)
+            if (n->buf[i] < 0) { n->buf[i] = id; break; }
+    }
+    return id;
+}
+
+void rcv_graph_seal_params(rcv_graph *g) {
+    if (g->params) return;
+    size_t np = 0, nb = 0, ni = 0;
+    for (int i = 0; i < g->n_params; i++) {
+        rcv_param *p = &g->param_info[i];
+        // 16-float alignment per tensor keeps vector loops aligned.
+        size_t padded = (p->numel + 15) & ~(size_t)15;
+        if (p->kind == RCV_PARAM) { p->offset = np; np += padded; }
+        else if (p->kind == RCV_BUFFER) { p->offset = nb; nb += padded; }
+        else { p->offset = ni; ni += p->numel; }
+    }
+    g->n_param_floats = np;
+    g->n_buffer_floats = nb;
+    g->n_ibuffers = ni;
+    g->params = rcv_alloc_aligned(np * sizeof(float));
+    g->grads = rcv_alloc_aligned(np * sizeof(float));
+    g->buffers = rcv_alloc_aligned(nb * sizeof(float));
+    g->ibuffers = rcv_xcalloc(ni ? ni : 1, sizeof(int64_t));
+}
+
+int rcv_graph_find_param(const rcv_graph *g, const char *name) {
+    for (int i = 0; i < g->n_params; i++)
+        if (!strcmp(g->param_info[i].name, name)) return i;
+    return -1;
+}
+
+int rcv_graph_find_node(const rcv_graph *g, const char *name) {
+    for (int i = g->n_nodes - 1; i >= 0; i--)
+        if (!strcmp(g->nodes[i].name, name)) return i;
+    return -1;
+}
+
+void rcv_graph_require_grad(rcv_graph *g, int node) {
+    if (node >= 0 && node < g->n_nodes) {
+        g->want_grad[node] = 1;
+        if (g->batch) g->batch = -g->batch; // force a re-plan
+    }
+}
+
+static int has_params(const rcv_node *n) { return n->param[0] >= 0; }
+
+static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+float *rcv_graph_scratch(rcv_graph *g, size_t floats) {
+    if (floats > g->scratch_len) {
+        // Only reached from prepare (plan time); forward/backward find it sized.
+        free(g->scratch);
+        g->scratch = rcv_alloc_aligned(floats * sizeof(float));
+        g->scratch_len = floats;
+    }
+    return g->scratch;
+}
+
+int rcv_graph_plan(rcv_graph *g, int batch, rcv_backend backend) {
+    if (batch <= 0) return rcv_fail("plan: batch size %d, expected a positive integer", batch);
+    if (g->batch == batch && g->backend == backend) return 0;
+    unplan(g);
+    rcv_graph_seal_params(g);
+    g->backend = backend;
+
+    // Which nodes carry a gradient: those downstream of a parameter or of a node the caller asked for.
+    for (int i = 0; i < g->n_nodes; i++) {
+        rcv_node *n = &g->nodes[i];
+        n->needs_grad = g->want_grad[i] || has_params(n);
+        for (int j = 0; j < n->n_in && !n->needs_grad; j++)
+            if (g->nodes[n->in[j]].needs_grad) n->needs_grad = 1;
+        if (n->op == RCV_OP_LABELS) n->needs_grad = 0;
+        n->shape.n = batch;
+        if (n->op == RCV_OP_CROSS_ENTROPY || n->op == RCV_OP_KL_DIV || n->op == RCV_OP_SMOOTH_L1 ||
+            n->op == RCV_OP_MSE)
+            n->shape.n = 1; // scalar losses
+    }
+    g->batch = batch;
+
+    // One arena: outputs, grads, saved state, each 64-byte aligned.
+    size_t total = 0;
+    for (int i = 0; i < g->n_nodes; i++) {
+        rcv_node *n = &g->nodes[i];
+        const rcv_kernels *k = rcv_backend_kernels(backend, n->op);
+        n->saved_len = (k && k->saved_size) ? k->saved_size(g, n) : 0;
+        if (n->op == RCV_OP_LABELS) total += align16((size_t)batch);
+        else total += align16(rcv_numel(n->shape));
+        if (n->needs_grad) total += align16(rcv_numel(n->shape));
+        total += align16(n->saved_len);
+    }
+    g->arena = rcv_alloc_aligned(total * sizeof(float));
+    float *p = g->arena;
+    for (int i = 0; i < g->n_nodes; i++) {
+        rcv_node *n = &g->nodes[i];
+        if (n->op == RCV_OP_LABELS) {
+            n->idata = (int32_t *)p;
+            p += align16((size_t)batch);
+        } else {
+            n->out = p;
+            p += align16(rcv_numel(n->shape));
+        }
+        if (n->needs_grad) { n->grad = p; p += align16(rcv_numel(n->shape)); }
+        if (n->saved_len) { n->saved = p; p += align16(n->saved_len); }
+    }
+
+    g->backend_ctx = rcv_backend_ctx_new(backend, g->threads);
+    if (!g->backend_ctx && backend != RCV_BACKEND_REF) {
+        g->batch = 0;
+        return rcv_fail_ctx("plan: ");
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        rcv_node *n = &g->nodes[i];
+        const rcv_kernels *k = rcv_backend_kernels(backend, n->op);
+        if (!k || !k->forward) {
+            if (n->op == RCV_OP_INPUT || n->op == RCV_OP_LABELS) continue;
+            g->batch = 0;
+            return rcv_fail("plan: op %s (node '%s') has no kernel on backend %d", rcv_op_name(n->op),
+                            n->name, backend);
+        }
+        if (k->prepare && k->prepare(g, n)) {
+            g->batch = 0;
+            return rcv_fail_ctx("plan: node '%s' (%s): ", n->name, rcv_op_name(n->op));
+        }
+    }
+    return 0;
+}
+
+void rcv_graph_set_training(rcv_graph *g, int training) { g->training = training; }
+
+void rcv_graph_forward(rcv_graph *g) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        rcv_node *n = &g->nodes[i];
+        if (n->op == RCV_OP_INPUT || n->op == RCV_OP_LABELS) continue;
+        rcv_backend_kernels(g->backend, n->op)->forward(g, n);
+    }
+}
+
+void rcv_graph_zero_grad(rcv_graph *g) {
+    memset(g->grads, 0, g->n_param_floats * sizeof(float));
+}
+
+void rcv_graph_backward(rcv_graph *g, int loss, float scale) {
+    int nn = g->n_nodes;
+    // Visit only ancestors of `loss`; the first consumer (in reverse order) of a node
+    // overwrites its gradient, later ones accumulate.
+    uint8_t reach[nn > 0 ? nn : 1], written[nn > 0 ? nn : 1];
+    memset(reach, 0, (size_t)nn);
+    memset(written, 0, (size_t)nn);
+    reach[loss] = 1;
+    for (int i = loss; i >= 0; i--) {
+        if (!reach[i]) continue;
+        rcv_node *n = &g->nodes[i];
+        for (int j = 0; j < n->n_in; j++) {
+            int in = n->in[j];
+            if (g->nodes[in].needs_grad) reach[in] = 1;
+        }
+    }
+    rcv_node *ln = &g->nodes[loss];
+    if (!ln->grad) return;
+    size_t ne = rcv_numel(ln->shape);
+    for (size_t e = 0; e < ne; e++) ln->grad[e] = scale;
+    for (int i = loss; i >= 0; i--) {
+        if (!reach[i]) continue;
+        rcv_node *n = &g->nodes[i];
+        if (n->op == RCV_OP_INPUT || n->op == RCV_OP_LABELS) continue;
+        // A node that reads the same input twice (mul(x, x)) writes it once, then adds.
+        for (int j = 0; j < n->n_in; j++) {
+            int in = n->in[j];
+            n->in_beta[j] = written[in];
+            if (g->nodes[in].needs_grad) written[in] = 1;
+        }
+        rcv_backend_kernels(g->backend, n->op)->backward(g, n);
+    }
+}
+
+size_t rcv_graph_param_count(const rcv_graph *g) {
+    size_t c = 0;
+    for (int i = 0; i < g->n_params; i++)
+        if (g->param_info[i].kind == RCV_PARAM) c += g->param_info[i].numel;
+    return c;
+}
+
+void rcv_graph_print(const rcv_graph *g) {
+    for (int i = 0; i < g->n_nodes; i++) {
+        const rcv_node *n = &g->nodes[i];
+        printf("%4d %-18s %-32s (%d, %d, %d, %d)", i, rcv_op_name(n->op), n->name, n->shape.n, n->shape.c,
+               n->shape.h, n->shape.w);
+        for (int j = 0; j < n->n_in; j++) printf(" %d", n->in[j]);
+        printf("\n");
+    }
+}

@@ -1,0 +1,69 @@
+#include "testutil.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+int rcv_test_pass, rcv_test_fail;
+
+int test_done(void) {
+    printf("%d passed, %d failed\n", rcv_test_pass, rcv_test_fail);
+    return rcv_test_fail ? 1 : 0;
+}
+
+double max_rel_err(const float *a, const float *b, size_t n, double floor) {
+    double scale = floor, err = 0;
+    for (size_t i = 0; i < n; i++) scale = fmax(scale, fabs((double)b[i]));
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= err)) err = d; // NaN propagates as an error
+    }
+    return err / scale;
+}
+
+double max_abs_err(const float *a, const float *b, size_t n) {
+    double err = 0;
+    for (size_t i = 0; i < n; i++) {
+        double d = fabs((double)a[i] - (double)b[i]);
+        if (!(d <= err)) err = d;
+    }
+    return err;
+}
+
+void fill_uniform(float *x, size_t n, unsigned seed, float lo, float hi) {
+    uint64_t s = seed * 0x9E3779B97F4A7C15ull + 1;
+    for (size_t i = 0; i < n; i++) {
+        s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+        x[i] = lo + (hi - lo) * (float)((s >> 40) * (1.0 / 16777216.0));
+    }
+}
+
+const char *test_tmpdir(const char *tag) {
+    static char buf[4][256];
+    static int k;
+    char *p = buf[k++ & 3];
+    snprintf(p, 256, "/tmp/rcv_test_%s_%d", tag, (int)getpid());
+    char cmd[300];
+    snprintf(cmd, sizeof cmd, "rm -rf %s", p);
+    if (system(cmd)) {}
+    mkdir(p, 0755);
+    return p;
+}
+
+int test_quick(void) { return getenv("RCV_QUICK") != NULL; }
+
+int test_sh(const char *fmt, ...) {
+    char cmd[4096];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(cmd, sizeof cmd, fmt, ap);
+    va_end(ap);
+    int st = system(cmd);
+    if (st == -1) return -1;
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}

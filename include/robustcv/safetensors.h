@@ -45,13 +45,24 @@ const char *rcv_st_meta(const rcv_safetensors *st, const char *key); // NULL if 
 // Copies tensor `name` into out as float32 (converting F16/BF16/F64/I64/I32/U8), after checking that its
 // element count is `numel`. -1 with a message naming file, tensor and the counts otherwise.
 int rcv_st_read_f32(const rcv_safetensors *st, const char *name, float *out, size_t numel);
+// Same for integers (I64/I32/U8/BOOL as is; float dtypes must hold whole numbers).
+int rcv_st_read_i64(const rcv_safetensors *st, const char *name, int64_t *out, size_t numel);
+// n elements of dtype dt at src (any alignment) to float32.
+void rcv_st_convert_f32(rcv_dtype dt, const void *src, float *out, size_t n);
+// IEEE half and bfloat16 conversions (round to nearest even; NaN and inf kept).
+float rcv_half_to_float(uint16_t h);
+uint16_t rcv_float_to_half(float f);
+uint16_t rcv_float_to_bf16(float f);
 
 typedef struct rcv_st_writer rcv_st_writer;
 rcv_st_writer *rcv_st_writer_new(void);
 // Adds a tensor; the data is copied, so the caller's buffer may change afterwards.
 void rcv_st_add(rcv_st_writer *w, const char *name, rcv_dtype dt, int ndim, const int64_t *shape, const void *data);
 void rcv_st_add_meta(rcv_st_writer *w, const char *key, const char *val);
-int rcv_st_write(rcv_st_writer *w, const char *path); // atomic, see above
+// Atomic, see above. Tensors appear in the header in insertion order; their data is laid out
+// 8-byte dtypes first, then 4, 2 and 1 (each aligned, no holes). A misuse of rcv_st_add (duplicate
+// name, bad dtype) is reported here and nothing is written.
+int rcv_st_write(rcv_st_writer *w, const char *path);
 void rcv_st_writer_free(rcv_st_writer *w);
 
 // A graph's state_dict: every parameter and buffer under its torchvision name

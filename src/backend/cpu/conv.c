@@ -1,0 +1,289 @@
+// conv2d on oneDNN: x (N, C, H, W) NHWC -> y (N, O, Ho, Wo) NHWC; weight (O, C/g, kh, kw) OIHW.
+//
+// The primitives pick their own weight layout ('any'); OIHW parameters are
+// reordered into it before forward and backward-data, and the weight gradient
+// is reordered back into OIHW with a sum post-op (parameter grads accumulate).
+// Backward-data is not built when the input takes no gradient (the stem conv).
+//
+// Scratch (bytes, g->scratch):  [weights in the primitive's layout | dx when
+// accumulating | dbias | oneDNN scratchpad].
+//
+// Tiny outputs (Ho*Wo <= 4, groups 1: ResNet's layer4 at 64x64 input) go through
+// im2col + sgemm instead: oneDNN's direct kernels run at ~100 GFLOP/s there,
+// the gemms at ~240 (bench/bench_ops). The column matrix has rows (n, oh, ow) and
+// columns (c, i, j), so the OIHW weight is the gemm operand as is and the weight
+// gradient accumulates into the parameter grad directly (beta = 1).
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/cpu/dnnl_ctx.h"
+#include "robustcv/error.h"
+
+typedef struct {
+    rcv_dnnl_prim fwd, w_fwd;     // conv; OIHW -> fwd layout (prim NULL when equal)
+    rcv_dnnl_prim bwd_d, w_bwd_d; // backward data (NULL without an input grad); OIHW -> its layout
+    rcv_dnnl_prim bwd_w, dw_back; // backward weights; its layout -> OIHW, summed into the grad
+    size_t off_w, off_dx, off_db, off_pad; // scratch regions (bytes)
+    int gemm;                              // the im2col + sgemm path (no oneDNN primitives)
+} conv_state;
+
+static void conv_release(rcv_node *n) {
+    conv_state *s = n->kstate;
+    if (!s) return;
+    rcv_dnnl_prim_free(&s->fwd);
+    rcv_dnnl_prim_free(&s->w_fwd);
+    rcv_dnnl_prim_free(&s->bwd_d);
+    rcv_dnnl_prim_free(&s->w_bwd_d);
+    rcv_dnnl_prim_free(&s->bwd_w);
+    rcv_dnnl_prim_free(&s->dw_back);
+    free(s);
+    n->kstate = NULL;
+}
+
+static size_t max_z(size_t a, size_t b) { return a > b ? a : b; }
+
+// Reorder from the user OIHW weights to the layout `want`; leaves p empty when they agree.
+static int weight_reorder(rcv_graph *g, rcv_dnnl_prim *p, const dnnl_memory_desc_t *user,
+                          const dnnl_memory_desc_t *want) {
+    if (dnnl_memory_desc_equal(user, want)) return 0;
+    return rcv_dnnl_reorder_init(g, p, user, want, 0);
+}
+
+// ---------------------------------------------------------------- im2col + sgemm path
+
+static int use_gemm(const rcv_conv_attr *a, rcv_shape ys) { return a->groups == 1 && ys.h * ys.w <= 4; }
+
+// col[m, (c*kh + i)*kw + j] = x[n, oh*sh - ph + i*dh, ow*sw - pw + j*dw, c] (0 outside), m = (n, oh, ow).
+static void im2col(const rcv_conv_attr *a, rcv_shape xs, rcv_shape ys, const float *x, float *col) {
+    int M = ys.n * ys.h * ys.w, KK = a->kh * a->kw, K = xs.c * KK;
+#pragma omp parallel for schedule(static)
+    for (int m = 0; m < M; m++) {
+        int n = m / (ys.h * ys.w), oh = m / ys.w % ys.h, ow = m % ys.w;
+        float *cr = col + (size_t)m * K;
+        for (int i = 0; i < a->kh; i++)
+            for (int j = 0; j < a->kw; j++) {
+                int ih = oh * a->sh - a->ph + i * a->dh, iw = ow * a->sw - a->pw + j * a->dw, t = i * a->kw + j;
+                if (ih < 0 || ih >= xs.h || iw < 0 || iw >= xs.w) {
+                    for (int c = 0; c < xs.c; c++) cr[c * KK + t] = 0;
+                } else {
+                    const float *xr = x + (((size_t)n * xs.h + ih) * xs.w + iw) * xs.c;
+                    for (int c = 0; c < xs.c; c++) cr[c * KK + t] = xr[c];
+                }
+            }
+    }
+}
+
+// dx (=|+=) col2im(dcol); one image per thread, so the scatter has no races.
+static void col2im(const rcv_conv_attr *a, rcv_shape xs, rcv_shape ys, const float *dcol, float *dx, int acc) {
+    int KK = a->kh * a->kw, K = xs.c * KK;
+    size_t img = (size_t)xs.h * xs.w * xs.c;
+#pragma omp parallel for schedule(static)
+    for (int n = 0; n < xs.n; n++) {
+        float *dxn = dx + n * img;
+        if (!acc) memset(dxn, 0, img * sizeof(float));
+        for (int oh = 0; oh < ys.h; oh++)
+            for (int ow = 0; ow < ys.w; ow++) {
+                const float *cr = dcol + (((size_t)n * ys.h + oh) * ys.w + ow) * K;
+                for (int i = 0; i < a->kh; i++)
+                    for (int j = 0; j < a->kw; j++) {
+                        int ih = oh * a->sh - a->ph + i * a->dh, iw = ow * a->sw - a->pw + j * a->dw, t = i * a->kw + j;
+                        if (ih < 0 || ih >= xs.h || iw < 0 || iw >= xs.w) continue;
+                        float *xr = dxn + ((size_t)ih * xs.w + iw) * xs.c;
+                        for (int c = 0; c < xs.c; c++) xr[c] += cr[c * KK + t];
+                    }
+            }
+    }
+}
+
+static void sgemm(char ta, char tb, int M, int N, int K, const float *A, int lda, const float *B, int ldb, float beta,
+                  float *C, int ldc) {
+    if (RCV_DNNL(dnnl_sgemm(ta, tb, M, N, K, 1.0f, A, lda, B, ldb, beta, C, ldc)))
+        fprintf(stderr, "robustcv cpu backend: %s\n", rcv_error());
+}
+
+// y (M x O) = col (M x K) W^T (W: O x K, OIHW) [+ bias]
+static void gemm_forward(rcv_graph *g, rcv_node *n) {
+    const rcv_conv_attr *a = &n->attr.conv;
+    rcv_shape xs = rcv_in_shape(g, n, 0), ys = n->shape;
+    int M = ys.n * ys.h * ys.w, O = ys.c, K = xs.c * a->kh * a->kw;
+    float *col = g->scratch, *y = n->out;
+    im2col(a, xs, ys, rcv_in(g, n, 0), col);
+    float beta = 0;
+    if (a->has_bias) {
+        const float *b = rcv_param_data(g, n->param[1]);
+        for (int m = 0; m < M; m++) memcpy(y + (size_t)m * O, b, O * sizeof(float));
+        beta = 1;
+    }
+    sgemm('N', 'T', M, O, K, col, K, rcv_param_data(g, n->param[0]), K, beta, y, O);
+}
+
+// dW += dy^T col;  db += sum_m dy;  dcol = dy W, dx (=|+=) col2im(dcol)
+static void gemm_backward(rcv_graph *g, rcv_node *n) {
+    const rcv_conv_attr *a = &n->attr.conv;
+    rcv_shape xs = rcv_in_shape(g, n, 0), ys = n->shape;
+    int M = ys.n * ys.h * ys.w, O = ys.c, K = xs.c * a->kh * a->kw;
+    float *col = g->scratch, *dy = n->grad, *dx = rcv_in_grad(g, n, 0);
+    im2col(a, xs, ys, rcv_in(g, n, 0), col);
+    sgemm('T', 'N', O, K, M, dy, O, col, K, 1.0f, rcv_param_grad(g, n->param[0]), K);
+    if (a->has_bias) {
+        float *gb = rcv_param_grad(g, n->param[1]);
+        for (int m = 0; m < M; m++)
+#pragma omp simd
+            for (int o = 0; o < O; o++) gb[o] += dy[(size_t)m * O + o];
+    }
+    if (!dx) return;
+    sgemm('N', 'N', M, K, O, dy, O, rcv_param_data(g, n->param[0]), K, 0.0f, col, K);
+    col2im(a, xs, ys, col, dx, n->in_beta[0]);
+}
+
+// ---------------------------------------------------------------- oneDNN path
+
+static int conv_prepare(rcv_graph *g, rcv_node *n) {
+    rcv_conv_attr a = n->attr.conv;
+    rcv_shape xs = rcv_in_shape(g, n, 0), ys = n->shape;
+    rcv_cpu_ctx *c = rcv_cpu(g);
+    conv_state *s = calloc(1, sizeof *s);
+    if (!s) return rcv_fail("conv2d: out of memory");
+    n->kstate = s;
+    if (use_gemm(&a, ys)) {
+        s->gemm = 1;
+        rcv_graph_scratch(g, (size_t)ys.n * ys.h * ys.w * xs.c * a.kh * a.kw);
+        return 0;
+    }
+
+    dnnl_memory_desc_t x_md, y_md, b_md, w_user, w_any;
+    int G = a.groups, O = ys.c, C = xs.c;
+    if (rcv_dnnl_md_nhwc(&x_md, xs) || rcv_dnnl_md_nhwc(&y_md, ys) || rcv_dnnl_md_vec(&b_md, O)) return -1;
+    if (G == 1) {
+        dnnl_dims_t wd = {O, C, a.kh, a.kw};
+        if (RCV_DNNL(dnnl_memory_desc_init_by_tag(&w_user, 4, wd, dnnl_f32, dnnl_oihw)) ||
+            RCV_DNNL(dnnl_memory_desc_init_by_tag(&w_any, 4, wd, dnnl_f32, dnnl_format_tag_any)))
+            return -1;
+    } else {
+        dnnl_dims_t wd = {G, O / G, C / G, a.kh, a.kw};
+        if (RCV_DNNL(dnnl_memory_desc_init_by_tag(&w_user, 5, wd, dnnl_f32, dnnl_goihw)) ||
+            RCV_DNNL(dnnl_memory_desc_init_by_tag(&w_any, 5, wd, dnnl_f32, dnnl_format_tag_any)))
+            return -1;
+    }
+    dnnl_dims_t strides = {a.sh, a.sw}, dil = {a.dh - 1, a.dw - 1}, pl = {a.ph, a.pw};
+    // PyTorch's floor rule equals oneDNN's with symmetric padding; the right pad may
+    // extend past what the last window reads, which oneDNN accepts.
+    dnnl_dims_t pr = {a.ph, a.pw};
+    const dnnl_memory_desc_t *bias = a.has_bias ? &b_md : NULL;
+
+    dnnl_primitive_attr_t attr;
+    if (rcv_dnnl_attr(&attr, 0)) return -1;
+    dnnl_convolution_desc_t fd, bdd, bwd;
+    dnnl_primitive_desc_t fpd = NULL, bdpd = NULL, bwpd = NULL;
+    int rc = -1;
+    if (RCV_DNNL(dnnl_dilated_convolution_forward_desc_init(&fd, dnnl_forward_training, dnnl_convolution_direct,
+                                                            &x_md, &w_any, bias, &y_md, strides, dil, pl, pr)) ||
+        RCV_DNNL(dnnl_primitive_desc_create(&fpd, &fd, attr, c->engine, NULL)))
+        goto done;
+    int fargs[4] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS};
+    if (rcv_dnnl_prim_init(g, &s->fwd, fpd, fargs, a.has_bias ? 4 : 3)) goto done;
+    const dnnl_memory_desc_t *wf = dnnl_primitive_desc_query_md(fpd, dnnl_query_weights_md, 0);
+    if (weight_reorder(g, &s->w_fwd, &w_user, wf)) goto done;
+    size_t wbytes = s->w_fwd.prim ? dnnl_memory_desc_get_size(wf) : 0;
+    size_t pad = max_z(s->fwd.scratchpad_bytes, s->w_fwd.scratchpad_bytes);
+    size_t dxbytes = 0;
+
+    if (rcv_in_grad(g, n, 0)) {
+        if (RCV_DNNL(dnnl_dilated_convolution_backward_data_desc_init(&bdd, dnnl_convolution_direct, &x_md, &w_any,
+                                                                      &y_md, strides, dil, pl, pr)) ||
+            RCV_DNNL(dnnl_primitive_desc_create(&bdpd, &bdd, attr, c->engine, fpd)))
+            goto done;
+        int bargs[3] = {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC};
+        if (rcv_dnnl_prim_init(g, &s->bwd_d, bdpd, bargs, 3)) goto done;
+        const dnnl_memory_desc_t *wb = dnnl_primitive_desc_query_md(bdpd, dnnl_query_weights_md, 0);
+        if (weight_reorder(g, &s->w_bwd_d, &w_user, wb)) goto done;
+        if (s->w_bwd_d.prim) wbytes = max_z(wbytes, dnnl_memory_desc_get_size(wb));
+        pad = max_z(pad, max_z(s->bwd_d.scratchpad_bytes, s->w_bwd_d.scratchpad_bytes));
+        dxbytes = rcv_numel(xs) * sizeof(float);
+    }
+
+    if (RCV_DNNL(dnnl_dilated_convolution_backward_weights_desc_init(&bwd, dnnl_convolution_direct, &x_md, &w_any,
+                                                                     bias, &y_md, strides, dil, pl, pr)) ||
+        RCV_DNNL(dnnl_primitive_desc_create(&bwpd, &bwd, attr, c->engine, fpd)))
+        goto done;
+    int wargs[4] = {DNNL_ARG_SRC, DNNL_ARG_DIFF_DST, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_BIAS};
+    if (rcv_dnnl_prim_init(g, &s->bwd_w, bwpd, wargs, a.has_bias ? 4 : 3)) goto done;
+    const dnnl_memory_desc_t *dw = dnnl_primitive_desc_query_md(bwpd, dnnl_query_diff_weights_md, 0);
+    // Always through scratch: the primitive overwrites, the parameter grad accumulates.
+    if (rcv_dnnl_reorder_init(g, &s->dw_back, dw, &w_user, 1.0f)) goto done;
+    wbytes = max_z(wbytes, dnnl_memory_desc_get_size(dw));
+    pad = max_z(pad, max_z(s->bwd_w.scratchpad_bytes, s->dw_back.scratchpad_bytes));
+
+    size_t top = 0;
+    s->off_w = rcv_scratch_take(&top, wbytes);
+    s->off_dx = rcv_scratch_take(&top, dxbytes);
+    s->off_db = rcv_scratch_take(&top, a.has_bias ? O * sizeof(float) : 0);
+    s->off_pad = rcv_scratch_take(&top, pad);
+    rcv_graph_scratch(g, top / sizeof(float) + 1);
+    rc = 0;
+done:
+    if (fpd) dnnl_primitive_desc_destroy(fpd);
+    if (bdpd) dnnl_primitive_desc_destroy(bdpd);
+    if (bwpd) dnnl_primitive_desc_destroy(bwpd);
+    dnnl_primitive_attr_destroy(attr);
+    return rc;
+}
+
+// y = conv(x, w) + b
+static void conv_forward(rcv_graph *g, rcv_node *n) {
+    conv_state *s = n->kstate;
+    if (s->gemm) {
+        gemm_forward(g, n);
+        return;
+    }
+    char *scr = (char *)g->scratch;
+    void *w = rcv_param_data(g, n->param[0]);
+    if (s->w_fwd.prim) {
+        void *io[2] = {w, scr + s->off_w};
+        rcv_dnnl_run(g, &s->w_fwd, io, scr + s->off_pad);
+        w = scr + s->off_w;
+    }
+    void *b = n->attr.conv.has_bias ? rcv_param_data(g, n->param[1]) : NULL;
+    void *args[4] = {rcv_in(g, n, 0), w, n->out, b};
+    rcv_dnnl_run(g, &s->fwd, args, scr + s->off_pad);
+}
+
+// dx (=|+=) conv_bwd_data(dy, w); dw += conv_bwd_weights(x, dy); db += sum dy
+static void conv_backward(rcv_graph *g, rcv_node *n) {
+    conv_state *s = n->kstate;
+    if (s->gemm) {
+        gemm_backward(g, n);
+        return;
+    }
+    char *scr = (char *)g->scratch;
+    float *dx = rcv_in_grad(g, n, 0);
+    if (dx && s->bwd_d.prim) {
+        void *w = rcv_param_data(g, n->param[0]);
+        if (s->w_bwd_d.prim) {
+            void *io[2] = {w, scr + s->off_w};
+            rcv_dnnl_run(g, &s->w_bwd_d, io, scr + s->off_pad);
+            w = scr + s->off_w;
+        }
+        int acc = n->in_beta[0];
+        void *args[3] = {n->grad, w, acc ? (void *)(scr + s->off_dx) : (void *)dx};
+        rcv_dnnl_run(g, &s->bwd_d, args, scr + s->off_pad);
+        if (acc) rcv_cpu_add_to(dx, (const float *)(scr + s->off_dx), rcv_numel(rcv_in_shape(g, n, 0)));
+    }
+    void *args[4] = {rcv_in(g, n, 0), n->grad, scr + s->off_w, scr + s->off_db};
+    rcv_dnnl_run(g, &s->bwd_w, args, scr + s->off_pad);
+    void *io[2] = {scr + s->off_w, rcv_param_grad(g, n->param[0])};
+    rcv_dnnl_run(g, &s->dw_back, io, scr + s->off_pad);
+    if (n->attr.conv.has_bias) {
+        float *gb = rcv_param_grad(g, n->param[1]);
+        const float *db = (const float *)(scr + s->off_db);
+        for (int o = 0; o < n->shape.c; o++) gb[o] += db[o];
+    }
+}
+
+const rcv_kernels rcv_cpu_conv2d = {
+    .prepare = conv_prepare,
+    .forward = conv_forward,
+    .backward = conv_backward,
+    .release = conv_release,
+};

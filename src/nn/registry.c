@@ -1,0 +1,156 @@
+// The model registry: name -> builder, and the frame every model shares
+// (input -> normalize -> network -> logits; labels; loss). See models.h.
+#include <math.h>
+#include <string.h>
+
+#include "nn/nn.h"
+#include "robustcv/error.h"
+#include "robustcv/init.h"
+
+static const rcv_resnet_arch resnet18 = {RCV_BASIC_BLOCK, {2, 2, 2, 2}};
+static const rcv_resnet_arch resnet34 = {RCV_BASIC_BLOCK, {3, 4, 6, 3}};
+static const rcv_resnet_arch resnet50 = {RCV_BOTTLENECK, {3, 4, 6, 3}};
+static const rcv_resnet_arch resnet101 = {RCV_BOTTLENECK, {3, 4, 23, 3}};
+static const rcv_resnet_arch resnet152 = {RCV_BOTTLENECK, {3, 8, 36, 3}};
+
+// To add a model: a builder in its own file (declared in nn.h), one line here and its name below.
+static const rcv_model_spec specs[] = {
+    {"smallcnn", "5 conv3x3-bn-relu layers (32-32-64-64-128), 2 max-pools, global pool, fc; 0.14M params",
+     rcv_nn_smallcnn, rcv_nn_smallcnn_init, NULL},
+    {"resnet18", "torchvision ResNet-18 (BasicBlock, [2, 2, 2, 2]); 11.7M params at 1000 classes", rcv_nn_resnet,
+     rcv_nn_resnet_init, &resnet18},
+    {"resnet34", "torchvision ResNet-34 (BasicBlock, [3, 4, 6, 3]); 21.8M params at 1000 classes", rcv_nn_resnet,
+     rcv_nn_resnet_init, &resnet34},
+    {"resnet50", "torchvision ResNet-50 (Bottleneck, [3, 4, 6, 3]); 25.6M params at 1000 classes", rcv_nn_resnet,
+     rcv_nn_resnet_init, &resnet50},
+    {"resnet101", "torchvision ResNet-101 (Bottleneck, [3, 4, 23, 3]); 44.5M params at 1000 classes",
+     rcv_nn_resnet, rcv_nn_resnet_init, &resnet101},
+    {"resnet152", "torchvision ResNet-152 (Bottleneck, [3, 8, 36, 3]); 60.2M params at 1000 classes; "
+                  "--gamma 0.04278 gives the seed paper's ResNet-152D",
+     rcv_nn_resnet, rcv_nn_resnet_init, &resnet152},
+};
+#define N_MODELS ((int)(sizeof specs / sizeof specs[0]))
+
+static const char *const names[] = {"smallcnn", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"};
+_Static_assert(sizeof names / sizeof names[0] == sizeof specs / sizeof specs[0], "one name per registry entry");
+
+const char *const *rcv_model_names(int *n) {
+    if (n) *n = N_MODELS;
+    return names;
+}
+
+static const rcv_model_spec *find_spec(const char *name) {
+    for (int i = 0; i < N_MODELS; i++)
+        if (name && !strcmp(specs[i].name, name)) return &specs[i];
+    return NULL;
+}
+
+const char *rcv_model_description(const char *name) {
+    const rcv_model_spec *s = find_spec(name);
+    return s ? s->description : NULL;
+}
+
+void rcv_model_cfg_defaults(rcv_model_cfg *c) {
+    memset(c, 0, sizeof *c);
+    c->in_c = 3;
+    c->in_h = c->in_w = 224;
+    c->n_classes = 1000;
+    for (int i = 0; i < 4; i++) c->std[i] = 1.0f;
+}
+
+static int check_cfg(const char *name, const rcv_model_cfg *c) {
+    if (c->in_c < 1 || c->in_c > 4 || c->in_h < 1 || c->in_w < 1)
+        return rcv_fail("model '%s': input %dx%dx%d (CxHxW), expected 1..4 channels and positive sizes", name,
+                        c->in_c, c->in_h, c->in_w);
+    if (c->n_classes < 1) return rcv_fail("model '%s': %d classes, expected at least 1", name, c->n_classes);
+    for (int i = 0; i < c->in_c; i++)
+        if (!isfinite(c->mean[i]) || !(c->std[i] > 0) || !isfinite(c->std[i]))
+            return rcv_fail("model '%s': normalization mean[%d] = %g, std[%d] = %g; expected finite, std > 0", name,
+                            i, c->mean[i], i, c->std[i]);
+    if (!(c->dropout >= 0 && c->dropout < 1))
+        return rcv_fail("model '%s': dropout %g, expected 0 <= p < 1", name, c->dropout);
+    if (!isfinite(c->gamma)) return rcv_fail("model '%s': gamma %g, expected a finite number", name, c->gamma);
+    if (!(c->label_smoothing >= 0 && c->label_smoothing <= 1))
+        return rcv_fail("model '%s': label smoothing %g, expected 0..1", name, c->label_smoothing);
+    return 0;
+}
+
+int rcv_model_build(rcv_model *m, const char *name, const rcv_model_cfg *cfg) {
+    memset(m, 0, sizeof *m);
+    m->input = m->labels = m->logits = m->loss = m->features = -1;
+    const rcv_model_spec *s = find_spec(name);
+    if (!s) {
+        char list[512] = "";
+        for (int i = 0; i < N_MODELS; i++) {
+            if (i) strncat(list, ", ", sizeof list - strlen(list) - 1);
+            strncat(list, specs[i].name, sizeof list - strlen(list) - 1);
+        }
+        return rcv_fail("unknown model '%s'; valid names: %s", name ? name : "(null)", list);
+    }
+    rcv_model_cfg c;
+    if (cfg) c = *cfg;
+    else rcv_model_cfg_defaults(&c);
+    if (check_cfg(name, &c)) return -1;
+    if (c.gamma != 0.0f && s->build != rcv_nn_resnet)
+        return rcv_fail("model '%s': gamma %g is a ResNet option (geometric residual sum); expected 0", name,
+                        c.gamma);
+    m->cfg = c;
+    snprintf(m->name, sizeof m->name, "%s", s->name);
+
+    rcv_graph *g = m->g = rcv_graph_new();
+    m->input = rcv_input(g, "input", c.in_c, c.in_h, c.in_w);              // (N, C, H, W) in [0, 1]
+    int x = m->input < 0 ? -1 : rcv_normalize(g, "normalize", m->input, c.mean, c.std);
+    m->logits = x < 0 ? -1 : s->build(m, x, s->arg);                       // (N, n_classes, 1, 1)
+    if (m->logits >= 0) m->labels = rcv_labels(g, "labels");
+    if (m->labels >= 0) m->loss = rcv_cross_entropy(g, "loss", m->logits, m->labels, c.label_smoothing);
+    if (m->loss < 0) {
+        rcv_fail_ctx("model '%s' (input %dx%dx%d, %d classes): ", name, c.in_c, c.in_h, c.in_w, c.n_classes);
+        rcv_model_free(m);
+        return -1;
+    }
+    if (c.no_init) {
+        rcv_graph_seal_params(g);
+        return 0;
+    }
+    if (rcv_model_init(m, c.seed)) {
+        rcv_model_free(m);
+        return -1;
+    }
+    return 0;
+}
+
+int rcv_model_init(rcv_model *m, uint64_t seed) {
+    const rcv_model_spec *s = find_spec(m->name);
+    if (!s || !m->g) return rcv_fail("rcv_model_init: model '%s' is not built", m->name);
+    rcv_rng root;
+    rcv_rng_init(&root, seed);
+    if (rcv_init_default(m->g, &root)) return rcv_fail_ctx("model '%s': ", m->name);
+    if (s->init) s->init(m, &root);
+    m->cfg.seed = seed;
+    return 0;
+}
+
+void rcv_model_free(rcv_model *m) {
+    if (!m) return;
+    rcv_graph_free(m->g);
+    memset(m, 0, sizeof *m);
+    m->input = m->labels = m->logits = m->loss = m->features = -1;
+}
+
+int rcv_model_find_node(const rcv_model *m, const char *module) {
+    if (!m->g || !module || !module[0]) return -1;
+    size_t len = strlen(module);
+    for (int i = m->g->n_nodes - 1; i >= 0; i--) {
+        const char *n = m->g->nodes[i].name;
+        if (!strncmp(n, module, len) && (n[len] == '\0' || n[len] == '.')) return i;
+    }
+    return -1;
+}
+
+int rcv_model_set_label_smoothing(rcv_model *m, float ls) {
+    if (!m->g || m->loss < 0) return rcv_fail("rcv_model_set_label_smoothing: model is not built");
+    if (!(ls >= 0 && ls <= 1)) return rcv_fail("label smoothing %g, expected 0..1", ls);
+    m->g->nodes[m->loss].attr.loss.label_smoothing = ls;
+    m->cfg.label_smoothing = ls;
+    return 0;
+}

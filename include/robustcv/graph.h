@@ -21,6 +21,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "robustcv/rng.h"
 
@@ -180,6 +181,9 @@ struct rcv_graph {
 
     rcv_rng rng;             // dropout and any stochastic op
     int threads;
+
+    double *prof;            // rcv_graph_profile: per node, seconds in forward [2i] and backward [2i+1]
+    long prof_steps;         // forward calls while profiling
 };
 
 // --- building ---
@@ -222,6 +226,11 @@ static inline rcv_shape rcv_in_shape(rcv_graph *g, rcv_node *n, int i) { return 
 
 // Scratch memory shared by kernels (valid only during one kernel call).
 float *rcv_graph_scratch(rcv_graph *g, size_t floats);
+
+// Per-op timing (`train --profile`): on = 1 starts (and resets) accumulating each node's
+// forward and backward wall time; the print groups it by op and by node, largest first.
+void rcv_graph_profile(rcv_graph *g, int on);
+void rcv_graph_profile_print(const rcv_graph *g, FILE *f, int top_nodes);
 
 size_t rcv_graph_param_count(const rcv_graph *g); // learnable scalars (torchvision's count)
 void rcv_graph_print(const rcv_graph *g);

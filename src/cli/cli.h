@@ -7,4 +7,8 @@ int cli_eval(int argc, char **argv);
 int cli_predict(int argc, char **argv);
 int cli_models(int argc, char **argv);
 
+#include "robustcv/graph.h"
+// --device NAME -> backend; prints and returns -1 on an unknown name.
+int cli_parse_device(const char *v, rcv_backend *b);
+
 #endif

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "backend/backend.h"
 #include "robustcv/error.h"
@@ -77,6 +78,7 @@ void rcv_graph_free(rcv_graph *g) {
     free(g->grads);
     free(g->buffers);
     free(g->ibuffers);
+    free(g->prof);
     free(g->want_grad);
     free(g);
 }
@@ -259,14 +261,23 @@ int rcv_graph_plan(rcv_graph *g, int batch, rcv_backend backend) {
     return 0;
 }
 
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 void rcv_graph_set_training(rcv_graph *g, int training) { g->training = training; }
 
 void rcv_graph_forward(rcv_graph *g) {
     for (int i = 0; i < g->n_nodes; i++) {
         rcv_node *n = &g->nodes[i];
         if (n->op == RCV_OP_INPUT || n->op == RCV_OP_LABELS) continue;
+        double t0 = g->prof ? now_s() : 0;
         rcv_backend_kernels(g->backend, n->op)->forward(g, n);
+        if (g->prof) g->prof[2 * i] += now_s() - t0;
     }
+    if (g->prof) g->prof_steps++;
 }
 
 void rcv_graph_zero_grad(rcv_graph *g) {
@@ -303,8 +314,59 @@ void rcv_graph_backward(rcv_graph *g, int loss, float scale) {
             n->in_beta[j] = written[in];
             if (g->nodes[in].needs_grad) written[in] = 1;
         }
+        double t0 = g->prof ? now_s() : 0;
         rcv_backend_kernels(g->backend, n->op)->backward(g, n);
+        if (g->prof) g->prof[2 * i + 1] += now_s() - t0;
     }
+}
+
+void rcv_graph_profile(rcv_graph *g, int on) {
+    free(g->prof);
+    g->prof = on ? rcv_xcalloc((size_t)2 * (g->n_nodes > 0 ? g->n_nodes : 1), sizeof(double)) : NULL;
+    g->prof_steps = 0;
+}
+
+static int cmp_desc(const void *a, const void *b) {
+    double x = ((const double *)a)[0], y = ((const double *)b)[0];
+    return (x < y) - (x > y);
+}
+
+void rcv_graph_profile_print(const rcv_graph *g, FILE *f, int top_nodes) {
+    if (!g->prof || g->prof_steps == 0) return;
+    double per = 1e3 / (double)g->prof_steps, total = 0;
+    double byop[RCV_OP_COUNT][3] = {{0}}; // ms, fwd, bwd per op
+    int count[RCV_OP_COUNT] = {0};
+    double (*nodes)[2] = rcv_xmalloc((size_t)g->n_nodes * sizeof *nodes); // {ms, id}
+    for (int i = 0; i < g->n_nodes; i++) {
+        rcv_op op = g->nodes[i].op;
+        double fw = g->prof[2 * i] * per, bw = g->prof[2 * i + 1] * per;
+        byop[op][0] += fw + bw;
+        byop[op][1] += fw;
+        byop[op][2] += bw;
+        count[op]++;
+        total += fw + bw;
+        nodes[i][0] = fw + bw;
+        nodes[i][1] = i;
+    }
+    fprintf(f, "profile: %ld steps, %.2f ms per step in ops (batch %d)\n", g->prof_steps, total, g->batch);
+    fprintf(f, "  %-20s %6s %10s %10s %10s %6s\n", "op", "nodes", "fwd ms", "bwd ms", "total ms", "share");
+    double ops[RCV_OP_COUNT][2];
+    for (int o = 0; o < RCV_OP_COUNT; o++) ops[o][0] = byop[o][0], ops[o][1] = o;
+    qsort(ops, RCV_OP_COUNT, sizeof ops[0], cmp_desc);
+    for (int k = 0; k < RCV_OP_COUNT; k++) {
+        int o = (int)ops[k][1];
+        if (!count[o] || byop[o][0] <= 0) continue;
+        fprintf(f, "  %-20s %6d %10.3f %10.3f %10.3f %5.1f%%\n", rcv_op_name((rcv_op)o), count[o], byop[o][1],
+                byop[o][2], byop[o][0], 100 * byop[o][0] / (total > 0 ? total : 1));
+    }
+    qsort(nodes, (size_t)g->n_nodes, sizeof nodes[0], cmp_desc);
+    fprintf(f, "  slowest nodes:\n");
+    for (int k = 0; k < top_nodes && k < g->n_nodes; k++) {
+        const rcv_node *n = &g->nodes[(int)nodes[k][1]];
+        fprintf(f, "  %-32s %-18s (%d, %d, %d, %d) %8.3f ms\n", n->name, rcv_op_name(n->op), n->shape.n, n->shape.c,
+                n->shape.h, n->shape.w, nodes[k][0]);
+    }
+    free(nodes);
 }
 
 size_t rcv_graph_param_count(const rcv_graph *g) {

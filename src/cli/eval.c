@@ -1,0 +1,105 @@
+// robustcv eval: accuracy, loss, per-class accuracy and confusion matrix of a checkpoint.
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <omp.h>
+
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "robustcv/error.h"
+#include "robustcv/train.h"
+
+int cli_eval(int argc, char **argv) {
+    rcv_opt opts[] = {
+        {"checkpoint", "FILE", "checkpoint written by `robustcv train` (required)", NULL},
+        {"data", "SPEC", "data source (default fashion-mnist)", NULL},
+        {"split", "NAME", "test or train (default test)", NULL},
+        {"batch", "N", "batch size (default 256)", NULL},
+        {"threads", "N", "threads (default: all cores)", NULL},
+        {"device", "NAME", "cpu or ref (default cpu)", NULL},
+        {"json", "FILE", "also write the results as JSON", NULL},
+        {NULL, NULL, NULL, NULL},
+    };
+    const char *pos[1];
+    int npos, batch = 256, threads = 0;
+    int rc = rcv_args_parse(argc, argv, opts, "eval", "--checkpoint FILE [options]", pos, &npos, 0);
+    if (rc) return rc == 1 ? 0 : 2;
+    rcv_backend be;
+    if (rcv_arg_int(opts, "batch", &batch) || rcv_arg_int(opts, "threads", &threads) ||
+        cli_parse_device(rcv_arg(opts, "device"), &be))
+        return 2;
+    const char *ck = rcv_arg(opts, "checkpoint"), *data = rcv_arg(opts, "data"), *split = rcv_arg(opts, "split");
+    if (!ck) {
+        fprintf(stderr, "robustcv eval: --checkpoint FILE is required\n");
+        return 2;
+    }
+    if (split && strcmp(split, "test") && strcmp(split, "train")) {
+        fprintf(stderr, "robustcv eval: --split '%s', expected test or train\n", split);
+        return 2;
+    }
+    if (batch <= 0) {
+        fprintf(stderr, "robustcv eval: --batch %d, expected > 0\n", batch);
+        return 2;
+    }
+    if (threads > 0) omp_set_num_threads(threads);
+    rcv_model m;
+    rcv_ckpt_info info;
+    rcv_dataset d = {0};
+    rcv_eval_result r = {0};
+    rc = 1;
+    if (rcv_ckpt_load_model(ck, &m, &info)) {
+        fprintf(stderr, "robustcv eval: %s\n", rcv_error());
+        return 1;
+    }
+    int train = split && !strcmp(split, "train");
+    if (rcv_data_open(data ? data : "fashion-mnist", train, &d) || rcv_evaluate(&m, &d, batch, be, &r)) {
+        fprintf(stderr, "robustcv eval: %s\n", rcv_error());
+        goto out;
+    }
+    char **names = info.n_classes == r.n_classes ? info.classes : d.class_names;
+    printf("checkpoint %s (%s, epoch %d) on %s %s: %d images\n", ck, m.name, info.epoch, data ? data : "fashion-mnist",
+           train ? "train" : "test", r.n);
+    printf("top-1 %.2f%%  top-5 %.2f%%  loss %.4f\n\n", 100 * r.top1, 100 * r.top5, r.loss);
+    printf("%-24s %8s %8s\n", "class", "images", "top-1");
+    int k = r.n_classes;
+    for (int i = 0; i < k; i++) {
+        int64_t tot = 0;
+        for (int j = 0; j < k; j++) tot += r.confusion[(size_t)i * k + j];
+        printf("%-24s %8lld %7.2f%%\n", names ? names[i] : "", (long long)tot,
+               tot ? 100.0 * r.confusion[(size_t)i * k + i] / tot : 0.0);
+    }
+    if (k <= 20) {
+        printf("\nconfusion matrix (rows: true class, columns: predicted)\n     ");
+        for (int j = 0; j < k; j++) printf(" %5d", j);
+        printf("\n");
+        for (int i = 0; i < k; i++) {
+            printf("%4d ", i);
+            for (int j = 0; j < k; j++) printf(" %5lld", (long long)r.confusion[(size_t)i * k + j]);
+            printf("\n");
+        }
+    }
+    const char *jp = rcv_arg(opts, "json");
+    if (jp) {
+        FILE *f = fopen(jp, "w");
+        if (!f) {
+            fprintf(stderr, "robustcv eval: cannot write %s\n", jp);
+            goto out;
+        }
+        fprintf(f, "{\"checkpoint\": \"%s\", \"images\": %d, \"top1\": %.6f, \"top5\": %.6f, \"loss\": %.6f, "
+                   "\"confusion\": [", ck, r.n, r.top1, r.top5, r.loss);
+        for (int i = 0; i < k; i++) {
+            fprintf(f, "%s[", i ? ", " : "");
+            for (int j = 0; j < k; j++) fprintf(f, "%s%lld", j ? ", " : "", (long long)r.confusion[(size_t)i * k + j]);
+            fprintf(f, "]");
+        }
+        fprintf(f, "]}\n");
+        fclose(f);
+    }
+    rc = 0;
+out:
+    rcv_eval_result_free(&r);
+    rcv_dataset_free(&d);
+    rcv_ckpt_info_free(&info);
+    rcv_model_free(&m);
+    return rc;
+}

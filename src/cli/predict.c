@@ -1,0 +1,111 @@
+// robustcv predict: top-5 classes, with names and probabilities, for image files.
+// Each image is decoded (JPEG or PNG), converted to the model's channel count
+// and resized (bilinear) to its input size, then classified in eval mode.
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "robustcv/error.h"
+#include "robustcv/image.h"
+#include "robustcv/train.h"
+
+// img -> x (H, W, C) in [0, 1] at the model's size and channel count.
+static void to_input(const rcv_image *img, const rcv_model_cfg *c, float *x) {
+    rcv_image conv = {0}, sized = {0};
+    if (c->in_c == 1) rcv_image_to_gray(img, &conv);
+    else rcv_image_to_rgb(img, &conv);
+    rcv_image_resize_bilinear(&conv, c->in_w, c->in_h, &sized);
+    for (size_t i = 0; i < (size_t)c->in_h * c->in_w * c->in_c; i++) x[i] = sized.pix[i] / 255.0f;
+    rcv_image_free(&conv);
+    rcv_image_free(&sized);
+}
+
+int cli_predict(int argc, char **argv) {
+    rcv_opt opts[] = {
+        {"checkpoint", "FILE", "checkpoint written by `robustcv train` (required)", NULL},
+        {"top", "K", "classes to print per image (default 5)", NULL},
+        {"threads", "N", "threads (default: all cores)", NULL},
+        {"device", "NAME", "cpu or ref (default cpu)", NULL},
+        {NULL, NULL, NULL, NULL},
+    };
+    const char *pos[4096];
+    int npos, topk = 5, threads = 0;
+    int rc = rcv_args_parse(argc, argv, opts, "predict", "--checkpoint FILE IMAGE...", pos, &npos, 4096);
+    if (rc) return rc == 1 ? 0 : 2;
+    rcv_backend be;
+    if (rcv_arg_int(opts, "top", &topk) || rcv_arg_int(opts, "threads", &threads) ||
+        cli_parse_device(rcv_arg(opts, "device"), &be))
+        return 2;
+    const char *ck = rcv_arg(opts, "checkpoint");
+    if (!ck || npos == 0) {
+        fprintf(stderr, "robustcv predict: usage: robustcv predict --checkpoint FILE IMAGE...\n");
+        return 2;
+    }
+    if (topk <= 0) {
+        fprintf(stderr, "robustcv predict: --top %d, expected > 0\n", topk);
+        return 2;
+    }
+    if (threads > 0) omp_set_num_threads(threads);
+    rcv_model m;
+    rcv_ckpt_info info;
+    if (rcv_ckpt_load_model(ck, &m, &info)) {
+        fprintf(stderr, "robustcv predict: %s\n", rcv_error());
+        return 1;
+    }
+    int k = m.cfg.n_classes;
+    if (topk > k) topk = k;
+    rc = 0;
+    if (rcv_graph_plan(m.g, 1, be)) {
+        fprintf(stderr, "robustcv predict: %s\n", rcv_error());
+        rc = 1;
+        goto out;
+    }
+    rcv_graph_set_training(m.g, 0);
+    float *x = m.g->nodes[m.input].out;
+    const float *z = m.g->nodes[m.logits].out;
+    double *p = rcv_xmalloc((size_t)k * sizeof(double));
+    int *order = rcv_xmalloc((size_t)k * sizeof(int));
+    for (int f = 0; f < npos; f++) {
+        rcv_image img;
+        if (rcv_image_load(pos[f], &img)) {
+            // Keep going: one bad file should not hide the others' answers.
+            fprintf(stderr, "robustcv predict: %s\n", rcv_error());
+            rc = 1;
+            continue;
+        }
+        to_input(&img, &m.cfg, x);
+        rcv_image_free(&img);
+        rcv_graph_forward(m.g);
+        double mx = z[0], s = 0;
+        for (int j = 1; j < k; j++) mx = z[j] > mx ? z[j] : mx;
+        for (int j = 0; j < k; j++) s += p[j] = exp((double)z[j] - mx);
+        for (int j = 0; j < k; j++) p[j] /= s, order[j] = j;
+        // Partial selection sort: the top `topk` by probability, ties by index.
+        for (int a = 0; a < topk; a++) {
+            int best = a;
+            for (int b = a + 1; b < k; b++) {
+                int jb = order[b], jm = order[best];
+                if (p[jb] > p[jm] || (p[jb] == p[jm] && jb < jm)) best = b;
+            }
+            int t = order[a];
+            order[a] = order[best];
+            order[best] = t;
+        }
+        printf("%s\n", pos[f]);
+        for (int a = 0; a < topk; a++) {
+            int j = order[a];
+            printf("  %d. %-28s %6.2f%%  (class %d)\n", a + 1, info.classes && j < info.n_classes ? info.classes[j] : "",
+                   100 * p[j], j);
+        }
+    }
+    free(p);
+    free(order);
+out:
+    rcv_ckpt_info_free(&info);
+    rcv_model_free(&m);
+    return rc;
+}

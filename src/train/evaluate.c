@@ -1,0 +1,78 @@
+// Evaluation: top-1, top-5, mean cross-entropy and the confusion matrix.
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "robustcv/error.h"
+#include "robustcv/train.h"
+
+// Per-sample cross-entropy and rank of the true class. z: (K) logits.
+static double sample_ce(const float *z, int k, int y, int *rank) {
+    double mx = z[0];
+    for (int j = 1; j < k; j++) mx = z[j] > mx ? z[j] : mx;
+    double s = 0;
+    int r = 0;
+    for (int j = 0; j < k; j++) {
+        s += exp((double)z[j] - mx);
+        // Ties rank by index, like torch.topk's stable order on CPU.
+        if (z[j] > z[y] || (z[j] == z[y] && j < y)) r++;
+    }
+    *rank = r;
+    return log(s) + mx - (double)z[y];
+}
+
+int rcv_evaluate(rcv_model *m, const rcv_dataset *d, int batch, rcv_backend backend, rcv_eval_result *r) {
+    rcv_graph *g = m->g;
+    int k = m->cfg.n_classes;
+    memset(r, 0, sizeof *r);
+    if (d->c != m->cfg.in_c || d->h != m->cfg.in_h || d->w != m->cfg.in_w)
+        return rcv_fail("evaluate: data '%s' has images %dx%dx%d (C x H x W), the model expects %dx%dx%d", d->source,
+                        d->c, d->h, d->w, m->cfg.in_c, m->cfg.in_h, m->cfg.in_w);
+    if (g->batch != batch || g->backend != backend)
+        if (rcv_graph_plan(g, batch, backend)) return -1;
+    int was_training = g->training;
+    rcv_graph_set_training(g, 0);
+    r->n = d->n;
+    r->n_classes = k;
+    r->confusion = rcv_xcalloc((size_t)k * k, sizeof(int64_t));
+    int *idx = rcv_xmalloc((size_t)batch * sizeof(int));
+    float *x = g->nodes[m->input].out;
+    int32_t *lab = g->nodes[m->labels].idata;
+    const float *z = g->nodes[m->logits].out;
+    size_t per = (size_t)d->c * d->h * d->w;
+    double loss = 0;
+    long c1 = 0, c5 = 0;
+    for (int s = 0; s < d->n; s += batch) {
+        int nb = d->n - s < batch ? d->n - s : batch;
+        for (int i = 0; i < nb; i++) idx[i] = s + i;
+        rcv_dataset_batch(d, idx, nb, x, lab);
+        // A short last batch is padded with zeros: eval-mode ops are per sample.
+        if (nb < batch) {
+            memset(x + (size_t)nb * per, 0, (size_t)(batch - nb) * per * sizeof(float));
+            for (int i = nb; i < batch; i++) lab[i] = 0;
+        }
+        rcv_graph_forward(g);
+        for (int i = 0; i < nb; i++) {
+            int y = lab[i], rank;
+            const float *zi = z + (size_t)i * k;
+            loss += sample_ce(zi, k, y, &rank);
+            c1 += rank == 0;
+            c5 += rank < 5;
+            int am = 0;
+            for (int j = 1; j < k; j++)
+                if (zi[j] > zi[am]) am = j;
+            r->confusion[(size_t)y * k + am]++;
+        }
+    }
+    free(idx);
+    rcv_graph_set_training(g, was_training);
+    r->top1 = (double)c1 / d->n;
+    r->top5 = (double)c5 / d->n;
+    r->loss = loss / d->n;
+    return 0;
+}
+
+void rcv_eval_result_free(rcv_eval_result *r) {
+    free(r->confusion);
+    r->confusion = NULL;
+}

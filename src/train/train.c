@@ -1,0 +1,248 @@
+// The training loop: shuffle, batch, forward, backward, clip, step; evaluate and
+// checkpoint after every epoch. Everything random comes from one seed, so a run
+// resumed from its last checkpoint ends where the uninterrupted run would.
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "robustcv/error.h"
+#include "robustcv/fileio.h"
+#include "robustcv/train.h"
+#include "train/progress.h"
+
+void rcv_train_cfg_defaults(rcv_train_cfg *c) {
+    memset(c, 0, sizeof *c);
+    snprintf(c->model, sizeof c->model, "smallcnn");
+    rcv_model_cfg_defaults(&c->mcfg);
+    snprintf(c->data, sizeof c->data, "fashion-mnist");
+    c->epochs = 10;
+    c->batch = 128;
+    c->eval_batch = 0; // = batch
+    c->opt = rcv_optim_defaults(RCV_OPT_SGD);
+    c->opt.lr = 0.1f;
+    c->opt.momentum = 0.9f;
+    c->opt.weight_decay = 5e-4f;
+    c->opt.nesterov = 1;
+    snprintf(c->sched, sizeof c->sched, "cosine:warmup=0");
+    c->seed = 0;
+    snprintf(c->out_dir, sizeof c->out_dir, "runs/default");
+    c->backend = RCV_BACKEND_CPU;
+}
+
+static int mkdir_p(const char *path) {
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0755) && errno != EEXIST) return rcv_fail("cannot create directory %s: %s", tmp, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) && errno != EEXIST) return rcv_fail("cannot create directory %s: %s", tmp, strerror(errno));
+    return 0;
+}
+
+// On resume, drop metric lines of epochs past the checkpoint (a run killed between
+// writing its metrics and its checkpoint would otherwise repeat them).
+static int trim_metrics(const char *path, int max_epoch) {
+    uint8_t *data;
+    size_t len;
+    if (access(path, F_OK)) return 0;
+    if (rcv_file_read(path, &data, &len)) return -1;
+    char *out = rcv_xmalloc(len + 1), *w = out;
+    for (char *line = (char *)data; *line;) {
+        char *nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line) + 1 : strlen(line);
+        const char *e = strstr(line, "\"epoch\":");
+        if (!(e && e < line + n && atoi(e + 8) > max_epoch)) {
+            memcpy(w, line, n);
+            w += n;
+        }
+        line += n;
+    }
+    int rc = rcv_file_write_atomic(path, out, (size_t)(w - out));
+    free(out);
+    free(data);
+    return rc;
+}
+
+static int append_line(const char *path, const char *line) {
+    FILE *f = fopen(path, "a");
+    if (!f) return rcv_fail("cannot append to %s: %s", path, strerror(errno));
+    fputs(line, f);
+    int bad = fflush(f) || fsync(fileno(f));
+    if (fclose(f) || bad) return rcv_fail("cannot write %s: %s", path, strerror(errno));
+    return 0;
+}
+
+static int file_exists(const char *p) { return access(p, F_OK) == 0; }
+
+int rcv_train_run(const rcv_train_cfg *cfg) {
+    if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
+    if (cfg->batch <= 0 || cfg->epochs <= 0)
+        return rcv_fail("train: batch %d and epochs %d must be positive", cfg->batch, cfg->epochs);
+    rcv_dataset train = {0}, test = {0};
+    rcv_model m = {0};
+    rcv_optim opt = {0};
+    rcv_ckpt_info info = {0};
+    int *perm = NULL, rc = -1;
+    char ckpt[600], metrics[600];
+    snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", cfg->out_dir);
+    snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", cfg->out_dir);
+
+    if (rcv_data_open(cfg->data, 1, &train) || rcv_data_open(cfg->data, 0, &test)) goto out;
+    if (cfg->subset > 0) {
+        if (train.n > cfg->subset) train.n = cfg->subset;
+        if (test.n > cfg->subset) test.n = cfg->subset;
+    }
+    if (train.n < cfg->batch) {
+        rcv_fail("train: %s has %d training images, fewer than one batch of %d", cfg->data, train.n, cfg->batch);
+        goto out;
+    }
+    if (mkdir_p(cfg->out_dir)) goto out;
+
+    int start_epoch = 0;
+    int64_t step = 0;
+    rcv_rng rng;
+    rcv_rng_init(&rng, cfg->seed);
+    int resuming = cfg->resume && file_exists(ckpt);
+    if (cfg->resume && !resuming && !cfg->quiet)
+        fprintf(stderr, "resume: no checkpoint at %s, starting from scratch\n", ckpt);
+    if (resuming) {
+        if (rcv_ckpt_load_model(ckpt, &m, &info)) goto out;
+        if (strcmp(m.name, cfg->model)) {
+            rcv_fail("resume: %s holds model '%s', this run asks for '%s'", ckpt, m.name, cfg->model);
+            goto out;
+        }
+        start_epoch = info.epoch;
+        step = info.step;
+        rng = info.rng;
+    } else {
+        rcv_model_cfg mc = cfg->mcfg;
+        mc.in_c = train.c;
+        mc.in_h = train.h;
+        mc.in_w = train.w;
+        mc.n_classes = train.n_classes;
+        mc.seed = cfg->seed;
+        rcv_dataset_mean_std(&train, mc.mean, mc.std);
+        if (rcv_model_build(&m, cfg->model, &mc)) goto out;
+    }
+    if (m.cfg.in_c != train.c || m.cfg.in_h != train.h || m.cfg.in_w != train.w || m.cfg.n_classes != train.n_classes) {
+        rcv_fail("train: model expects %dx%dx%d images and %d classes, %s has %dx%dx%d and %d", m.cfg.in_c,
+                 m.cfg.in_h, m.cfg.in_w, m.cfg.n_classes, cfg->data, train.c, train.h, train.w, train.n_classes);
+        goto out;
+    }
+    if (cfg->label_smoothing > 0) m.g->nodes[m.loss].attr.loss.label_smoothing = cfg->label_smoothing;
+
+    if (rcv_optim_init(&opt, &cfg->opt, m.g->n_param_floats)) goto out;
+    if (resuming && rcv_ckpt_load_optim(ckpt, &opt)) goto out;
+    rcv_sched sched;
+    if (rcv_sched_parse(&sched, cfg->sched)) goto out;
+    rcv_sched_set_total(&sched, cfg->epochs);
+
+    if (rcv_graph_plan(m.g, cfg->batch, cfg->backend)) goto out;
+    if (resuming) {
+        if (trim_metrics(metrics, start_epoch)) goto out;
+    } else if (file_exists(metrics) && remove(metrics)) {
+        rcv_fail("cannot remove old %s: %s", metrics, strerror(errno));
+        goto out;
+    }
+    if (!cfg->quiet)
+        fprintf(stderr, "train: %s (%zu parameters) on %s: %d train / %d test images, batch %d, %d epochs%s\n", m.name,
+                rcv_graph_param_count(m.g), cfg->data, train.n, test.n, cfg->batch, cfg->epochs,
+                resuming ? " (resumed)" : "");
+
+    int steps_per_epoch = train.n / cfg->batch; // the last partial batch is dropped (drop_last)
+    perm = rcv_xmalloc((size_t)train.n * sizeof(int));
+    rcv_graph *g = m.g;
+    float *x = g->nodes[m.input].out;
+    int32_t *lab = g->nodes[m.labels].idata;
+    const float *z = g->nodes[m.logits].out;
+    int k = m.cfg.n_classes;
+    double t_start = rcv_now();
+    for (int epoch = start_epoch; epoch < cfg->epochs; epoch++) {
+        // Shuffle and dropout streams depend only on (seed, epoch).
+        rcv_rng er = rcv_rng_fork(&rng, (uint64_t)epoch);
+        rcv_rng_permutation(&er, perm, train.n);
+        g->rng = rcv_rng_fork(&rng, 1000000u + (uint64_t)epoch);
+        rcv_graph_set_training(g, 1);
+        char label[64];
+        snprintf(label, sizeof label, "epoch %d/%d", epoch + 1, cfg->epochs);
+        rcv_progress pr;
+        rcv_progress_start(&pr, label, (long)steps_per_epoch * cfg->batch, cfg->quiet);
+        double loss_sum = 0, t0 = rcv_now();
+        long correct = 0, seen = 0;
+        float lr = 0;
+        for (int s = 0; s < steps_per_epoch; s++) {
+            if (cfg->max_steps && step >= cfg->max_steps) {
+                rcv_progress_end(&pr, "stopped at --max-steps");
+                rc = 0;
+                goto out;
+            }
+            rcv_dataset_batch(&train, perm + (size_t)s * cfg->batch, cfg->batch, x, lab);
+            rcv_graph_forward(g);
+            float loss = g->nodes[m.loss].out[0];
+            if (!isfinite(loss)) {
+                rcv_fail("train: loss is %g at epoch %d step %d (lr %g); stopping. The last good checkpoint, if any, "
+                         "is %s", loss, epoch + 1, s + 1, lr, ckpt);
+                goto out;
+            }
+            rcv_graph_zero_grad(g);
+            rcv_graph_backward(g, m.loss, 1.0f);
+            if (cfg->clip > 0) rcv_clip_grad_norm(g, cfg->clip);
+            lr = rcv_sched_lr(&sched, cfg->opt.lr, epoch + (double)s / steps_per_epoch);
+            rcv_optim_step(&opt, g, lr);
+            step++;
+            loss_sum += loss;
+            for (int i = 0; i < cfg->batch; i++) {
+                const float *zi = z + (size_t)i * k;
+                int am = 0;
+                for (int j = 1; j < k; j++)
+                    if (zi[j] > zi[am]) am = j;
+                correct += am == lab[i];
+            }
+            seen += cfg->batch;
+            char extra[64];
+            snprintf(extra, sizeof extra, "loss %.4f", loss_sum / (s + 1));
+            rcv_progress_update(&pr, seen, extra);
+        }
+        double t_train = rcv_now() - t0;
+        char extra[64];
+        snprintf(extra, sizeof extra, "loss %.4f", loss_sum / steps_per_epoch);
+        rcv_progress_end(&pr, extra);
+
+        rcv_eval_result ev;
+        if (rcv_evaluate(&m, &test, cfg->batch, cfg->backend, &ev)) goto out;
+        rcv_eval_result_free(&ev);
+
+        rcv_ckpt_info ci = {epoch + 1, step, rng, train.class_names, train.n_classes};
+        if (rcv_ckpt_save(ckpt, &m, &opt, &ci)) goto out;
+        char line[1024];
+        snprintf(line, sizeof line,
+                 "{\"epoch\": %d, \"step\": %lld, \"lr\": %.6g, \"train_loss\": %.6f, \"train_acc\": %.6f, "
+                 "\"test_loss\": %.6f, \"test_top1\": %.6f, \"test_top5\": %.6f, \"train_seconds\": %.3f, "
+                 "\"images_per_second\": %.1f}\n",
+                 epoch + 1, (long long)step, lr, loss_sum / steps_per_epoch, (double)correct / seen, ev.loss, ev.top1,
+                 ev.top5, t_train, seen / t_train);
+        if (append_line(metrics, line)) goto out;
+        if (!cfg->quiet)
+            fprintf(stderr, "epoch %d/%d: train loss %.4f acc %.2f%% | test loss %.4f top-1 %.2f%% top-5 %.2f%% | %.1f s\n",
+                    epoch + 1, cfg->epochs, loss_sum / steps_per_epoch, 100.0 * correct / seen, ev.loss,
+                    100 * ev.top1, 100 * ev.top5, t_train);
+    }
+    if (!cfg->quiet) fprintf(stderr, "train: done in %.1f s; checkpoint %s\n", rcv_now() - t_start, ckpt);
+    rc = 0;
+out:
+    free(perm);
+    rcv_optim_free(&opt);
+    if (m.g) rcv_model_free(&m);
+    rcv_ckpt_info_free(&info);
+    rcv_dataset_free(&train);
+    rcv_dataset_free(&test);
+    return rc;
+}

@@ -218,6 +218,13 @@ void rcv_graph_forward(rcv_graph *g);
 void rcv_graph_zero_grad(rcv_graph *g);
 // Backward from scalar node `loss` with d(loss) = scale. Accumulates into parameter grads.
 void rcv_graph_backward(rcv_graph *g, int loss, float scale);
+// Backward from any node with a caller-given output gradient `seed` (numel of the node's
+// output, NHWC): Grad-CAM's one-hot logits, a loss computed outside the graph on the logits
+// (recipes), a targeted attack's direction. seed may be the node's own grad buffer, filled
+// in place. -1 with a message if no gradient flows into the node.
+int rcv_graph_backward_from(rcv_graph *g, int node, const float *seed);
+// int64 buffers (num_batches_tracked) live apart from float ones.
+static inline int64_t *rcv_param_i64(rcv_graph *g, int p) { return g->ibuffers + g->param_info[p].offset; }
 
 static inline rcv_node *rcv_node_at(rcv_graph *g, int id) { return &g->nodes[id]; }
 static inline float *rcv_in(rcv_graph *g, rcv_node *n, int i) { return g->nodes[n->in[i]].out; }

@@ -284,7 +284,7 @@ void rcv_graph_zero_grad(rcv_graph *g) {
     memset(g->grads, 0, g->n_param_floats * sizeof(float));
 }
 
-void rcv_graph_backward(rcv_graph *g, int loss, float scale) {
+static void backward_from(rcv_graph *g, int loss) {
     int nn = g->n_nodes;
     // Visit only ancestors of `loss`; the first consumer (in reverse order) of a node
     // overwrites its gradient, later ones accumulate.
@@ -300,10 +300,6 @@ void rcv_graph_backward(rcv_graph *g, int loss, float scale) {
             if (g->nodes[in].needs_grad) reach[in] = 1;
         }
     }
-    rcv_node *ln = &g->nodes[loss];
-    if (!ln->grad) return;
-    size_t ne = rcv_numel(ln->shape);
-    for (size_t e = 0; e < ne; e++) ln->grad[e] = scale;
     for (int i = loss; i >= 0; i--) {
         if (!reach[i]) continue;
         rcv_node *n = &g->nodes[i];
@@ -318,6 +314,24 @@ void rcv_graph_backward(rcv_graph *g, int loss, float scale) {
         rcv_backend_kernels(g->backend, n->op)->backward(g, n);
         if (g->prof) g->prof[2 * i + 1] += now_s() - t0;
     }
+}
+
+void rcv_graph_backward(rcv_graph *g, int loss, float scale) {
+    rcv_node *ln = &g->nodes[loss];
+    if (!ln->grad) return;
+    size_t ne = rcv_numel(ln->shape);
+    for (size_t e = 0; e < ne; e++) ln->grad[e] = scale;
+    backward_from(g, loss);
+}
+
+int rcv_graph_backward_from(rcv_graph *g, int node, const float *seed) {
+    rcv_node *n = &g->nodes[node];
+    if (!n->grad)
+        return rcv_fail("backward_from: node '%s' (%s) has no gradient: nothing it depends on has parameters or "
+                        "was marked with rcv_graph_require_grad", n->name, rcv_op_name(n->op));
+    if (n->grad != seed) memcpy(n->grad, seed, rcv_numel(n->shape) * sizeof(float));
+    backward_from(g, node);
+    return 0;
 }
 
 void rcv_graph_profile(rcv_graph *g, int on) {

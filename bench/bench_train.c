@@ -2,11 +2,12 @@
 // data, images/s. bench/run.sh runs this and PyTorch's peer (bench/peer_train.py)
 // on the same shapes and thread count, and prints the ratio.
 //
-// usage: bench_train MODEL C H W CLASSES BATCH [STEPS] [small]
+// usage: bench_train MODEL C H W CLASSES BATCH [STEPS] [small] [bf16]
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <time.h>
 
 #include "robustcv/error.h"
@@ -21,7 +22,7 @@ static double now(void) {
 
 int main(int argc, char **argv) {
     if (argc < 7) {
-        fprintf(stderr, "usage: %s MODEL C H W CLASSES BATCH [STEPS] [small]\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL C H W CLASSES BATCH [STEPS] [small] [bf16]\n", argv[0]);
         return 2;
     }
     rcv_model_cfg cfg;
@@ -31,9 +32,18 @@ int main(int argc, char **argv) {
     cfg.in_w = atoi(argv[4]);
     cfg.n_classes = atoi(argv[5]);
     int batch = atoi(argv[6]), steps = argc > 7 ? atoi(argv[7]) : 10;
-    cfg.small_input = argc > 8 && !strcmp(argv[8], "small");
+    int bf16 = 0;
+    for (int i = 8; i < argc; i++) {
+        if (!strcmp(argv[i], "small")) cfg.small_input = 1;
+        else if (!strcmp(argv[i], "bf16")) bf16 = 1;
+    }
     rcv_model m;
-    if (rcv_model_build(&m, argv[1], &cfg) || rcv_graph_plan(m.g, batch, RCV_BACKEND_CPU)) {
+    if (rcv_model_build(&m, argv[1], &cfg)) {
+        fprintf(stderr, "bench_train: %s\n", rcv_error());
+        return 1;
+    }
+    if (bf16 && rcv_graph_set_precision(m.g, RCV_BF16) != RCV_BF16) return 3;
+    if (rcv_graph_plan(m.g, batch, RCV_BACKEND_CPU)) {
         fprintf(stderr, "bench_train: %s\n", rcv_error());
         return 1;
     }
@@ -76,6 +86,9 @@ int main(int argc, char **argv) {
         rcv_graph_profile_print(g, stderr, 15);
     }
     printf("%.1f\n", batch / mean);
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    fprintf(stderr, "peak_rss_mb %.0f\n", ru.ru_maxrss / 1024.0);
     fprintf(stderr, "%s: %d threads, batch %d, mean %.1f img/s, best step %.1f img/s\n", argv[1], omp_get_max_threads(),
             batch, batch / mean, batch / best);
     rcv_optim_free(&opt);

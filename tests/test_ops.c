@@ -22,6 +22,8 @@
 #include "robustcv/ops.h"
 #include "testutil.h"
 
+int rcv_cpu_has_bf16(void); // backend/cpu/dnnl_ctx.c
+
 #define TOL 1e-4
 
 typedef struct {
@@ -151,6 +153,9 @@ static int build_fanout(rcv_graph *g, const tcase *t, int *loss) {
 }
 
 // Builds t with `build` on backend be, runs two training steps; returns the graph.
+static rcv_precision cpu_precision = RCV_FP32; // section 4 runs the cpu side in bf16
+static double tol = TOL;
+
 static rcv_graph *run_case(const tcase *t, builder build, rcv_backend be) {
     rcv_graph *g = rcv_graph_new();
     int loss;
@@ -159,6 +164,8 @@ static rcv_graph *run_case(const tcase *t, builder build, rcv_backend be) {
         rcv_graph_free(g);
         return NULL;
     }
+    if (be == RCV_BACKEND_CPU) g->precision = cpu_precision;
+    g->keep_grads = 1; // every node's gradient is compared
     if (rcv_graph_plan(g, t->n, be)) {
         fprintf(stderr, "plan %s on %d: %s\n", t->desc, (int)be, rcv_error());
         rcv_graph_free(g);
@@ -206,7 +213,7 @@ static void compare(const char *desc, const char *what, const float *cpu, const 
         worst_err = e;
         snprintf(worst_what, sizeof worst_what, "%s: %s", desc, what);
     }
-    CHECK(e <= TOL, "%s: %s differs: max err %.3g of max |ref| (tolerance %g)", desc, what, e, TOL);
+    CHECK(e <= tol, "%s: %s differs: max err %.3g of max |ref| (tolerance %g)", desc, what, e, tol);
 }
 
 static void check_case(const tcase *t, builder build) {
@@ -346,5 +353,22 @@ int main(void) {
     check_case(&tiny, build_fanout);
     printf("%s %s\n", rcv_test_fail == before ? "ok  " : "FAIL", tiny.desc);
     printf("largest relative difference: %.3g (%s); tolerance %g\n", worst_err, worst_what, TOL);
+    // 4. bf16 convolutions (--precision bf16) against the fp32 ref: x, w and dy are rounded to
+    // bf16 (8 significant bits, relative rounding 2^-9), sums stay fp32, so outputs and
+    // gradients agree to about 1% of their scale.
+    if (!rcv_cpu_has_bf16()) {
+        printf("skip bf16 convolutions: this CPU has no native bf16\n");
+        return test_done();
+    }
+    cpu_precision = RCV_BF16;
+    tol = 2e-2;
+    worst_err = 0;
+    for (int i = 0; i < ncases; i++) {
+        if (cases[i].op != RCV_OP_CONV2D) continue;
+        int before = rcv_test_fail;
+        check_case(&cases[i], build_case);
+        printf("%s bf16 %s\n", rcv_test_fail == before ? "ok  " : "FAIL", cases[i].desc);
+    }
+    printf("bf16: largest relative difference: %.3g (%s); tolerance %g\n", worst_err, worst_what, tol);
     return test_done();
 }

@@ -16,6 +16,8 @@
 // between zero_grad calls sum (recipes use that). Gradients exist for every
 // node that depends on a parameter or on an input marked with
 // rcv_graph_require_grad (attacks ask for the image, Grad-CAM for a feature map).
+// Only those marked nodes' gradients stay readable after backward: the others
+// share memory once consumed (set keep_grads before plan to keep them all).
 #ifndef RCV_GRAPH_H
 #define RCV_GRAPH_H
 
@@ -62,6 +64,12 @@ typedef enum {
 const char *rcv_op_name(rcv_op op);
 
 typedef enum { RCV_BACKEND_REF = 0, RCV_BACKEND_CPU = 1, RCV_BACKEND_CUDA = 2 } rcv_backend;
+
+// Compute precision of the heavy ops (convolutions). bf16: inputs, weights and output
+// gradients are rounded to bf16 inside the kernel, products accumulate in fp32, and
+// activations, parameters (master weights), gradients and optimizer state stay fp32 -
+// PyTorch's autocast(bfloat16) split. Other ops always run in fp32.
+typedef enum { RCV_FP32 = 0, RCV_BF16 = 1 } rcv_precision;
 
 // Op attributes. Only the member for the node's op is meaningful.
 typedef struct {
@@ -173,7 +181,10 @@ struct rcv_graph {
     rcv_backend backend;
     int batch;               // planned batch size, 0 = not planned
     int training;            // batchnorm batch statistics, dropout active
+    int precision;           // RCV_FP32 or RCV_BF16 (set before plan; see rcv_graph_set_precision)
     uint8_t *want_grad;      // per node: caller asked for its gradient (inputs, feature maps)
+    int keep_grads;          // every node's gradient kept after backward (tests); else they share memory
+    size_t grad_floats;      // planned gradient memory (floats)
     float *scratch;          // shared scratch for kernels (size scratch_len floats)
     size_t scratch_len;
     void *arena;             // all planned activations/grads/saved live here
@@ -213,6 +224,10 @@ void rcv_graph_require_grad(rcv_graph *g, int node);
 // with another batch size or backend frees and redoes it. Parameters are kept.
 int rcv_graph_plan(rcv_graph *g, int batch, rcv_backend backend);
 void rcv_graph_set_training(rcv_graph *g, int training);
+// Chooses the compute precision for the next plan. bf16 on a CPU without native bf16
+// (AVX512-BF16 or AMX) falls back to fp32 with a message on stderr; returns the precision
+// that will be used.
+rcv_precision rcv_graph_set_precision(rcv_graph *g, rcv_precision p);
 void rcv_graph_forward(rcv_graph *g);
 // Zeroes parameter gradients.
 void rcv_graph_zero_grad(rcv_graph *g);

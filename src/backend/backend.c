@@ -25,3 +25,5 @@ void *rcv_backend_ctx_new(rcv_backend b, int threads) {
 void rcv_backend_ctx_free(rcv_backend b, void *ctx) {
     if (b == RCV_BACKEND_CPU) rcv_cpu_ctx_free(ctx);
 }
+
+int rcv_backend_has_bf16(rcv_backend b) { return b == RCV_BACKEND_CPU && rcv_cpu_has_bf16(); }

@@ -15,5 +15,8 @@ void rcv_backend_ctx_free(rcv_backend b, void *ctx);
 // cpu backend context, defined in backend/cpu/dnnl_ctx.c.
 void *rcv_cpu_ctx_new(int threads);
 void rcv_cpu_ctx_free(void *ctx);
+// Native bf16 dot products (AVX512-BF16 or AMX) on this CPU, as oneDNN sees it.
+int rcv_cpu_has_bf16(void);
+int rcv_backend_has_bf16(rcv_backend b);
 
 #endif

@@ -2,6 +2,7 @@
 // reverse-mode autodiff. See graph.h for the contracts.
 #include "robustcv/graph.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -192,6 +193,64 @@ float *rcv_graph_scratch(rcv_graph *g, size_t floats) {
     return g->scratch;
 }
 
+// Gradient memory. Backward visits nodes in reverse order; node i's gradient is first
+// written by the backward of its last consumer (step c = max consumer index) and last read
+// by its own backward (step i), so it lives over steps [i, c]. Gradients whose lives do not
+// overlap share memory: each, in order of first write, takes the lowest offset clear of
+// every live gradient. Gradients the caller reads after backward (rcv_graph_require_grad:
+// attack inputs, Grad-CAM maps) live to the end; a seed written before backward (the loss,
+// rcv_graph_backward_from's node) is live from the start. keep_grads gives every gradient
+// its own memory (tests that compare them all). Returns the floats needed; off[i] per node.
+static size_t assign_grads(rcv_graph *g, size_t *off) {
+    int nn = g->n_nodes;
+    int *first = rcv_xmalloc((size_t)(nn ? nn : 1) * sizeof(int)), *last = rcv_xmalloc((size_t)(nn ? nn : 1) * sizeof(int));
+    for (int i = 0; i < nn; i++) first[i] = nn, last[i] = g->want_grad[i] || g->keep_grads ? 0 : i;
+    // A node with no consumer is a seed (live from the start: first = nn); otherwise its
+    // last consumer writes it first.
+    int *has_cons = rcv_xcalloc((size_t)(nn ? nn : 1), sizeof(int));
+    for (int i = nn - 1; i >= 0; i--)
+        for (int j = 0; j < g->nodes[i].n_in; j++) {
+            int in = g->nodes[i].in[j];
+            if (!has_cons[in]) has_cons[in] = 1, first[in] = i;
+        }
+    // backward_from(node) seeds node's own gradient before the pass: it must not share with
+    // anything live at or after its write, which [i, first] already guarantees (the pass starts
+    // at i; everything else written later is written at steps below i, after i's read).
+    if (g->keep_grads)
+        for (int i = 0; i < nn; i++) first[i] = nn;
+    typedef struct { size_t off, len; int end; } blk;
+    blk *live = rcv_xmalloc((size_t)(nn ? nn : 1) * sizeof(blk));
+    int nlive = 0;
+    size_t total = 0;
+    for (int t = nn; t >= 0; t--) {
+        // Release gradients whose last read was at a later step (t + 1).
+        for (int k = 0; k < nlive;)
+            if (live[k].end > t) live[k] = live[--nlive];
+            else k++;
+        for (int i = 0; i < nn; i++) {
+            rcv_node *n = &g->nodes[i];
+            if (!n->needs_grad || first[i] != t) continue;
+            size_t len = align16(rcv_numel(n->shape)), best = SIZE_MAX;
+            // Lowest candidate offset (0 or the end of a live block) that overlaps no live block.
+            for (int c = -1; c < nlive; c++) {
+                size_t o = c < 0 ? 0 : live[c].off + live[c].len;
+                int clear = o < best;
+                for (int k = 0; k < nlive && clear; k++)
+                    if (o < live[k].off + live[k].len && live[k].off < o + len) clear = 0;
+                if (clear) best = o;
+            }
+            off[i] = best;
+            live[nlive++] = (blk){best, len, last[i]};
+            if (best + len > total) total = best + len;
+        }
+    }
+    free(live);
+    free(has_cons);
+    free(first);
+    free(last);
+    return total;
+}
+
 int rcv_graph_plan(rcv_graph *g, int batch, rcv_backend backend) {
     if (batch <= 0) return rcv_fail("plan: batch size %d, expected a positive integer", batch);
     if (g->batch == batch && g->backend == backend) return 0;
@@ -213,7 +272,8 @@ int rcv_graph_plan(rcv_graph *g, int batch, rcv_backend backend) {
     }
     g->batch = batch;
 
-    // One arena: outputs, grads, saved state, each 64-byte aligned.
+    // One arena: outputs, saved state and gradients, each 64-byte aligned. Outputs and saved
+    // state live for the whole step; gradients share memory (assign_grads).
     size_t total = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         rcv_node *n = &g->nodes[i];
@@ -221,10 +281,11 @@ int rcv_graph_plan(rcv_graph *g, int batch, rcv_backend backend) {
         n->saved_len = (k && k->saved_size) ? k->saved_size(g, n) : 0;
         if (n->op == RCV_OP_LABELS) total += align16((size_t)batch);
         else total += align16(rcv_numel(n->shape));
-        if (n->needs_grad) total += align16(rcv_numel(n->shape));
         total += align16(n->saved_len);
     }
-    g->arena = rcv_alloc_aligned(total * sizeof(float));
+    size_t *grad_off = rcv_xmalloc((size_t)(g->n_nodes > 0 ? g->n_nodes : 1) * sizeof(size_t));
+    size_t grad_total = assign_grads(g, grad_off);
+    g->arena = rcv_alloc_aligned((total + grad_total) * sizeof(float));
     float *p = g->arena;
     for (int i = 0; i < g->n_nodes; i++) {
         rcv_node *n = &g->nodes[i];
@@ -235,9 +296,12 @@ int rcv_graph_plan(rcv_graph *g, int batch, rcv_backend backend) {
             n->out = p;
             p += align16(rcv_numel(n->shape));
         }
-        if (n->needs_grad) { n->grad = p; p += align16(rcv_numel(n->shape)); }
         if (n->saved_len) { n->saved = p; p += align16(n->saved_len); }
     }
+    for (int i = 0; i < g->n_nodes; i++)
+        if (g->nodes[i].needs_grad) g->nodes[i].grad = p + grad_off[i];
+    g->grad_floats = grad_total;
+    free(grad_off);
 
     g->backend_ctx = rcv_backend_ctx_new(backend, g->threads);
     if (!g->backend_ctx && backend != RCV_BACKEND_REF) {
@@ -268,6 +332,17 @@ static double now_s(void) {
 }
 
 void rcv_graph_set_training(rcv_graph *g, int training) { g->training = training; }
+
+rcv_precision rcv_graph_set_precision(rcv_graph *g, rcv_precision p) {
+    if (p == RCV_BF16 && !rcv_backend_has_bf16(g->backend ? g->backend : RCV_BACKEND_CPU)) {
+        fprintf(stderr, "robustcv: --precision bf16: this CPU has no native bf16 (AVX512-BF16 or AMX); training in "
+                        "fp32\n");
+        p = RCV_FP32;
+    }
+    if (g->precision != (int)p && g->batch) g->batch = -g->batch; // forces a re-plan (kernels depend on it)
+    g->precision = p;
+    return p;
+}
 
 void rcv_graph_forward(rcv_graph *g) {
     for (int i = 0; i < g->n_nodes; i++) {

@@ -127,3 +127,13 @@ void rcv_cpu_add_to(float *restrict dst, const float *restrict src, size_t n) {
 #pragma omp parallel for simd schedule(static)
     for (size_t i = 0; i < n; i++) dst[i] += src[i];
 }
+
+int rcv_cpu_has_bf16(void) {
+    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa(); // ISA values are nested bit sets
+    return (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+}
+
+int rcv_dnnl_md_nhwc_bf16(dnnl_memory_desc_t *md, rcv_shape s) {
+    dnnl_dims_t d = {s.n, s.c, s.h, s.w};
+    return RCV_DNNL(dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_bf16, dnnl_nhwc));
+}

@@ -54,6 +54,9 @@ void rcv_dnnl_prim_free(rcv_dnnl_prim *p);
 // Memory descriptors: an activation (N, C, H, W) stored NHWC; a 1-d float vector.
 int rcv_dnnl_md_nhwc(dnnl_memory_desc_t *md, rcv_shape s);
 int rcv_dnnl_md_vec(dnnl_memory_desc_t *md, int len);
+// The same activation stored as bf16 (the bf16 conv path's rounded copies).
+int rcv_dnnl_md_nhwc_bf16(dnnl_memory_desc_t *md, rcv_shape s);
+int rcv_cpu_has_bf16(void);
 
 // Bump allocation of a kernel's scratch regions, 64-byte aligned; byte offsets into g->scratch.
 static inline size_t rcv_scratch_take(size_t *top, size_t bytes) {

@@ -144,7 +144,8 @@ struct rcv_node {
     size_t saved_len;        // floats
     uint8_t *in_beta;        // per input: 0 = this node's backward writes the input grad first
     uint8_t needs_grad;      // gradient flows into this node's output
-    int aliases;             // FLATTEN etc. may alias their input's storage (set by prepare)
+    uint8_t fused_relu;      // BN followed by its only consumer, a RELU: BN's kernel applies the ReLU
+    uint8_t skip;            // that RELU: out and grad alias the BN's, its kernels do not run
 
     void *kstate;            // backend-private state (oneDNN primitives, ...)
 };
@@ -183,7 +184,7 @@ struct rcv_graph {
     int training;            // batchnorm batch statistics, dropout active
     int precision;           // RCV_FP32 or RCV_BF16 (set before plan; see rcv_graph_set_precision)
     uint8_t *want_grad;      // per node: caller asked for its gradient (inputs, feature maps)
-    int keep_grads;          // every node's gradient kept after backward (tests); else they share memory
+    int keep_grads;          // every node's gradient kept after backward and no fusion (tests)
     size_t grad_floats;      // planned gradient memory (floats)
     float *scratch;          // shared scratch for kernels (size scratch_len floats)
     size_t scratch_len;

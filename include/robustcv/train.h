@@ -25,6 +25,8 @@ typedef struct {
     int max_steps;           // stop after this many steps in total (tests), 0 = no limit
     int subset;              // use only the first `subset` train and test images, 0 = all
     int quiet;
+    rcv_precision precision; // RCV_BF16: bf16 convolutions, fp32 master weights (--precision bf16)
+    int profile;             // print the per-op time profile after training (--profile)
 } rcv_train_cfg;
 
 void rcv_train_cfg_defaults(rcv_train_cfg *c);

@@ -43,6 +43,9 @@ int cli_train(int argc, char **argv) {
         {"max-steps", "N", "stop after N optimizer steps in total (default no limit)", NULL},
         {"subset", "N", "use only the first N train and N test images (quick experiments)", NULL},
         {"quiet", NULL, "no progress output", NULL},
+        {"precision", "NAME", "fp32 (default) or bf16: bf16 convolutions with fp32 master weights (AVX512-BF16/AMX CPUs; "
+                              "others fall back to fp32 with a message)", NULL},
+        {"profile", NULL, "print where a training step's time goes, per op and per node, at the end", NULL},
         {NULL, NULL, NULL, NULL},
     };
     const char *pos[1];
@@ -87,6 +90,14 @@ int cli_train(int argc, char **argv) {
     c.seed = seed;
     c.resume = rcv_arg(opts, "resume") != NULL;
     c.quiet = rcv_arg(opts, "quiet") != NULL;
+    c.profile = rcv_arg(opts, "profile") != NULL;
+    if ((v = rcv_arg(opts, "precision"))) {
+        if (!strcmp(v, "bf16")) c.precision = RCV_BF16;
+        else if (strcmp(v, "fp32")) {
+            fprintf(stderr, "robustcv train: --precision '%s', expected fp32 or bf16\n", v);
+            return 2;
+        }
+    }
     if (rcv_train_run(&c)) {
         fprintf(stderr, "robustcv train: %s\n", rcv_error());
         return 1;

@@ -145,7 +145,9 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
     if (rcv_sched_parse(&sched, cfg->sched)) goto out;
     rcv_sched_set_total(&sched, cfg->epochs);
 
+    if (cfg->precision == RCV_BF16) rcv_graph_set_precision(m.g, RCV_BF16);
     if (rcv_graph_plan(m.g, cfg->batch, cfg->backend)) goto out;
+    if (cfg->profile) rcv_graph_profile(m.g, 1);
     if (resuming) {
         if (trim_metrics(metrics, start_epoch)) goto out;
     } else if (file_exists(metrics) && remove(metrics)) {
@@ -217,7 +219,11 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
         rcv_progress_end(&pr, extra);
 
         rcv_eval_result ev;
-        if (rcv_evaluate(&m, &test, cfg->batch, cfg->backend, &ev)) goto out;
+        double *prof = g->prof; // the profile is of training steps only
+        g->prof = NULL;
+        int bad = rcv_evaluate(&m, &test, cfg->batch, cfg->backend, &ev);
+        g->prof = prof;
+        if (bad) goto out;
         rcv_eval_result_free(&ev);
 
         rcv_ckpt_info ci = {epoch + 1, step, rng, train.class_names, train.n_classes};
@@ -236,6 +242,7 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
                     100 * ev.top1, 100 * ev.top5, t_train);
     }
     if (!cfg->quiet) fprintf(stderr, "train: done in %.1f s; checkpoint %s\n", rcv_now() - t_start, ckpt);
+    if (cfg->profile) rcv_graph_profile_print(m.g, stderr, 20);
     rc = 0;
 out:
     free(perm);

@@ -8,6 +8,11 @@
 // them is the affine map (attacks differentiate eval-mode models).
 // Backward uses the mode of the last forward.
 //
+// Fused ReLU (n->fused_relu, set by the planner when a ReLU is the only consumer): the
+// primitives carry dnnl_fuse_norm_relu, y = max(bn(x), 0), and forward leaves oneDNN's
+// ReLU mask (its workspace) after the statistics in n->saved for backward, which then
+// takes the ReLU's output gradient directly.
+//
 // Scratch (bytes): [dx when accumulating or not wanted | dweight (C) | dbias (C) | scratchpad].
 #include <stdlib.h>
 
@@ -20,7 +25,11 @@ typedef struct {
     int last_training;
 } bn_state;
 
-static size_t bn_saved(const rcv_graph *g, const rcv_node *n) { return 2 * (size_t)n->shape.c; }
+// [mean (C) | var (C) | ReLU mask (at most one byte per element) when fused]
+static size_t bn_saved(const rcv_graph *g, const rcv_node *n) {
+    (void)g;
+    return 2 * (size_t)n->shape.c + (n->fused_relu ? (rcv_numel(n->shape) + 3) / 4 : 0);
+}
 
 static void bn_release(rcv_node *n) {
     bn_state *s = n->kstate;
@@ -46,15 +55,24 @@ static int bn_build(rcv_graph *g, rcv_node *n, const dnnl_memory_desc_t *md, uns
     if (RCV_DNNL(dnnl_batch_normalization_forward_desc_init(&fd, dnnl_forward_training, md, eps, flags)) ||
         RCV_DNNL(dnnl_primitive_desc_create(&fpd, &fd, attr, c->engine, NULL)))
         goto done;
-    int fargs[6] = {DNNL_ARG_SRC, DNNL_ARG_DST, DNNL_ARG_SCALE, DNNL_ARG_SHIFT, DNNL_ARG_MEAN, DNNL_ARG_VARIANCE};
-    if (rcv_dnnl_prim_init(g, fwd, fpd, fargs, 6)) goto done;
+    int fargs[7] = {DNNL_ARG_SRC,  DNNL_ARG_DST,      DNNL_ARG_SCALE,    DNNL_ARG_SHIFT,
+                    DNNL_ARG_MEAN, DNNL_ARG_VARIANCE, DNNL_ARG_WORKSPACE};
+    int fused = (flags & dnnl_fuse_norm_relu) != 0;
+    if (fused) {
+        size_t ws = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(fpd, dnnl_query_workspace_md, 0));
+        if (ws > (bn_saved(g, n) - 2 * (size_t)n->shape.c) * sizeof(float)) {
+            rcv_fail("batchnorm2d+relu: oneDNN wants a %zu-byte workspace, more than the planned one", ws);
+            goto done;
+        }
+    }
+    if (rcv_dnnl_prim_init(g, fwd, fpd, fargs, fused ? 7 : 6)) goto done;
     if (RCV_DNNL(dnnl_batch_normalization_backward_desc_init(&bd, dnnl_backward, md, md, eps, flags)) ||
         RCV_DNNL(dnnl_primitive_desc_create(&bpd, &bd, attr, c->engine, fpd)))
         goto done;
     // oneDNN 2.6 refuses to execute backward (invalid_arguments) without SHIFT, though it does not read it.
-    int bargs[9] = {DNNL_ARG_SRC,      DNNL_ARG_MEAN,       DNNL_ARG_VARIANCE,    DNNL_ARG_DIFF_DST, DNNL_ARG_SCALE,
-                    DNNL_ARG_DIFF_SRC, DNNL_ARG_DIFF_SCALE, DNNL_ARG_DIFF_SHIFT, DNNL_ARG_SHIFT};
-    if (rcv_dnnl_prim_init(g, bwd, bpd, bargs, 9)) goto done;
+    int bargs[10] = {DNNL_ARG_SRC,      DNNL_ARG_MEAN,       DNNL_ARG_VARIANCE,    DNNL_ARG_DIFF_DST, DNNL_ARG_SCALE,
+                     DNNL_ARG_DIFF_SRC, DNNL_ARG_DIFF_SCALE, DNNL_ARG_DIFF_SHIFT, DNNL_ARG_SHIFT,    DNNL_ARG_WORKSPACE};
+    if (rcv_dnnl_prim_init(g, bwd, bpd, bargs, fused ? 10 : 9)) goto done;
     rc = 0;
 done:
     if (fpd) dnnl_primitive_desc_destroy(fpd);
@@ -70,7 +88,7 @@ static int bn_prepare(rcv_graph *g, rcv_node *n) {
     if (rcv_dnnl_md_nhwc(&md, n->shape)) return -1;
     dnnl_primitive_attr_t attr;
     if (rcv_dnnl_attr(&attr, 0)) return -1;
-    unsigned flags = dnnl_use_scale | dnnl_use_shift;
+    unsigned flags = dnnl_use_scale | dnnl_use_shift | (n->fused_relu ? dnnl_fuse_norm_relu : 0);
     int rc = bn_build(g, n, &md, flags, &s->fwd_train, &s->bwd_train, attr) ||
              bn_build(g, n, &md, flags | dnnl_use_global_stats, &s->fwd_eval, &s->bwd_eval, attr);
     dnnl_primitive_attr_destroy(attr);
@@ -92,14 +110,15 @@ static void bn_forward(rcv_graph *g, rcv_node *n) {
     int C = n->shape.c;
     float *w = rcv_param_data(g, n->param[0]), *b = rcv_param_data(g, n->param[1]);
     float *rm = rcv_param_data(g, n->buf[0]), *rv = rcv_param_data(g, n->buf[1]);
+    void *ws = n->saved + 2 * C;
     s->last_training = g->training;
     if (!g->training) {
-        void *args[6] = {rcv_in(g, n, 0), n->out, w, b, rm, rv};
+        void *args[7] = {rcv_in(g, n, 0), n->out, w, b, rm, rv, ws};
         rcv_dnnl_run(g, &s->fwd_eval, args, pad);
         return;
     }
     float *mean = n->saved, *var = n->saved + C;
-    void *args[6] = {rcv_in(g, n, 0), n->out, w, b, mean, var};
+    void *args[7] = {rcv_in(g, n, 0), n->out, w, b, mean, var, ws};
     rcv_dnnl_run(g, &s->fwd_train, args, pad);
     double cnt = (double)n->shape.n * n->shape.h * n->shape.w;
     float m = n->attr.bn.momentum, unbias = cnt > 1 ? (float)(cnt / (cnt - 1)) : 1.0f;
@@ -126,7 +145,7 @@ static void bn_backward(rcv_graph *g, rcv_node *n) {
     } else {
         mean = rcv_param_data(g, n->buf[0]), var = rcv_param_data(g, n->buf[1]), p = &s->bwd_eval;
     }
-    void *args[9] = {rcv_in(g, n, 0), mean, var, n->grad, w, dxw, dw, db, b};
+    void *args[10] = {rcv_in(g, n, 0), mean, var, n->grad, w, dxw, dw, db, b, n->saved + 2 * C};
     rcv_dnnl_run(g, p, args, scr + s->off_pad);
     if (dx && !direct) rcv_cpu_add_to(dx, dxw, rcv_numel(n->shape));
     float *gw = rcv_param_grad(g, n->param[0]), *gb = rcv_param_grad(g, n->param[1]);

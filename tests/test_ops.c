@@ -106,6 +106,18 @@ static int build_case(rcv_graph *g, const tcase *t, int *loss) {
     return *loss < 0 ? -1 : 0;
 }
 
+// x -> conv -> bn -> relu -> conv -> bn -> relu -> mse: both BN -> ReLU pairs fuse on cpu.
+static int build_fused(rcv_graph *g, const tcase *t, int *loss) {
+    int x = rcv_input(g, "x", t->c, t->h, t->w);
+    rcv_graph_require_grad(g, x);
+    int h = rcv_relu(g, "r1", rcv_batchnorm2d(g, "bn1", rcv_conv2d(g, "c1", x, 8, 3, 1, 1, 1, 1, 0), 1e-5f, 0.1f));
+    int y = rcv_relu(g, "r2", rcv_batchnorm2d(g, "bn2", rcv_conv2d(g, "c2", h, 8, 3, 1, 1, 1, 1, 0), 1e-5f, 0.1f));
+    rcv_shape s = g->nodes[y].shape;
+    int tgt = rcv_input(g, "target", s.c, s.h, s.w);
+    *loss = rcv_mse(g, "loss", y, tgt);
+    return *loss < 0 ? -1 : 0;
+}
+
 // Tensors with several consumers, so every non-loss kernel runs its in_beta = 1 path:
 // x: (N, 8, H, W) (H, W even) feeds conv 3x3 / 1x1 / grouped, bn, max/avg pool, relu,
 // sigmoid, dropout, mul(x, x), add(x, x), scale_add(x, x), gap and a gate mul; the
@@ -154,6 +166,7 @@ static int build_fanout(rcv_graph *g, const tcase *t, int *loss) {
 
 // Builds t with `build` on backend be, runs two training steps; returns the graph.
 static rcv_precision cpu_precision = RCV_FP32; // section 4 runs the cpu side in bf16
+static int keep_all = 1;                       // section 5 lets the planner fuse and share
 static double tol = TOL;
 
 static rcv_graph *run_case(const tcase *t, builder build, rcv_backend be) {
@@ -165,7 +178,7 @@ static rcv_graph *run_case(const tcase *t, builder build, rcv_backend be) {
         return NULL;
     }
     if (be == RCV_BACKEND_CPU) g->precision = cpu_precision;
-    g->keep_grads = 1; // every node's gradient is compared
+    g->keep_grads = keep_all; // every node's gradient is compared (and nothing is fused)
     if (rcv_graph_plan(g, t->n, be)) {
         fprintf(stderr, "plan %s on %d: %s\n", t->desc, (int)be, rcv_error());
         rcv_graph_free(g);
@@ -353,6 +366,32 @@ int main(void) {
     check_case(&tiny, build_fanout);
     printf("%s %s\n", rcv_test_fail == before ? "ok  " : "FAIL", tiny.desc);
     printf("largest relative difference: %.3g (%s); tolerance %g\n", worst_err, worst_what, TOL);
+    // 5. BN -> ReLU fused by the planner (cpu), gradients sharing memory, against ref
+    // unfused: what the caller can see - the loss, the input gradient, parameter
+    // gradients and running statistics - must agree.
+    keep_all = 0;
+    for (int train = 1; train >= 0; train--) {
+        tcase fz = {RCV_OP_BATCHNORM2D, train ? "fused bn+relu, train" : "fused bn+relu, eval", 4, 8, 6, 6, {0}, 0, train, 0};
+        rcv_graph *r = run_case(&fz, build_fused, RCV_BACKEND_REF), *c = run_case(&fz, build_fused, RCV_BACKEND_CPU);
+        int fused = 0;
+        for (int i = 0; c && i < c->n_nodes; i++) fused += c->nodes[i].skip;
+        CHECK(r && c && fused == 2, "%s: expected both ReLUs fused on cpu, got %d", fz.desc, fused);
+        int before = rcv_test_fail;
+        if (r && c && fused == 2) {
+            int last = r->n_nodes - 1;
+            compare(fz.desc, "loss", c->nodes[last].out, r->nodes[last].out, 1);
+            compare(fz.desc, "input gradient", c->nodes[0].grad, r->nodes[0].grad, rcv_numel(r->nodes[0].shape));
+            int relu = rcv_graph_find_node(r, "r2");
+            compare(fz.desc, "relu output", c->nodes[relu].out, r->nodes[relu].out, rcv_numel(r->nodes[relu].shape));
+            compare(fz.desc, "parameter gradients", c->grads, r->grads, r->n_param_floats);
+            compare(fz.desc, "running statistics", c->buffers, r->buffers, r->n_buffer_floats);
+        }
+        printf("%s %s\n", rcv_test_fail == before ? "ok  " : "FAIL", fz.desc);
+        rcv_graph_free(r);
+        rcv_graph_free(c);
+    }
+    keep_all = 1;
+
     // 4. bf16 convolutions (--precision bf16) against the fp32 ref: x, w and dy are rounded to
     // bf16 (8 significant bits, relative rounding 2^-9), sums stay fp32, so outputs and
     // gradients agree to about 1% of their scale.

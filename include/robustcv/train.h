@@ -5,13 +5,14 @@
 #include <stdint.h>
 
 #include "robustcv/data.h"
+#include "robustcv/loader.h"
 #include "robustcv/models.h"
 #include "robustcv/optim.h"
 
 typedef struct {
     char model[64];
     rcv_model_cfg mcfg;      // in_c/in_h/in_w/n_classes/mean/std come from the data
-    char data[512];          // "fashion-mnist" or "fashion-mnist:/dir"
+    char data[512];          // rcv_data_open spec: "fashion-mnist", "tiny-imagenet:/dir", ...
     int epochs, batch, eval_batch;
     rcv_optim_cfg opt;
     char sched[256];         // rcv_sched_parse spec
@@ -27,6 +28,11 @@ typedef struct {
     int quiet;
     rcv_precision precision; // RCV_BF16: bf16 convolutions, fp32 master weights (--precision bf16)
     int profile;             // print the per-op time profile after training (--profile)
+    int loader_threads;      // batch-loading threads (default 2); 0 = load in the training thread
+    // Per-sample transform of training images (augmentation), run on the loader threads
+    // with rng = rcv_rng_fork(epoch stream, position in the epoch); NULL = none.
+    rcv_sample_fn sample_fn;
+    void *sample_ctx;
 } rcv_train_cfg;
 
 void rcv_train_cfg_defaults(rcv_train_cfg *c);
@@ -61,7 +67,5 @@ int rcv_ckpt_load_model(const char *path, rcv_model *m, rcv_ckpt_info *info);
 int rcv_ckpt_load_optim(const char *path, rcv_optim *o);
 void rcv_ckpt_info_free(rcv_ckpt_info *info);
 
-// Data source specs shared by every command: "fashion-mnist[:DIR]".
-int rcv_data_open(const char *spec, int train, rcv_dataset *d);
 
 #endif

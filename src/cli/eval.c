@@ -12,7 +12,8 @@
 int cli_eval(int argc, char **argv) {
     rcv_opt opts[] = {
         {"checkpoint", "FILE", "checkpoint written by `robustcv train` (required)", NULL},
-        {"data", "SPEC", "data source (default fashion-mnist)", NULL},
+        {"data", "SPEC", "data source (default fashion-mnist): fashion-mnist[:DIR], tiny-imagenet:PATH[:options] "
+                         "(test = val/), folder:PATH[:options], tiny-imagenet-c:PATH:CORRUPTION:SEVERITY[:options]", NULL},
         {"split", "NAME", "test or train (default test)", NULL},
         {"batch", "N", "batch size (default 256)", NULL},
         {"threads", "N", "threads (default: all cores)", NULL},

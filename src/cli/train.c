@@ -20,7 +20,9 @@ int cli_parse_device(const char *v, rcv_backend *b) {
 
 int cli_train(int argc, char **argv) {
     rcv_opt opts[] = {
-        {"data", "SPEC", "data source: fashion-mnist[:DIR] (default fashion-mnist)", NULL},
+        {"data", "SPEC", "data source (default fashion-mnist): fashion-mnist[:DIR], tiny-imagenet:PATH[:size=N][:skip-bad], "
+                         "folder:PATH[:size=N][:gray][:skip-bad]; decoded images are cached (no-cache, cache=DIR; "
+                         "default $RCV_CACHE_DIR or ~/.cache/robustcv)", NULL},
         {"model", "NAME", "model name, see `robustcv models` (default smallcnn)", NULL},
         {"epochs", "N", "epochs (default 10)", NULL},
         {"batch", "N", "batch size (default 128); the last partial batch of an epoch is dropped", NULL},
@@ -39,6 +41,7 @@ int cli_train(int argc, char **argv) {
         {"out", "DIR", "run directory for last.safetensors and metrics.jsonl (default runs/default)", NULL},
         {"resume", NULL, "continue from DIR/last.safetensors (weights, optimizer, epoch, RNG)", NULL},
         {"threads", "N", "threads (default: all cores)", NULL},
+        {"loader-threads", "N", "threads preparing batches ahead (default 2; 0 = none); results do not depend on it", NULL},
         {"device", "NAME", "cpu (oneDNN, default) or ref (reference kernels, slow)", NULL},
         {"max-steps", "N", "stop after N optimizer steps in total (default no limit)", NULL},
         {"subset", "N", "use only the first N train and N test images (quick experiments)", NULL},
@@ -81,7 +84,7 @@ int cli_train(int argc, char **argv) {
         rcv_arg_int(opts, "nesterov", &nesterov) || rcv_arg_float(opts, "weight-decay", &c.opt.weight_decay) ||
         rcv_arg_float(opts, "clip", &c.clip) || rcv_arg_float(opts, "label-smoothing", &c.label_smoothing) ||
         rcv_arg_float(opts, "dropout", &c.mcfg.dropout) || rcv_arg_u64(opts, "seed", &seed) ||
-        rcv_arg_int(opts, "threads", &c.threads) || rcv_arg_int(opts, "max-steps", &c.max_steps) || rcv_arg_int(opts, "subset", &c.subset) ||
+        rcv_arg_int(opts, "threads", &c.threads) || rcv_arg_int(opts, "loader-threads", &c.loader_threads) || rcv_arg_int(opts, "max-steps", &c.max_steps) || rcv_arg_int(opts, "subset", &c.subset) ||
         cli_parse_device(rcv_arg(opts, "device"), &c.backend))
         return 2;
     if (rcv_arg(opts, "small-input")) small = 1;

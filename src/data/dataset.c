@@ -3,6 +3,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <sys/mman.h>
+
 #include "robustcv/data.h"
 #include "robustcv/error.h"
 
@@ -10,9 +12,17 @@ void rcv_dataset_free(rcv_dataset *d) {
     if (!d) return;
     if (d->class_names)
         for (int k = 0; k < d->n_classes; k++) free(d->class_names[k]);
+    if (d->class_ids)
+        for (int k = 0; k < d->n_classes; k++) free(d->class_ids[k]);
     free(d->class_names);
-    free(d->pixels);
-    free(d->labels);
+    free(d->class_ids);
+    if (d->map) {
+        munmap(d->map, d->map_len); // pixels, labels and boxes live in the mapping
+    } else {
+        free(d->pixels);
+        free(d->labels);
+        free(d->boxes);
+    }
     free(d->source);
     memset(d, 0, sizeof *d);
 }

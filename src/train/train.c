@@ -32,6 +32,7 @@ void rcv_train_cfg_defaults(rcv_train_cfg *c) {
     c->seed = 0;
     snprintf(c->out_dir, sizeof c->out_dir, "runs/default");
     c->backend = RCV_BACKEND_CPU;
+    c->loader_threads = 2;
 }
 
 static int mkdir_p(const char *path) {
@@ -91,6 +92,7 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
     rcv_optim opt = {0};
     rcv_ckpt_info info = {0};
     int *perm = NULL, rc = -1;
+    rcv_loader *loader = NULL;
     char ckpt[600], metrics[600];
     snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", cfg->out_dir);
     snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", cfg->out_dir);
@@ -172,6 +174,11 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
         rcv_rng er = rcv_rng_fork(&rng, (uint64_t)epoch);
         rcv_rng_permutation(&er, perm, train.n);
         g->rng = rcv_rng_fork(&rng, 1000000u + (uint64_t)epoch);
+        // Augmentation streams: per sample, forked from one per-epoch stream.
+        rcv_rng sr = rcv_rng_fork(&rng, 2000000u + (uint64_t)epoch);
+        if (rcv_loader_open(&loader, &train, cfg->batch, perm, steps_per_epoch, cfg->sample_fn, cfg->sample_ctx, &sr,
+                            cfg->loader_threads))
+            goto out;
         rcv_graph_set_training(g, 1);
         char label[64];
         snprintf(label, sizeof label, "epoch %d/%d", epoch + 1, cfg->epochs);
@@ -186,7 +193,7 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
                 rc = 0;
                 goto out;
             }
-            rcv_dataset_batch(&train, perm + (size_t)s * cfg->batch, cfg->batch, x, lab);
+            if (rcv_loader_next(loader, x, lab, NULL)) goto out;
             rcv_graph_forward(g);
             float loss = g->nodes[m.loss].out[0];
             if (!isfinite(loss)) {
@@ -213,6 +220,8 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
             snprintf(extra, sizeof extra, "loss %.4f", loss_sum / (s + 1));
             rcv_progress_update(&pr, seen, extra);
         }
+        rcv_loader_close(loader);
+        loader = NULL;
         double t_train = rcv_now() - t0;
         char extra[64];
         snprintf(extra, sizeof extra, "loss %.4f", loss_sum / steps_per_epoch);
@@ -245,6 +254,7 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
     if (cfg->profile) rcv_graph_profile_print(m.g, stderr, 20);
     rc = 0;
 out:
+    rcv_loader_close(loader);
     free(perm);
     rcv_optim_free(&opt);
     if (m.g) rcv_model_free(&m);

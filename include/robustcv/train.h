@@ -7,6 +7,7 @@
 #include "robustcv/data.h"
 #include "robustcv/models.h"
 #include "robustcv/optim.h"
+#include "robustcv/recipe.h"
 
 typedef struct {
     char model[64];
@@ -25,12 +26,20 @@ typedef struct {
     int max_steps;           // stop after this many steps in total (tests), 0 = no limit
     int subset;              // use only the first `subset` train and test images, 0 = all
     int quiet;
+    rcv_recipe_cfg recipe;   // how a step makes its gradients (recipe.h); default standard
+    // The augmentation stage for augment-curriculum: applies `spec` to the batch x (n, h, w, c)
+    // in [0, 1] in place; 0 or -1 with a message. NULL: none linked, and augment-curriculum
+    // refuses to start rather than silently train on raw data.
+    int (*augment)(void *ctx, const char *spec, float *x, int n, int h, int w, int c, rcv_rng *rng);
+    void *augment_ctx;
 } rcv_train_cfg;
 
 void rcv_train_cfg_defaults(rcv_train_cfg *c);
 // Trains, evaluating on the test split after each epoch; writes out_dir/last.safetensors
 // (model, optimizer, RNG, epoch) atomically after each epoch and appends one JSON line per
-// epoch to out_dir/metrics.jsonl. Returns 0 or -1 with a message.
+// epoch to out_dir/metrics.jsonl. With a cyclic schedule it also writes
+// out_dir/snapshot_K.safetensors at the end of cycle K (1, 2, ...: snapshot ensembles).
+// Returns 0 or -1 with a message.
 int rcv_train_run(const rcv_train_cfg *cfg);
 
 // Evaluation of a built model on a dataset.

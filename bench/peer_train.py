@@ -41,5 +41,7 @@ def main():
     for _ in range(steps):
         step()
     print("%.1f" % (batch * steps / (time.perf_counter() - t)))
+    import resource
+    print("peak_rss_mb %.0f" % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024), file=sys.stderr)
 
 main()

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make bench: ours vs PyTorch (Debian python3-torch) on the same machine, shapes
-# and thread count, measured in one run. Prints ours, peer and ratio per case.
+# and thread count, measured in one run. Prints ours, peer and ratio per case, and
+# peak memory (max RSS of the process) of both.
 set -euo pipefail
 BUILD=${1:-build}
 THREADS=${THREADS:-$(nproc)}
@@ -9,15 +10,20 @@ export OMP_NUM_THREADS=$THREADS
 PY=/usr/bin/python3
 cd "$(dirname "$0")/.."
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; threads $THREADS"
-printf "%-44s %10s %10s %7s\n" "case (training step, fp32)" "ours img/s" "peer img/s" "ratio"
-run() { # label, our args..., -- peer args...
-  local label=$1; shift
-  local ours peer
-  ours=$("$BUILD/bench_train" "$@" 2>/dev/null)
-  peer=$($PY bench/peer_train.py "$1" "$2" "$3" "$4" "$5" "$6" "$STEPS" "$THREADS" "${@:8}" 2>/dev/null)
-  printf "%-44s %10s %10s %6.2fx\n" "$label" "$ours" "$peer" "$(awk -v a="$ours" -v b="$peer" 'BEGIN{print a/b}')"
+echo "training step (forward + backward + SGD momentum), images/s; peer = PyTorch $($PY -c 'import torch; print(torch.__version__)') fp32 NCHW"
+printf "%-46s %9s %9s %7s %10s %10s\n" "case" "ours" "peer" "ratio" "ours MB" "peer MB"
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+run() { # label, model c h w classes batch steps [flags for ours]
+  local label=$1 model=$2 c=$3 h=$4 w=$5 k=$6 b=$7 steps=$8 flags=${9:-}
+  local ours peer om pm
+  ours=$("$BUILD/bench_train" "$model" "$c" "$h" "$w" "$k" "$b" "$steps" $flags 2>"$T/ours.err")
+  peer=$($PY bench/peer_train.py "$model" "$c" "$h" "$w" "$k" "$b" "$steps" "$THREADS" 2>"$T/peer.err")
+  om=$(sed -n 's/peak_rss_mb //p' "$T/ours.err"); pm=$(sed -n 's/peak_rss_mb //p' "$T/peer.err")
+  printf "%-46s %9s %9s %6.2fx %10s %10s\n" "$label" "$ours" "$peer" "$(awk -v a="$ours" -v b="$peer" 'BEGIN{print a/b}')" "$om" "$pm"
 }
-run "resnet18 3x64x64, 200 classes, batch 128" resnet18 3 64 64 200 128 "$STEPS"
-run "smallcnn 1x28x28, 10 classes, batch 128" smallcnn 1 28 28 10 128 "$((STEPS * 5))"
+run "resnet18 3x64x64 200 cls b128 fp32" resnet18 3 64 64 200 128 "$STEPS"
+run "resnet18 3x64x64 200 cls b128 bf16 (vs fp32)" resnet18 3 64 64 200 128 "$STEPS" "- bf16"
+run "smallcnn 1x28x28 10 cls b128 fp32" smallcnn 1 28 28 10 128 "$((STEPS * 5))"
+run "smallcnn 1x28x28 10 cls b128 bf16 (vs fp32)" smallcnn 1 28 28 10 128 "$((STEPS * 5))" "- bf16"
 [ -x "$BUILD/bench_ops" ] && "$BUILD/bench_ops"
 exit 0

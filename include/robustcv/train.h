@@ -8,6 +8,7 @@
 #include "robustcv/loader.h"
 #include "robustcv/models.h"
 #include "robustcv/optim.h"
+#include "robustcv/recipe.h"
 
 typedef struct {
     char model[64];
@@ -33,12 +34,15 @@ typedef struct {
     // with rng = rcv_rng_fork(epoch stream, position in the epoch); NULL = none.
     rcv_sample_fn sample_fn;
     void *sample_ctx;
+    rcv_recipe_cfg recipe;   // how a step makes its gradients (recipe.h); default standard
 } rcv_train_cfg;
 
 void rcv_train_cfg_defaults(rcv_train_cfg *c);
 // Trains, evaluating on the test split after each epoch; writes out_dir/last.safetensors
 // (model, optimizer, RNG, epoch) atomically after each epoch and appends one JSON line per
-// epoch to out_dir/metrics.jsonl. Returns 0 or -1 with a message.
+// epoch to out_dir/metrics.jsonl. With a cyclic schedule it also writes
+// out_dir/snapshot_K.safetensors at the end of cycle K (1, 2, ...: snapshot ensembles).
+// Returns 0 or -1 with a message.
 int rcv_train_run(const rcv_train_cfg *cfg);
 
 // Evaluation of a built model on a dataset.

@@ -6,8 +6,13 @@ int cli_train(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_predict(int argc, char **argv);
 int cli_models(int argc, char **argv);
+int cli_attack(int argc, char **argv);
+int cli_search(int argc, char **argv);
 
 #include "robustcv/graph.h"
+#include "robustcv/train.h"
+// The train options (shared by train and search) into c. 0, 1 (--help printed) or 2 (usage error).
+int cli_train_config(int argc, char **argv, const char *verb, const char *synopsis, rcv_train_cfg *c);
 // --device NAME -> backend; prints and returns -1 on an unknown name.
 int cli_parse_device(const char *v, rcv_backend *b);
 

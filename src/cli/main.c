@@ -12,6 +12,8 @@ static const struct {
     {"train", cli_train, "train a model (checkpoints, resume, JSON-lines metrics)"},
     {"eval", cli_eval, "evaluate a checkpoint: top-1, top-5, loss, per-class accuracy, confusion matrix"},
     {"predict", cli_predict, "top-5 classes for image files"},
+    {"attack", cli_attack, "adversarial attacks on a checkpoint: FGSM, PGD, DeepFool, UAP, generator, transfer"},
+    {"search", cli_search, "random search over a training hyperparameter, with a leaderboard"},
     {"models", cli_models, "list the models"},
 };
 

@@ -18,7 +18,8 @@ int cli_parse_device(const char *v, rcv_backend *b) {
     return 0;
 }
 
-int cli_train(int argc, char **argv) {
+// Parses the train options into c (defaults first). 0, 1 (--help printed) or 2 (usage error printed).
+int cli_train_config(int argc, char **argv, const char *verb, const char *synopsis, rcv_train_cfg *c_out) {
     rcv_opt opts[] = {
         {"data", "SPEC", "data source (default fashion-mnist): fashion-mnist[:DIR], tiny-imagenet:PATH[:size=N][:skip-bad], "
                          "folder:PATH[:size=N][:gray][:skip-bad]; decoded images are cached (no-cache, cache=DIR; "
@@ -49,15 +50,35 @@ int cli_train(int argc, char **argv) {
         {"precision", "NAME", "fp32 (default) or bf16: bf16 convolutions with fp32 master weights (AVX512-BF16/AMX CPUs; "
                               "others fall back to fp32 with a message)", NULL},
         {"profile", NULL, "print where a training step's time goes, per op and per node, at the end", NULL},
+        {"gamma", "X", "ResNet-D geometric residual decay (resnet*d models; default 0)", NULL},
+        {"recipe", "NAME", "standard, augment-curriculum, fgsm, kurakin, stability, augmix or pgd (default standard; "
+                           "docs/attacks.md)", NULL},
+        {"raw-epochs", "N", "augment-curriculum: epochs on raw data before augmenting (default 5)", NULL},
+        {"augment", "SPEC", "augment-curriculum: augmentation spec (default 'default')", NULL},
+        {"fgsm-alpha", "X", "fgsm: weight of the clean loss (default 0.5)", NULL},
+        {"adv-eps", "X", "fgsm, kurakin: FGSM eps in pixels (default 0.2 * std: the seed's 0.2 on normalized inputs)", NULL},
+        {"adv-k", "K", "kurakin: adversarial images per batch (default batch / 2: the seed's 16 of 32)", NULL},
+        {"lambda", "X", "kurakin: weight of the adversarial losses (default 0.5)", NULL},
+        {"stability-alpha", "X", "stability: KL weight (default 0.01)", NULL},
+        {"stability-sigma", "X", "stability: Gaussian noise std in normalized units (default 0.1)", NULL},
+        {"jsd-lambda", "X", "augmix: Jensen-Shannon weight (default 12)", NULL},
+        {"augmix-width", "N", "augmix: chains (default 3)", NULL},
+        {"augmix-depth", "N", "augmix: ops per chain, 0 = random 1..3 (default 0)", NULL},
+        {"augmix-severity", "N", "augmix: op severity 1..10 (default 3)", NULL},
+        {"pgd-eps", "X", "pgd: L-inf eps in pixels (default 0.1)", NULL},
+        {"pgd-alpha", "X", "pgd: step (default eps / 4)", NULL},
+        {"pgd-steps", "N", "pgd: steps (default 7)", NULL},
+        {"pgd-random-start", "0|1", "pgd: random start (default 1)", NULL},
         {NULL, NULL, NULL, NULL},
     };
     const char *pos[1];
     int npos;
-    int rc = rcv_args_parse(argc, argv, opts, "train", "[options]", pos, &npos, 0);
-    if (rc) return rc == 1 ? 0 : 2;
+    int rc = rcv_args_parse(argc, argv, opts, verb, synopsis, pos, &npos, 0);
+    if (rc) return rc;
 
     rcv_train_cfg c;
     rcv_train_cfg_defaults(&c);
+    rcv_recipe_cfg *rp = &c.recipe;
     const char *v;
     if ((v = rcv_arg(opts, "data"))) snprintf(c.data, sizeof c.data, "%s", v);
     if ((v = rcv_arg(opts, "model"))) snprintf(c.model, sizeof c.model, "%s", v);
@@ -69,7 +90,7 @@ int cli_train(int argc, char **argv) {
         else if (!strcmp(v, "adam")) k = RCV_OPT_ADAM;
         else if (!strcmp(v, "adamw")) k = RCV_OPT_ADAMW;
         else {
-            fprintf(stderr, "robustcv train: --optimizer '%s', expected sgd, adam or adamw\n", v);
+            fprintf(stderr, "robustcv %s: --optimizer '%s', expected sgd, adam or adamw\n", verb, v);
             return 2;
         }
         if (k != RCV_OPT_SGD) {
@@ -85,8 +106,21 @@ int cli_train(int argc, char **argv) {
         rcv_arg_float(opts, "clip", &c.clip) || rcv_arg_float(opts, "label-smoothing", &c.label_smoothing) ||
         rcv_arg_float(opts, "dropout", &c.mcfg.dropout) || rcv_arg_u64(opts, "seed", &seed) ||
         rcv_arg_int(opts, "threads", &c.threads) || rcv_arg_int(opts, "loader-threads", &c.loader_threads) || rcv_arg_int(opts, "max-steps", &c.max_steps) || rcv_arg_int(opts, "subset", &c.subset) ||
-        cli_parse_device(rcv_arg(opts, "device"), &c.backend))
+        cli_parse_device(rcv_arg(opts, "device"), &c.backend) || rcv_arg_float(opts, "gamma", &c.mcfg.gamma) ||
+        rcv_arg_int(opts, "raw-epochs", &rp->raw_epochs) || rcv_arg_float(opts, "fgsm-alpha", &rp->fgsm_alpha) ||
+        rcv_arg_float(opts, "adv-eps", &rp->adv_eps) || rcv_arg_int(opts, "adv-k", &rp->adv_k) ||
+        rcv_arg_float(opts, "lambda", &rp->lambda) || rcv_arg_float(opts, "stability-alpha", &rp->stab_alpha) ||
+        rcv_arg_float(opts, "stability-sigma", &rp->stab_sigma) || rcv_arg_float(opts, "jsd-lambda", &rp->jsd_lambda) ||
+        rcv_arg_int(opts, "augmix-width", &rp->augmix.width) || rcv_arg_int(opts, "augmix-depth", &rp->augmix.depth) ||
+        rcv_arg_int(opts, "augmix-severity", &rp->augmix.severity) || rcv_arg_float(opts, "pgd-eps", &rp->pgd_eps) ||
+        rcv_arg_float(opts, "pgd-alpha", &rp->pgd_alpha) || rcv_arg_int(opts, "pgd-steps", &rp->pgd_steps) ||
+        rcv_arg_int(opts, "pgd-random-start", &rp->pgd_random_start))
         return 2;
+    if ((v = rcv_arg(opts, "recipe")) && rcv_recipe_parse(v, &rp->kind)) {
+        fprintf(stderr, "robustcv %s: %s\n", verb, rcv_error());
+        return 2;
+    }
+    if ((v = rcv_arg(opts, "augment"))) snprintf(rp->augment, sizeof rp->augment, "%s", v);
     if (rcv_arg(opts, "small-input")) small = 1;
     c.opt.nesterov = nesterov;
     c.mcfg.small_input = small;
@@ -101,6 +135,14 @@ int cli_train(int argc, char **argv) {
             return 2;
         }
     }
+    *c_out = c;
+    return 0;
+}
+
+int cli_train(int argc, char **argv) {
+    rcv_train_cfg c;
+    int rc = cli_train_config(argc, argv, "train", "[options]", &c);
+    if (rc) return rc == 1 ? 0 : 2;
     if (rcv_train_run(&c)) {
         fprintf(stderr, "robustcv train: %s\n", rcv_error());
         return 1;

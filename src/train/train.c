@@ -33,6 +33,7 @@ void rcv_train_cfg_defaults(rcv_train_cfg *c) {
     snprintf(c->out_dir, sizeof c->out_dir, "runs/default");
     c->backend = RCV_BACKEND_CPU;
     c->loader_threads = 2;
+    rcv_recipe_defaults(&c->recipe);
 }
 
 static int mkdir_p(const char *path) {
@@ -91,6 +92,7 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
     rcv_model m = {0};
     rcv_optim opt = {0};
     rcv_ckpt_info info = {0};
+    rcv_recipe rec = {0};
     int *perm = NULL, rc = -1;
     rcv_loader *loader = NULL;
     char ckpt[600], metrics[600];
@@ -148,6 +150,11 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
     rcv_sched_set_total(&sched, cfg->epochs);
 
     if (cfg->precision == RCV_BF16) rcv_graph_set_precision(m.g, RCV_BF16);
+    if (cfg->recipe.kind == RCV_RECIPE_AUGMENT_CURRICULUM && !cfg->sample_fn) {
+        rcv_fail("train: --recipe augment-curriculum needs an augmentation pipeline (--augment SPEC)");
+        goto out;
+    }
+    if (rcv_recipe_init(&rec, &cfg->recipe, &m)) goto out;
     if (rcv_graph_plan(m.g, cfg->batch, cfg->backend)) goto out;
     if (cfg->profile) rcv_graph_profile(m.g, 1);
     if (resuming) {
@@ -157,16 +164,15 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
         goto out;
     }
     if (!cfg->quiet)
-        fprintf(stderr, "train: %s (%zu parameters) on %s: %d train / %d test images, batch %d, %d epochs%s\n", m.name,
-                rcv_graph_param_count(m.g), cfg->data, train.n, test.n, cfg->batch, cfg->epochs,
-                resuming ? " (resumed)" : "");
+        fprintf(stderr, "train: %s (%zu parameters) on %s: %d train / %d test images, batch %d, %d epochs, recipe %s%s\n",
+                m.name, rcv_graph_param_count(m.g), cfg->data, train.n, test.n, cfg->batch, cfg->epochs,
+                rcv_recipe_name(cfg->recipe.kind), resuming ? " (resumed)" : "");
 
     int steps_per_epoch = train.n / cfg->batch; // the last partial batch is dropped (drop_last)
     perm = rcv_xmalloc((size_t)train.n * sizeof(int));
     rcv_graph *g = m.g;
     float *x = g->nodes[m.input].out;
     int32_t *lab = g->nodes[m.labels].idata;
-    const float *z = g->nodes[m.logits].out;
     int k = m.cfg.n_classes;
     double t_start = rcv_now();
     for (int epoch = start_epoch; epoch < cfg->epochs; epoch++) {
@@ -174,10 +180,14 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
         rcv_rng er = rcv_rng_fork(&rng, (uint64_t)epoch);
         rcv_rng_permutation(&er, perm, train.n);
         g->rng = rcv_rng_fork(&rng, 1000000u + (uint64_t)epoch);
-        // Augmentation streams: per sample, forked from one per-epoch stream.
+        // Augmentation streams: per sample, forked from one per-epoch stream. The
+        // augmentation curriculum trains its first raw_epochs on raw images.
         rcv_rng sr = rcv_rng_fork(&rng, 2000000u + (uint64_t)epoch);
-        if (rcv_loader_open(&loader, &train, cfg->batch, perm, steps_per_epoch, cfg->sample_fn, cfg->sample_ctx, &sr,
-                            cfg->loader_threads))
+        rcv_rng rr = rcv_rng_fork(&rng, 3000000u + (uint64_t)epoch); // the recipe's noise, AugMix, PGD starts
+        int aug = cfg->sample_fn && (cfg->recipe.kind != RCV_RECIPE_AUGMENT_CURRICULUM ||
+                                     rcv_recipe_augment_on(&cfg->recipe, epoch));
+        if (rcv_loader_open(&loader, &train, cfg->batch, perm, steps_per_epoch, aug ? cfg->sample_fn : NULL,
+                            cfg->sample_ctx, &sr, cfg->loader_threads))
             goto out;
         rcv_graph_set_training(g, 1);
         char label[64];
@@ -194,15 +204,13 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
                 goto out;
             }
             if (rcv_loader_next(loader, x, lab, NULL)) goto out;
-            rcv_graph_forward(g);
-            float loss = g->nodes[m.loss].out[0];
+            float loss = rcv_recipe_step(&rec, &rr);
+            const float *z = rcv_recipe_logits(&rec);
             if (!isfinite(loss)) {
                 rcv_fail("train: loss is %g at epoch %d step %d (lr %g); stopping. The last good checkpoint, if any, "
                          "is %s", loss, epoch + 1, s + 1, lr, ckpt);
                 goto out;
             }
-            rcv_graph_zero_grad(g);
-            rcv_graph_backward(g, m.loss, 1.0f);
             if (cfg->clip > 0) rcv_clip_grad_norm(g, cfg->clip);
             lr = rcv_sched_lr(&sched, cfg->opt.lr, epoch + (double)s / steps_per_epoch);
             rcv_optim_step(&opt, g, lr);
@@ -237,6 +245,12 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
 
         rcv_ckpt_info ci = {epoch + 1, step, rng, train.class_names, train.n_classes};
         if (rcv_ckpt_save(ckpt, &m, &opt, &ci)) goto out;
+        if (rcv_sched_cycle_end(&sched, epoch)) {
+            char snap[600];
+            snprintf(snap, sizeof snap, "%s/snapshot_%d.safetensors", cfg->out_dir, (epoch + 1) / (2 * sched.step_size + 1));
+            if (rcv_ckpt_save(snap, &m, NULL, &ci)) goto out;
+            if (!cfg->quiet) fprintf(stderr, "snapshot: %s (end of cycle at epoch %d)\n", snap, epoch + 1);
+        }
         char line[1024];
         snprintf(line, sizeof line,
                  "{\"epoch\": %d, \"step\": %lld, \"lr\": %.6g, \"train_loss\": %.6f, \"train_acc\": %.6f, "
@@ -255,6 +269,7 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
     rc = 0;
 out:
     rcv_loader_close(loader);
+    rcv_recipe_free(&rec);
     free(perm);
     rcv_optim_free(&opt);
     if (m.g) rcv_model_free(&m);

@@ -1,0 +1,169 @@
+// Adversarial attacks on any model (models.h), in [0, 1] pixel space with the
+// normalization inside the model (the torchattacks convention), batched.
+//
+// Conventions shared by every attack:
+//   x, x_adv: (n, H, W, C) floats in [0, 1], NHWC like the model's input; n is any count,
+//             processed in chunks of the model's planned batch (the last chunk padded).
+//   y:        (n) int32 true labels, or target classes when cfg.targeted is set.
+//   The model is run in eval mode (batchnorm running statistics, no dropout), as torchattacks
+//   does; its previous mode is restored on return. Gradients come from the per-sample
+//   cross-entropy computed on the logits (not the mean: a sample's step does not depend on
+//   the batch size). Parameter gradients are touched (the graph always accumulates them):
+//   a training loop must zero them after crafting.
+//   Models must be prepared with rcv_attack_prepare (input gradient + plan) before use.
+#ifndef RCV_ATTACK_H
+#define RCV_ATTACK_H
+
+#include <stdint.h>
+
+#include "robustcv/models.h"
+#include "robustcv/rng.h"
+
+typedef enum { RCV_NORM_LINF = 0, RCV_NORM_L2 = 2 } rcv_norm;
+
+// Marks the model's input for gradients and plans it for `batch` on `backend` (a re-plan only
+// when something changed). 0 or -1 with a message.
+int rcv_attack_prepare(rcv_model *m, int batch, rcv_backend backend);
+
+// Predictions (argmax of the logits, ties to the smallest index) of n images, eval mode.
+void rcv_attack_predict(rcv_model *m, const float *x, int n, int32_t *pred);
+
+// Gradient of sum_i s * CE(f(x_i), y_i) with respect to x (n, H, W, C), averaged over the
+// models (transfer attacks craft on several sources), s = -1 when targeted (descend towards
+// y). loss (may be NULL): per-sample CE averaged over the models. Eval mode.
+void rcv_attack_input_grad(rcv_model *const *models, int n_models, const float *x, const int32_t *y, int n,
+                           int targeted, float *grad, float *loss);
+
+// FGSM (Goodfellow et al. 2015): x_adv = clamp(x + eps * sign(g), 0, 1), g the input gradient
+// (towards the target when targeted: x - eps * sign(grad CE(target))).
+typedef struct {
+    float eps;    // default 8/255
+    int targeted; // y holds target classes
+} rcv_fgsm_cfg;
+void rcv_fgsm_defaults(rcv_fgsm_cfg *c);
+int rcv_attack_fgsm(rcv_model *const *models, int n_models, const float *x, const int32_t *y, int n,
+                    const rcv_fgsm_cfg *c, float *x_adv);
+
+// PGD (Madry et al. 2018), torchattacks' PGD / PGDL2 step for step:
+//   linf: x' <- clip_{x,eps}(clamp(x' + alpha * sign(g), 0, 1))
+//   l2:   x' <- x + proj_{||d||<=eps}(x' + alpha * g / (||g|| + 1e-10) - x), clamped to [0, 1]
+// random_start: linf x + U(-eps, eps); l2 x + eps * r * u / ||u||, u ~ N(0, I), r ~ U(0, 1);
+// clamped to [0, 1]. restarts > 1 repeats from fresh random starts and keeps per sample the
+// worst case: the first run that succeeds (misclassified, or classified as the target), else
+// the run with the highest loss (lowest target loss).
+typedef struct {
+    rcv_norm norm;    // default linf
+    float eps;        // default 8/255 (linf), 0.5 (l2)
+    float alpha;      // step size; default 2/255 (linf), 0.1 (l2)
+    int steps;        // default 10
+    int random_start; // default 1
+    int restarts;     // default 1
+    int targeted;
+} rcv_pgd_cfg;
+void rcv_pgd_defaults(rcv_pgd_cfg *c, rcv_norm norm);
+int rcv_attack_pgd(rcv_model *const *models, int n_models, const float *x, const int32_t *y, int n,
+                   const rcv_pgd_cfg *c, rcv_rng *rng, float *x_adv);
+
+// DeepFool (Moosavi-Dezfooli et al. 2016), multi-class over the top `classes` classes of the
+// clean image, as the authors' code: per iteration, for each candidate k != the original
+// class, w_k = grad(f_k - f_orig), f'_k = f_k - f_orig; l = argmin |f'_k| / ||w_k||; the step
+// r = (|f'_l| / ||w_l|| + 1e-4) w_l / ||w_l|| is added to r_tot and the image is
+// clamp(x + (1 + overshoot) r_tot, 0, 1); it stops when the label changes or after max_iter.
+// Untargeted only. iters (may be NULL): iterations used per sample (max_iter = not converged).
+typedef struct {
+    float overshoot; // default 0.02
+    int max_iter;    // default 50
+    int classes;     // candidate classes, default 10
+} rcv_deepfool_cfg;
+void rcv_deepfool_defaults(rcv_deepfool_cfg *c);
+int rcv_attack_deepfool(rcv_model *m, const float *x, int n, const rcv_deepfool_cfg *c, float *x_adv, int *iters);
+
+// Universal adversarial perturbation (Moosavi-Dezfooli et al. 2017, Algorithm 1): one v with
+// ||v||_p <= xi fooling a fraction >= 1 - delta of the images:
+//   repeat (at most max_passes passes over x in a random order):
+//     for each image with k(clamp(x + v)) == k(x): dr = DeepFool(clamp(x + v)) - clamp(x + v);
+//       if DeepFool converged (fewer than max_iter iterations): v = proj_{p,xi}(v + dr)
+//   until fooling rate >= 1 - delta
+// Images go through DeepFool in chunks of `chunk` with the same v and their updates are then
+// applied one after another (chunk 1 is the paper's algorithm exactly; larger is faster).
+typedef struct {
+    float xi;        // norm bound; default 10/255 (linf), 2.0 (l2)
+    rcv_norm p;      // linf or l2; default linf
+    float delta;     // target fooling rate 1 - delta; default 0.2
+    int max_passes;  // default 10
+    float overshoot; // DeepFool's; default 0.02
+    int max_iter;    // DeepFool's iteration cap; default 10 (the authors' UAP code)
+    int classes;     // DeepFool's candidate classes; default 10
+    int chunk;       // default 32
+    int verbose;     // one line per pass on stderr
+} rcv_uap_cfg;
+void rcv_uap_defaults(rcv_uap_cfg *c, rcv_norm p);
+// v: (H, W, C) output. fooling (may be NULL): final fooling rate on x. passes (may be NULL).
+int rcv_attack_uap(rcv_model *m, const float *x, int n, const rcv_uap_cfg *c, rcv_rng *rng, float *v,
+                   float *fooling, int *passes);
+// x_adv = clamp(x + v, 0, 1) for n images.
+void rcv_uap_apply(const float *v, const float *x, int n, size_t per_image, float *x_adv);
+
+// The seed's image-dependent perturbation generator (section 7.1.2; Poursaeed et al.'s GAP):
+// a small conv net G maps x to a perturbation; x_adv = clamp(x + d, 0, 1) with
+//   linf: d = eps * t          l2: d = eps * t / ||t||   (per image),
+//   t = 2 sigmoid(u) - 1 = tanh(u / 2) in (-1, 1),
+// where u = G(x) (N, C, H, W) is conv3x3(C->w) relu conv3x3(w->w) relu conv3x3(w->C) (with
+// biases). G is trained with Adam against the frozen classifier (eval mode) to maximise its
+// mean cross-entropy on the true labels (to minimise it towards the target when targeted).
+// The generator trains at the classifier's planned batch.
+typedef struct {
+    rcv_norm norm;    // default linf
+    float eps;        // default 0.1
+    int width;        // hidden channels, default 16
+    int epochs;       // passes over the training images, default 1
+    float lr;         // Adam, default 1e-3
+    int targeted, target;
+    uint64_t seed;
+    int verbose;
+} rcv_gen_cfg;
+void rcv_gen_defaults(rcv_gen_cfg *c);
+typedef struct {
+    rcv_graph *g;
+    int input, out; // node ids: image (N, C, H, W) in [0, 1], sigmoid(u) (N, C, H, W)
+    rcv_gen_cfg cfg;
+    int c, h, w;
+} rcv_generator;
+// Builds G for c x h x w images and initialises it (PyTorch's conv defaults, cfg.seed).
+int rcv_generator_build(rcv_generator *gen, int c, int h, int w, const rcv_gen_cfg *cfg);
+void rcv_generator_free(rcv_generator *gen);
+// Trains G on n images (labels y) against m (prepared). loss_out (may be NULL): mean CE of the
+// classifier on the last epoch's perturbed images.
+int rcv_generator_train(rcv_generator *gen, rcv_model *m, const float *x, const int32_t *y, int n,
+                        rcv_rng *rng, float *loss_out);
+// x_adv = clamp(x + d(G(x)), 0, 1) for n images.
+int rcv_generator_apply(rcv_generator *gen, const float *x, int n, float *x_adv);
+
+// Attack statistics of one target model, accumulated over batches.
+//   clean accuracy    = clean_correct / n
+//   adversarial acc.  = adv_correct / n
+//   success rate      untargeted: originally-correct samples that become wrong / originally correct;
+//                     targeted: originally-correct samples (true class != target) classified as the
+//                     target / such samples
+//   fooling rate      = samples whose prediction changed / n
+typedef struct {
+    long n, clean_correct, adv_correct, success, success_denom, changed;
+    double linf_max, l2_sum; // largest L-inf perturbation, sum of per-sample L2 norms
+} rcv_attack_stats;
+// Transfer (black-box) attack: FGSM or PGD crafted on the sources (their per-sample loss
+// gradients averaged; restarts judge success on the first source), then evaluated on the
+// target, whose gradients are never used. st (may be NULL) accumulates the target's statistics.
+typedef enum { RCV_TRANSFER_FGSM = 0, RCV_TRANSFER_PGD = 1 } rcv_transfer_kind;
+typedef struct {
+    rcv_transfer_kind kind;
+    rcv_fgsm_cfg fgsm;
+    rcv_pgd_cfg pgd;
+} rcv_transfer_cfg;
+int rcv_attack_transfer(rcv_model *const *sources, int n_sources, rcv_model *target, const rcv_transfer_cfg *c,
+                        const float *x, const int32_t *y, int n, rcv_rng *rng, float *x_adv, rcv_attack_stats *st);
+
+// Adds a batch: y true labels, target (NULL: untargeted) per-sample target classes.
+void rcv_attack_stats_add(rcv_attack_stats *s, rcv_model *target_model, const float *x, const float *x_adv,
+                          const int32_t *y, const int32_t *target, int n);
+
+#endif

@@ -1,0 +1,139 @@
+// What every attack shares: preparing a model for input gradients, chunked
+// prediction, the per-sample cross-entropy input gradient (averaged over source
+// models for transfer attacks) and the attack statistics.
+#include <math.h>
+#include <string.h>
+
+#include "robust/robust.h"
+#include "robustcv/error.h"
+
+int rcv_attack_prepare(rcv_model *m, int batch, rcv_backend backend) {
+    rcv_graph *g = m->g;
+    if (g->batch == batch && g->backend == backend && g->nodes[m->input].grad) return 0;
+    rcv_graph_require_grad(g, m->input);
+    if (rcv_graph_plan(g, batch, backend)) return -1;
+    if (!g->nodes[m->input].grad) return rcv_fail("attack: model '%s' gives no gradient for its input", m->name);
+    return 0;
+}
+
+size_t rcv_attack_per_image(const rcv_model *m) { return (size_t)m->cfg.in_c * m->cfg.in_h * m->cfg.in_w; }
+
+// Copies images [s, s + nb) into the planned input, zero-padding to the batch.
+void rcv_attack_load_chunk(rcv_model *m, const float *x, int nb) {
+    rcv_graph *g = m->g;
+    size_t per = rcv_attack_per_image(m);
+    float *in = g->nodes[m->input].out;
+    memcpy(in, x, (size_t)nb * per * sizeof(float));
+    if (nb < g->batch) memset(in + (size_t)nb * per, 0, (size_t)(g->batch - nb) * per * sizeof(float));
+}
+
+int rcv_argmax(const float *z, int k) {
+    int am = 0;
+    for (int j = 1; j < k; j++)
+        if (z[j] > z[am]) am = j;
+    return am;
+}
+
+void rcv_attack_predict(rcv_model *m, const float *x, int n, int32_t *pred) {
+    rcv_graph *g = m->g;
+    int was = g->training, b = g->batch, k = m->cfg.n_classes;
+    size_t per = rcv_attack_per_image(m);
+    rcv_graph_set_training(g, 0);
+    for (int s = 0; s < n; s += b) {
+        int nb = n - s < b ? n - s : b;
+        rcv_attack_load_chunk(m, x + (size_t)s * per, nb);
+        rcv_graph_forward(g);
+        const float *z = g->nodes[m->logits].out;
+        for (int i = 0; i < nb; i++) pred[s + i] = rcv_argmax(z + (size_t)i * k, k);
+    }
+    rcv_graph_set_training(g, was);
+}
+
+double rcv_ce_seed(const float *z, int k, int y, float s, float *seed) {
+    float mx = z[0];
+    for (int j = 1; j < k; j++) mx = z[j] > mx ? z[j] : mx;
+    double sum = 0;
+    for (int j = 0; j < k; j++) sum += exp((double)z[j] - mx);
+    if (seed)
+        for (int j = 0; j < k; j++) seed[j] = s * (float)(exp((double)z[j] - mx) / sum - (j == y));
+    return log(sum) + mx - z[y];
+}
+
+void rcv_attack_input_grad(rcv_model *const *models, int n_models, const float *x, const int32_t *y, int n,
+                           int targeted, float *grad, float *loss) {
+    size_t per = rcv_attack_per_image(models[0]);
+    float s = targeted ? -1.0f : 1.0f, inv = 1.0f / (float)n_models;
+    memset(grad, 0, (size_t)n * per * sizeof(float));
+    if (loss) memset(loss, 0, (size_t)n * sizeof(float));
+    for (int mi = 0; mi < n_models; mi++) {
+        rcv_model *m = models[mi];
+        rcv_graph *g = m->g;
+        int was = g->training, b = g->batch, k = m->cfg.n_classes;
+        rcv_graph_set_training(g, 0);
+        rcv_node *zn = &g->nodes[m->logits];
+        for (int st = 0; st < n; st += b) {
+            int nb = n - st < b ? n - st : b;
+            rcv_attack_load_chunk(m, x + (size_t)st * per, nb);
+            rcv_graph_forward(g);
+            memset(zn->grad, 0, (size_t)b * k * sizeof(float)); // padded rows push nothing
+            for (int i = 0; i < nb; i++) {
+                double l = rcv_ce_seed(zn->out + (size_t)i * k, k, y[st + i], s, zn->grad + (size_t)i * k);
+                if (loss) loss[st + i] += (float)l * inv;
+            }
+            rcv_graph_backward_from(g, m->logits, zn->grad);
+            const float *gi = g->nodes[m->input].grad;
+            float *go = grad + (size_t)st * per;
+            if (n_models == 1) memcpy(go, gi, (size_t)nb * per * sizeof(float));
+            else
+                for (size_t e = 0; e < (size_t)nb * per; e++) go[e] += gi[e] * inv;
+        }
+        rcv_graph_set_training(g, was);
+    }
+}
+
+int rcv_attack_check_models(rcv_model *const *models, int n_models) {
+    if (n_models < 1) return rcv_fail("attack: no model given");
+    for (int i = 0; i < n_models; i++) {
+        const rcv_model *a = models[0], *b = models[i];
+        if (!b->g->nodes[b->input].grad)
+            return rcv_fail("attack: model '%s' is not prepared (rcv_attack_prepare)", b->name);
+        if (a->cfg.in_c != b->cfg.in_c || a->cfg.in_h != b->cfg.in_h || a->cfg.in_w != b->cfg.in_w ||
+            a->cfg.n_classes != b->cfg.n_classes)
+            return rcv_fail("attack: models '%s' (%dx%dx%d, %d classes) and '%s' (%dx%dx%d, %d classes) differ", a->name,
+                            a->cfg.in_c, a->cfg.in_h, a->cfg.in_w, a->cfg.n_classes, b->name, b->cfg.in_c, b->cfg.in_h,
+                            b->cfg.in_w, b->cfg.n_classes);
+    }
+    return 0;
+}
+
+void rcv_attack_stats_add(rcv_attack_stats *s, rcv_model *m, const float *x, const float *x_adv, const int32_t *y,
+                          const int32_t *target, int n) {
+    int32_t *p0 = rcv_xmalloc((size_t)n * sizeof(int32_t)), *p1 = rcv_xmalloc((size_t)n * sizeof(int32_t));
+    rcv_attack_predict(m, x, n, p0);
+    rcv_attack_predict(m, x_adv, n, p1);
+    size_t per = rcv_attack_per_image(m);
+    for (int i = 0; i < n; i++) {
+        s->n++;
+        s->clean_correct += p0[i] == y[i];
+        s->adv_correct += p1[i] == y[i];
+        s->changed += p0[i] != p1[i];
+        if (target) {
+            if (p0[i] == y[i] && y[i] != target[i]) {
+                s->success_denom++;
+                s->success += p1[i] == target[i];
+            }
+        } else if (p0[i] == y[i]) {
+            s->success_denom++;
+            s->success += p1[i] != y[i];
+        }
+        double l2 = 0;
+        for (size_t e = 0; e < per; e++) {
+            double d = (double)x_adv[(size_t)i * per + e] - x[(size_t)i * per + e];
+            l2 += d * d;
+            if (fabs(d) > s->linf_max) s->linf_max = fabs(d);
+        }
+        s->l2_sum += sqrt(l2);
+    }
+    free(p0);
+    free(p1);
+}

@@ -1,0 +1,28 @@
+// Shared by src/robust/*.c (private to the library).
+#ifndef RCV_ROBUST_PRIV_H
+#define RCV_ROBUST_PRIV_H
+
+#include <stdlib.h>
+
+#include "robustcv/attack.h"
+
+// C * H * W of the model's input.
+size_t rcv_attack_per_image(const rcv_model *m);
+// Copies nb images into the planned input node, zero-padding to the planned batch.
+void rcv_attack_load_chunk(rcv_model *m, const float *x, int nb);
+int rcv_argmax(const float *z, int k);
+// Cross-entropy of logits z (k) against class y; seed (may be NULL) = s * (softmax(z) - onehot(y)).
+double rcv_ce_seed(const float *z, int k, int y, float s, float *seed);
+// All prepared and of one input shape and class count; -1 with a message otherwise.
+int rcv_attack_check_models(rcv_model *const *models, int n_models);
+
+static inline float rcv_clamp01(float v) { return v < 0 ? 0 : v > 1 ? 1 : v; }
+static inline float rcv_signf(float v) { return (float)((v > 0) - (v < 0)); }
+
+
+
+// DeepFool on nb <= planned batch images (eval mode set by the caller): adv, updates made per
+// image, and whether its label changed.
+void rcv_deepfool_chunk(rcv_model *m, const float *x0, int nb, const rcv_deepfool_cfg *c, float *adv, int *iters,
+                        uint8_t *flipped);
+#endif

@@ -22,6 +22,8 @@ typedef struct {
     int resume;
     int threads;             // 0 = OpenMP's default
     rcv_backend backend;
+    int device;              // cuda device ordinal (default 0)
+    rcv_precision precision; // cuda conv/linear precision; fp16 adds dynamic loss scaling
     int max_steps;           // stop after this many steps in total (tests), 0 = no limit
     int subset;              // use only the first `subset` train and test images, 0 = all
     int quiet;

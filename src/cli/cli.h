@@ -9,6 +9,10 @@ int cli_models(int argc, char **argv);
 
 #include "robustcv/graph.h"
 // --device NAME -> backend; prints and returns -1 on an unknown name.
+// A device that cannot run here (cuda without GPU/driver) prints "no CUDA device/driver: ..."
+// and exits 1.
 int cli_parse_device(const char *v, rcv_backend *b);
+// --precision fp32|tf32|bf16|fp16 (NULL: fp32); prints and returns -1 on an unknown name.
+int cli_parse_precision(const char *v, rcv_precision *p);
 
 #endif

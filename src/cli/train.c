@@ -1,5 +1,6 @@
 // robustcv train: train a model; see --help.
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/args.h"
@@ -13,6 +14,20 @@ int cli_parse_device(const char *v, rcv_backend *b) {
     else if (!strcmp(v, "cuda")) *b = RCV_BACKEND_CUDA;
     else {
         fprintf(stderr, "robustcv: --device '%s', expected cpu, ref or cuda\n", v);
+        return -1;
+    }
+    // Ask the device now, before any data is read: no GPU or driver is a clear error, exit 1.
+    if (rcv_backend_check(*b)) {
+        fprintf(stderr, "robustcv: --device %s: %s\n", v, rcv_error());
+        exit(1);
+    }
+    return 0;
+}
+
+int cli_parse_precision(const char *v, rcv_precision *p) {
+    *p = RCV_PREC_FP32;
+    if (v && rcv_precision_parse(v, p)) {
+        fprintf(stderr, "robustcv: --precision: %s\n", rcv_error());
         return -1;
     }
     return 0;
@@ -39,7 +54,9 @@ int cli_train(int argc, char **argv) {
         {"out", "DIR", "run directory for last.safetensors and metrics.jsonl (default runs/default)", NULL},
         {"resume", NULL, "continue from DIR/last.safetensors (weights, optimizer, epoch, RNG)", NULL},
         {"threads", "N", "threads (default: all cores)", NULL},
-        {"device", "NAME", "cpu (oneDNN, default) or ref (reference kernels, slow)", NULL},
+        {"device", "NAME", "cpu (oneDNN, default), ref (reference kernels, slow) or cuda (GPU 0; RCV_CUDA_DEVICE picks another)", NULL},
+        {"precision", "P", "cuda conv/linear precision: fp32 (default), tf32, bf16 or fp16 (fp16 adds dynamic loss scaling); "
+                           "weights stay fp32", NULL},
         {"max-steps", "N", "stop after N optimizer steps in total (default no limit)", NULL},
         {"subset", "N", "use only the first N train and N test images (quick experiments)", NULL},
         {"quiet", NULL, "no progress output", NULL},
@@ -79,9 +96,10 @@ int cli_train(int argc, char **argv) {
         rcv_arg_float(opts, "clip", &c.clip) || rcv_arg_float(opts, "label-smoothing", &c.label_smoothing) ||
         rcv_arg_float(opts, "dropout", &c.mcfg.dropout) || rcv_arg_u64(opts, "seed", &seed) ||
         rcv_arg_int(opts, "threads", &c.threads) || rcv_arg_int(opts, "max-steps", &c.max_steps) || rcv_arg_int(opts, "subset", &c.subset) ||
-        cli_parse_device(rcv_arg(opts, "device"), &c.backend))
+        cli_parse_device(rcv_arg(opts, "device"), &c.backend) || cli_parse_precision(rcv_arg(opts, "precision"), &c.precision))
         return 2;
     if (rcv_arg(opts, "small-input")) small = 1;
+    if ((v = getenv("RCV_CUDA_DEVICE")) && *v) c.device = atoi(v);
     c.opt.nesterov = nesterov;
     c.mcfg.small_input = small;
     c.seed = seed;

@@ -42,7 +42,7 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_train: %s\n", rcv_error());
         return 1;
     }
-    if (bf16 && rcv_graph_set_precision(m.g, RCV_BF16) != RCV_BF16) return 3;
+    if (bf16 && rcv_graph_set_precision(m.g, RCV_BACKEND_CPU, RCV_PREC_BF16) != RCV_PREC_BF16) return 3;
     if (rcv_graph_plan(m.g, batch, RCV_BACKEND_CPU)) {
         fprintf(stderr, "bench_train: %s\n", rcv_error());
         return 1;

@@ -165,7 +165,7 @@ static int build_fanout(rcv_graph *g, const tcase *t, int *loss) {
 }
 
 // Builds t with `build` on backend be, runs two training steps; returns the graph.
-static rcv_precision cpu_precision = RCV_FP32; // section 4 runs the cpu side in bf16
+static rcv_precision cpu_precision = RCV_PREC_FP32; // section 4 runs the cpu side in bf16
 static int keep_all = 1;                       // section 5 lets the planner fuse and share
 static double tol = TOL;
 
@@ -399,7 +399,7 @@ int main(void) {
         printf("skip bf16 convolutions: this CPU has no native bf16\n");
         return test_done();
     }
-    cpu_precision = RCV_BF16;
+    cpu_precision = RCV_PREC_BF16;
     tol = 2e-2;
     worst_err = 0;
     for (int i = 0; i < ncases; i++) {

@@ -65,11 +65,13 @@ const char *rcv_op_name(rcv_op op);
 
 typedef enum { RCV_BACKEND_REF = 0, RCV_BACKEND_CPU = 1, RCV_BACKEND_CUDA = 2 } rcv_backend;
 
-// Compute precision of the heavy ops (convolutions). bf16: inputs, weights and output
-// gradients are rounded to bf16 inside the kernel, products accumulate in fp32, and
-// activations, parameters (master weights), gradients and optimizer state stay fp32 -
-// PyTorch's autocast(bfloat16) split. Other ops always run in fp32.
-typedef enum { RCV_FP32 = 0, RCV_BF16 = 1 } rcv_precision;
+// Compute precision of the heavy ops (set before plan: rcv_graph_set_precision). Storage
+// stays fp32 everywhere (activations, fp32 master weights, gradients, optimizer state);
+// tf32/bf16/fp16 only change how conv and linear multiply, accumulating in fp32 - PyTorch's
+// autocast split. cpu: bf16 convolutions (AVX512-BF16/AMX); cuda: all four (tensor cores).
+typedef enum { RCV_PREC_FP32 = 0, RCV_PREC_TF32 = 1, RCV_PREC_BF16 = 2, RCV_PREC_FP16 = 3 } rcv_precision;
+const char *rcv_precision_name(rcv_precision p);              // "fp32", "tf32", "bf16", "fp16"
+int rcv_precision_parse(const char *name, rcv_precision *p);  // -1 with a message naming the valid ones
 
 // Op attributes. Only the member for the node's op is meaningful.
 typedef struct {
@@ -137,6 +139,7 @@ struct rcv_node {
     int buf[RCV_MAX_BUFS];     // indices into graph->param_info, -1 if absent
 
     // Planned storage (NHWC). out is NULL for LABELS. grad is NULL where no gradient flows.
+    // On a device plan (cuda) these point to GPU memory: use rcv_graph_upload/download.
     float *out;
     float *grad;
     int32_t *idata;          // LABELS: (N) class indices
@@ -161,6 +164,10 @@ typedef struct {
     size_t (*saved_size)(const rcv_graph *g, const rcv_node *n); // floats of n->saved; may be NULL
 } rcv_kernels;
 
+// 0 when backend b can run here; -1 with a message otherwise (cuda: "no CUDA device/driver:
+// <reason>" on a machine without a GPU or driver, or in a build without the cuda backend).
+int rcv_backend_check(rcv_backend b);
+
 // Per-backend kernel tables, indexed by rcv_op; an entry with forward == NULL
 // means "not implemented on this backend".
 const rcv_kernels *rcv_backend_ref_kernels(rcv_op op);
@@ -182,7 +189,6 @@ struct rcv_graph {
     rcv_backend backend;
     int batch;               // planned batch size, 0 = not planned
     int training;            // batchnorm batch statistics, dropout active
-    int precision;           // RCV_FP32 or RCV_BF16 (set before plan; see rcv_graph_set_precision)
     uint8_t *want_grad;      // per node: caller asked for its gradient (inputs, feature maps)
     int keep_grads;          // every node's gradient kept after backward and no fusion (tests)
     size_t grad_floats;      // planned gradient memory (floats)
@@ -190,6 +196,15 @@ struct rcv_graph {
     size_t scratch_len;
     void *arena;             // all planned activations/grads/saved live here
     void *backend_ctx;       // e.g. the oneDNN engine and stream
+
+    // Device plans (cuda): while planned there, parameters, gradients and buffers live on the
+    // GPU (these mirrors, same layout as the host arrays) and the GPU copy is the one that
+    // counts. rcv_graph_params_to_host/_to_device move them explicitly; planning uploads and
+    // unplanning (re-plan, free) downloads them. NULL on ref/cpu plans.
+    float *dparams, *dgrads, *dbuffers;
+    int64_t *dibuffers;
+    int device;              // cuda device ordinal (default 0), set before plan
+    rcv_precision precision; // conv/linear compute precision (default fp32); rcv_graph_set_precision, before plan
 
     rcv_rng rng;             // dropout and any stochastic op
     int threads;
@@ -225,10 +240,10 @@ void rcv_graph_require_grad(rcv_graph *g, int node);
 // with another batch size or backend frees and redoes it. Parameters are kept.
 int rcv_graph_plan(rcv_graph *g, int batch, rcv_backend backend);
 void rcv_graph_set_training(rcv_graph *g, int training);
-// Chooses the compute precision for the next plan. bf16 on a CPU without native bf16
-// (AVX512-BF16 or AMX) falls back to fp32 with a message on stderr; returns the precision
-// that will be used.
-rcv_precision rcv_graph_set_precision(rcv_graph *g, rcv_precision p);
+// Chooses the compute precision for the next plan on `backend`. cuda takes all four; cpu
+// takes bf16 where the CPU has native bf16 (AVX512-BF16 or AMX); anything else falls back
+// to fp32 with a message on stderr. Returns the precision that will be used.
+rcv_precision rcv_graph_set_precision(rcv_graph *g, rcv_backend backend, rcv_precision p);
 void rcv_graph_forward(rcv_graph *g);
 // Zeroes parameter gradients.
 void rcv_graph_zero_grad(rcv_graph *g);
@@ -237,7 +252,8 @@ void rcv_graph_backward(rcv_graph *g, int loss, float scale);
 // Backward from any node with a caller-given output gradient `seed` (numel of the node's
 // output, NHWC): Grad-CAM's one-hot logits, a loss computed outside the graph on the logits
 // (recipes), a targeted attack's direction. seed may be the node's own grad buffer, filled
-// in place. -1 with a message if no gradient flows into the node.
+// in place. On a device plan seed is host memory, unless it is n->grad itself (already on
+// the GPU, filled with rcv_graph_upload). -1 with a message if no gradient flows into the node.
 int rcv_graph_backward_from(rcv_graph *g, int node, const float *seed);
 // int64 buffers (num_batches_tracked) live apart from float ones.
 static inline int64_t *rcv_param_i64(rcv_graph *g, int p) { return g->ibuffers + g->param_info[p].offset; }
@@ -246,6 +262,23 @@ static inline rcv_node *rcv_node_at(rcv_graph *g, int id) { return &g->nodes[id]
 static inline float *rcv_in(rcv_graph *g, rcv_node *n, int i) { return g->nodes[n->in[i]].out; }
 static inline float *rcv_in_grad(rcv_graph *g, rcv_node *n, int i) { return g->nodes[n->in[i]].grad; }
 static inline rcv_shape rcv_in_shape(rcv_graph *g, rcv_node *n, int i) { return g->nodes[n->in[i]].shape; }
+
+// --- host <-> device (every backend; plain memcpy on ref/cpu plans) ---
+// 1 when the plan's storage (node out/grad/saved/idata, dparams, ...) is GPU memory.
+int rcv_graph_on_device(const rcv_graph *g);
+// Copies `bytes` from host memory into planned storage (a node's out, grad or idata, or a
+// pointer inside them), and back. Download waits for the GPU's queued work first.
+void rcv_graph_upload(rcv_graph *g, void *planned, const void *host, size_t bytes);
+void rcv_graph_download(rcv_graph *g, void *host, const void *planned, size_t bytes);
+// Parameters + float and int64 buffers: host arrays -> GPU mirrors and back; gradients alike.
+// No-ops on host plans. Call _to_device after writing g->params on the host while planned on
+// cuda (loading weights), _to_host before reading them (checkpoints do it themselves).
+void rcv_graph_params_to_device(rcv_graph *g);
+void rcv_graph_params_to_host(rcv_graph *g);
+void rcv_graph_grads_to_host(rcv_graph *g);
+void rcv_graph_grads_to_device(rcv_graph *g);
+// Waits for queued device work (timing); no-op on host plans.
+void rcv_graph_sync(rcv_graph *g);
 
 // Scratch memory shared by kernels (valid only during one kernel call).
 float *rcv_graph_scratch(rcv_graph *g, size_t floats);

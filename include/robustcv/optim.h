@@ -28,6 +28,8 @@ typedef struct {
     size_t n;        // floats (graph->n_param_floats)
     float *m, *v;    // SGD: m = momentum buffer (NULL without momentum); Adam: exp_avg, exp_avg_sq
     int64_t step;    // completed steps
+    void *dev;       // device copy of m/v, made by the first step on a cuda-planned graph; then the
+                     // current one (rcv_optim_sync_host brings it back; checkpoints call it)
 } rcv_optim;
 
 // Allocates the state (zeros) for n parameter floats. -1 on a bad config (negative lr, betas
@@ -38,7 +40,12 @@ void rcv_optim_free(rcv_optim *o);
 // lr * param_info[i].lr_mult. State is per element, so o->step counts steps for all parameters
 // together: momentum buffers start as the first gradient (step 0) and Adam's bias correction
 // uses o->step + 1. -1 (nothing changed) when g's parameter count differs from o->n.
+// On a cuda-planned graph the update runs on the GPU (g->dparams, g->dgrads, device m/v).
 int rcv_optim_step(rcv_optim *o, rcv_graph *g, float lr);
+// Device m/v -> host o->m, o->v (no-op without device state); and host -> device after the
+// host arrays were written (rcv_ckpt_load_optim calls it).
+void rcv_optim_sync_host(const rcv_optim *o);
+void rcv_optim_sync_device(rcv_optim *o);
 
 // The per-element updates, for callers with their own buffers. `step` is the 1-based step number.
 void rcv_sgd_update(float *p, const float *grad, float *buf, size_t n, float lr, float momentum, float dampening,
@@ -95,5 +102,8 @@ int rcv_sched_cycle_end(const rcv_sched *s, int epoch);
 float rcv_clip_grad_norm(rcv_graph *g, float max_norm);
 // The same norm without clipping.
 float rcv_grad_norm(const rcv_graph *g);
+// Gradients of every non-frozen RCV_PARAM *= coef (unscaling after fp16 loss scaling).
+void rcv_grad_scale(rcv_graph *g, float coef);
+// All three run on the GPU for a cuda-planned graph (the norm then waits for it).
 
 #endif

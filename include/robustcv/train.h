@@ -24,10 +24,11 @@ typedef struct {
     int resume;
     int threads;             // 0 = OpenMP's default
     rcv_backend backend;
+    int device;              // cuda device ordinal (default 0)
+    rcv_precision precision; // --precision: bf16 on cpu (AMX) and cuda, tf32/fp16 on cuda (fp16: loss scaling)
     int max_steps;           // stop after this many steps in total (tests), 0 = no limit
     int subset;              // use only the first `subset` train and test images, 0 = all
     int quiet;
-    rcv_precision precision; // RCV_BF16: bf16 convolutions, fp32 master weights (--precision bf16)
     int profile;             // print the per-op time profile after training (--profile)
     int loader_threads;      // batch-loading threads (default 2); 0 = load in the training thread
     // Per-sample transform of training images (augmentation), run on the loader threads

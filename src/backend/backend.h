@@ -5,12 +5,31 @@
 #include "robustcv/graph.h"
 
 // Kernel table for (backend, op). The cpu backend falls back to ref for an op
-// it lacks (tests/test_ops.c checks that none is missing); NULL if neither has it.
+// it lacks (tests/test_ops.c checks that none is missing); cuda has no fallback
+// (ref kernels cannot read GPU memory). NULL if the backend lacks the op.
 const rcv_kernels *rcv_backend_kernels(rcv_backend b, rcv_op op);
-// Per-plan context (cpu: the oneDNN engine and stream). NULL with a message on failure;
-// ref needs none and returns NULL.
-void *rcv_backend_ctx_new(rcv_backend b, int threads);
+// cuda kernel table (src/backend/cuda/table.c); returns NULL for every op in a build
+// without CUDA.
+const rcv_kernels *rcv_backend_cuda_kernels(rcv_op op);
+// 1 when this build has the cuda backend compiled in.
+int rcv_backend_cuda_built(void);
+// Per-plan context (cpu: the oneDNN engine and stream; cuda: device, stream, cuDNN and
+// cuBLAS handles, workspace). NULL with a message on failure; ref needs none and returns NULL.
+// cuda fails with "no CUDA device/driver: <reason>" where there is no GPU or driver.
+void *rcv_backend_ctx_new(rcv_backend b, const rcv_graph *g);
 void rcv_backend_ctx_free(rcv_backend b, void *ctx);
+
+// Memory of a plan. Host backends: 64-byte aligned host memory, memcpy, memset.
+// cuda: cudaMalloc'ed device memory; copies and fills are queued on the context's
+// stream (download waits for it). alloc returns NULL with a message on failure.
+int rcv_backend_on_device(rcv_backend b);
+void *rcv_backend_alloc(rcv_backend b, void *ctx, size_t bytes);
+void rcv_backend_free(rcv_backend b, void *ctx, void *p);
+void rcv_backend_upload(rcv_backend b, void *ctx, void *dst, const void *src, size_t bytes);
+void rcv_backend_download(rcv_backend b, void *ctx, void *dst, const void *src, size_t bytes);
+void rcv_backend_zero(rcv_backend b, void *ctx, void *p, size_t bytes);
+void rcv_backend_fill(rcv_backend b, void *ctx, float *p, size_t n, float value);
+void rcv_backend_sync(rcv_backend b, void *ctx);
 
 // cpu backend context, defined in backend/cpu/dnnl_ctx.c.
 void *rcv_cpu_ctx_new(int threads);

@@ -14,6 +14,10 @@ int cli_search(int argc, char **argv);
 // The train options (shared by train and search) into c. 0, 1 (--help printed) or 2 (usage error).
 int cli_train_config(int argc, char **argv, const char *verb, const char *synopsis, rcv_train_cfg *c);
 // --device NAME -> backend; prints and returns -1 on an unknown name.
+// A device that cannot run here (cuda without GPU/driver) prints "no CUDA device/driver: ..."
+// and exits 1.
 int cli_parse_device(const char *v, rcv_backend *b);
+// --precision fp32|tf32|bf16|fp16 (NULL: fp32); prints and returns -1 on an unknown name.
+int cli_parse_precision(const char *v, rcv_precision *p);
 
 #endif

@@ -17,7 +17,7 @@ int cli_eval(int argc, char **argv) {
         {"split", "NAME", "test or train (default test)", NULL},
         {"batch", "N", "batch size (default 256)", NULL},
         {"threads", "N", "threads (default: all cores)", NULL},
-        {"device", "NAME", "cpu or ref (default cpu)", NULL},
+        {"device", "NAME", "cpu, ref or cuda (default cpu)", NULL},
         {"json", "FILE", "also write the results as JSON", NULL},
         {NULL, NULL, NULL, NULL},
     };

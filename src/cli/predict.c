@@ -29,7 +29,7 @@ int cli_predict(int argc, char **argv) {
         {"checkpoint", "FILE", "checkpoint written by `robustcv train` (required)", NULL},
         {"top", "K", "classes to print per image (default 5)", NULL},
         {"threads", "N", "threads (default: all cores)", NULL},
-        {"device", "NAME", "cpu or ref (default cpu)", NULL},
+        {"device", "NAME", "cpu, ref or cuda (default cpu)", NULL},
         {NULL, NULL, NULL, NULL},
     };
     const char *pos[4096];
@@ -65,8 +65,12 @@ int cli_predict(int argc, char **argv) {
         goto out;
     }
     rcv_graph_set_training(m.g, 0);
-    float *x = m.g->nodes[m.input].out;
-    const float *z = m.g->nodes[m.logits].out;
+    // A GPU plan is fed from (and read back into) host copies.
+    int on_dev = rcv_graph_on_device(m.g);
+    size_t x_floats = (size_t)m.cfg.in_c * m.cfg.in_h * m.cfg.in_w;
+    float *hx = on_dev ? rcv_xmalloc(x_floats * sizeof(float)) : NULL, *hz = on_dev ? rcv_xmalloc((size_t)k * sizeof(float)) : NULL;
+    float *x = on_dev ? hx : m.g->nodes[m.input].out;
+    const float *z = on_dev ? hz : m.g->nodes[m.logits].out;
     double *p = rcv_xmalloc((size_t)k * sizeof(double));
     int *order = rcv_xmalloc((size_t)k * sizeof(int));
     for (int f = 0; f < npos; f++) {
@@ -79,7 +83,9 @@ int cli_predict(int argc, char **argv) {
         }
         to_input(&img, &m.cfg, x);
         rcv_image_free(&img);
+        if (on_dev) rcv_graph_upload(m.g, m.g->nodes[m.input].out, x, x_floats * sizeof(float));
         rcv_graph_forward(m.g);
+        if (on_dev) rcv_graph_download(m.g, hz, m.g->nodes[m.logits].out, (size_t)k * sizeof(float));
         double mx = z[0], s = 0;
         for (int j = 1; j < k; j++) mx = z[j] > mx ? z[j] : mx;
         for (int j = 0; j < k; j++) s += p[j] = exp((double)z[j] - mx);
@@ -104,6 +110,8 @@ int cli_predict(int argc, char **argv) {
     }
     free(p);
     free(order);
+    free(hx);
+    free(hz);
 out:
     rcv_ckpt_info_free(&info);
     rcv_model_free(&m);

@@ -1,5 +1,6 @@
 // robustcv train: train a model; see --help.
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "cli/args.h"
@@ -13,6 +14,20 @@ int cli_parse_device(const char *v, rcv_backend *b) {
     else if (!strcmp(v, "cuda")) *b = RCV_BACKEND_CUDA;
     else {
         fprintf(stderr, "robustcv: --device '%s', expected cpu, ref or cuda\n", v);
+        return -1;
+    }
+    // Ask the device now, before any data is read: no GPU or driver is a clear error, exit 1.
+    if (rcv_backend_check(*b)) {
+        fprintf(stderr, "robustcv: --device %s: %s\n", v, rcv_error());
+        exit(1);
+    }
+    return 0;
+}
+
+int cli_parse_precision(const char *v, rcv_precision *p) {
+    *p = RCV_PREC_FP32;
+    if (v && rcv_precision_parse(v, p)) {
+        fprintf(stderr, "robustcv: --precision: %s\n", rcv_error());
         return -1;
     }
     return 0;
@@ -43,12 +58,13 @@ int cli_train_config(int argc, char **argv, const char *verb, const char *synops
         {"resume", NULL, "continue from DIR/last.safetensors (weights, optimizer, epoch, RNG)", NULL},
         {"threads", "N", "threads (default: all cores)", NULL},
         {"loader-threads", "N", "threads preparing batches ahead (default 2; 0 = none); results do not depend on it", NULL},
-        {"device", "NAME", "cpu (oneDNN, default) or ref (reference kernels, slow)", NULL},
+        {"device", "NAME", "cpu (oneDNN, default), ref (reference kernels, slow) or cuda (GPU 0; RCV_CUDA_DEVICE picks another)", NULL},
         {"max-steps", "N", "stop after N optimizer steps in total (default no limit)", NULL},
         {"subset", "N", "use only the first N train and N test images (quick experiments)", NULL},
         {"quiet", NULL, "no progress output", NULL},
-        {"precision", "NAME", "fp32 (default) or bf16: bf16 convolutions with fp32 master weights (AVX512-BF16/AMX CPUs; "
-                              "others fall back to fp32 with a message)", NULL},
+        {"precision", "P", "fp32 (default), bf16 (cpu: AVX512-BF16/AMX convolutions; cuda), tf32 or fp16 (cuda; fp16 adds "
+                           "dynamic loss scaling); weights, gradients and optimizer state stay fp32; unsupported choices "
+                           "fall back to fp32 with a message", NULL},
         {"profile", NULL, "print where a training step's time goes, per op and per node, at the end", NULL},
         {"gamma", "X", "ResNet-D geometric residual decay (resnet*d models; default 0)", NULL},
         {"recipe", "NAME", "standard, augment-curriculum, fgsm, kurakin, stability, augmix or pgd (default standard; "
@@ -114,7 +130,8 @@ int cli_train_config(int argc, char **argv, const char *verb, const char *synops
         rcv_arg_int(opts, "augmix-width", &rp->augmix.width) || rcv_arg_int(opts, "augmix-depth", &rp->augmix.depth) ||
         rcv_arg_int(opts, "augmix-severity", &rp->augmix.severity) || rcv_arg_float(opts, "pgd-eps", &rp->pgd_eps) ||
         rcv_arg_float(opts, "pgd-alpha", &rp->pgd_alpha) || rcv_arg_int(opts, "pgd-steps", &rp->pgd_steps) ||
-        rcv_arg_int(opts, "pgd-random-start", &rp->pgd_random_start))
+        rcv_arg_int(opts, "pgd-random-start", &rp->pgd_random_start) ||
+        cli_parse_precision(rcv_arg(opts, "precision"), &c.precision))
         return 2;
     if ((v = rcv_arg(opts, "recipe")) && rcv_recipe_parse(v, &rp->kind)) {
         fprintf(stderr, "robustcv %s: %s\n", verb, rcv_error());
@@ -122,19 +139,13 @@ int cli_train_config(int argc, char **argv, const char *verb, const char *synops
     }
     if ((v = rcv_arg(opts, "augment"))) snprintf(rp->augment, sizeof rp->augment, "%s", v);
     if (rcv_arg(opts, "small-input")) small = 1;
+    if ((v = getenv("RCV_CUDA_DEVICE")) && *v) c.device = atoi(v);
     c.opt.nesterov = nesterov;
     c.mcfg.small_input = small;
     c.seed = seed;
     c.resume = rcv_arg(opts, "resume") != NULL;
     c.quiet = rcv_arg(opts, "quiet") != NULL;
     c.profile = rcv_arg(opts, "profile") != NULL;
-    if ((v = rcv_arg(opts, "precision"))) {
-        if (!strcmp(v, "bf16")) c.precision = RCV_BF16;
-        else if (strcmp(v, "fp32")) {
-            fprintf(stderr, "robustcv train: --precision '%s', expected fp32 or bf16\n", v);
-            return 2;
-        }
-    }
     *c_out = c;
     return 0;
 }

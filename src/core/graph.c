@@ -46,7 +46,48 @@ rcv_graph *rcv_graph_new(void) {
     return g;
 }
 
+static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
+
+// Device mirrors of params/grads/buffers for a device plan; uploads the host values.
+static int device_params_new(rcv_graph *g) {
+    rcv_backend b = g->backend;
+    void *ctx = g->backend_ctx;
+    size_t np = g->n_param_floats ? g->n_param_floats : 16, nb = g->n_buffer_floats ? g->n_buffer_floats : 16;
+    size_t ni = g->n_ibuffers ? g->n_ibuffers : 1;
+    if (!(g->dparams = rcv_backend_alloc(b, ctx, np * sizeof(float))) ||
+        !(g->dgrads = rcv_backend_alloc(b, ctx, np * sizeof(float))) ||
+        !(g->dbuffers = rcv_backend_alloc(b, ctx, nb * sizeof(float))) ||
+        !(g->dibuffers = rcv_backend_alloc(b, ctx, ni * sizeof(int64_t))))
+        return -1;
+    rcv_graph_params_to_device(g);
+    rcv_graph_grads_to_device(g);
+    return 0;
+}
+
+static void device_params_free(rcv_graph *g) {
+    if (!g->dparams) return;
+    // The device copy is the current one: bring it home before dropping it.
+    rcv_graph_params_to_host(g);
+    rcv_graph_grads_to_host(g);
+    rcv_backend_free(g->backend, g->backend_ctx, g->dparams);
+    rcv_backend_free(g->backend, g->backend_ctx, g->dgrads);
+    rcv_backend_free(g->backend, g->backend_ctx, g->dbuffers);
+    rcv_backend_free(g->backend, g->backend_ctx, g->dibuffers);
+    g->dparams = g->dgrads = g->dbuffers = NULL;
+    g->dibuffers = NULL;
+}
+
 static void unplan(rcv_graph *g) {
+    if (g->dparams && g->dbuffers && g->dibuffers && g->dgrads) device_params_free(g);
+    else {
+        // A plan that failed half way: free whatever was allocated.
+        if (g->dparams) rcv_backend_free(g->backend, g->backend_ctx, g->dparams);
+        if (g->dgrads) rcv_backend_free(g->backend, g->backend_ctx, g->dgrads);
+        if (g->dbuffers) rcv_backend_free(g->backend, g->backend_ctx, g->dbuffers);
+        if (g->dibuffers) rcv_backend_free(g->backend, g->backend_ctx, g->dibuffers);
+        g->dparams = g->dgrads = g->dbuffers = NULL;
+        g->dibuffers = NULL;
+    }
     for (int i = 0; i < g->n_nodes; i++) {
         rcv_node *n = &g->nodes[i];
         const rcv_kernels *k = rcv_backend_kernels(g->backend, n->op);
@@ -56,10 +97,10 @@ static void unplan(rcv_graph *g) {
         n->idata = NULL;
         n->saved_len = 0;
     }
+    if (g->arena) rcv_backend_free(g->backend, g->backend_ctx, g->arena);
+    g->arena = NULL;
     if (g->backend_ctx) rcv_backend_ctx_free(g->backend, g->backend_ctx);
     g->backend_ctx = NULL;
-    free(g->arena);
-    g->arena = NULL;
     free(g->scratch);
     g->scratch = NULL;
     g->scratch_len = 0;
@@ -180,8 +221,6 @@ void rcv_graph_require_grad(rcv_graph *g, int node) {
 }
 
 static int has_params(const rcv_node *n) { return n->param[0] >= 0; }
-
-static size_t align16(size_t n) { return (n + 15) & ~(size_t)15; }
 
 float *rcv_graph_scratch(rcv_graph *g, size_t floats) {
     if (floats > g->scratch_len) {
@@ -304,8 +343,16 @@ int rcv_graph_plan(rcv_graph *g, int batch, rcv_backend backend) {
     g->batch = batch;
     fuse_bn_relu(g, backend);
 
-    // One arena: outputs, saved state and gradients, each 64-byte aligned. Outputs and saved
-    // state live for the whole step; gradients share memory (assign_grads).
+    // The context first: a device backend must find its device before allocating.
+    g->backend_ctx = rcv_backend_ctx_new(backend, g);
+    if (!g->backend_ctx && backend != RCV_BACKEND_REF) {
+        g->batch = 0;
+        return rcv_fail_ctx("plan: ");
+    }
+
+    // One arena (host or device memory): outputs, saved state and gradients, each 64-byte
+    // aligned. Outputs and saved state live for the whole step; gradients share memory
+    // (assign_grads).
     size_t total = 0;
     for (int i = 0; i < g->n_nodes; i++) {
         rcv_node *n = &g->nodes[i];
@@ -317,7 +364,12 @@ int rcv_graph_plan(rcv_graph *g, int batch, rcv_backend backend) {
     }
     size_t *grad_off = rcv_xmalloc((size_t)(g->n_nodes > 0 ? g->n_nodes : 1) * sizeof(size_t));
     size_t grad_total = assign_grads(g, grad_off);
-    g->arena = rcv_alloc_aligned((total + grad_total) * sizeof(float));
+    g->arena = rcv_backend_alloc(backend, g->backend_ctx, (total + grad_total) * sizeof(float));
+    if (!g->arena || (rcv_backend_on_device(backend) && device_params_new(g))) {
+        free(grad_off);
+        g->batch = 0;
+        return rcv_fail_ctx("plan: ");
+    }
     float *p = g->arena;
     for (int i = 0; i < g->n_nodes; i++) {
         rcv_node *n = &g->nodes[i];
@@ -339,11 +391,6 @@ int rcv_graph_plan(rcv_graph *g, int batch, rcv_backend backend) {
     g->grad_floats = grad_total;
     free(grad_off);
 
-    g->backend_ctx = rcv_backend_ctx_new(backend, g->threads);
-    if (!g->backend_ctx && backend != RCV_BACKEND_REF) {
-        g->batch = 0;
-        return rcv_fail_ctx("plan: ");
-    }
     for (int i = 0; i < g->n_nodes; i++) {
         rcv_node *n = &g->nodes[i];
         const rcv_kernels *k = rcv_backend_kernels(backend, n->op);
@@ -369,13 +416,16 @@ static double now_s(void) {
 
 void rcv_graph_set_training(rcv_graph *g, int training) { g->training = training; }
 
-rcv_precision rcv_graph_set_precision(rcv_graph *g, rcv_precision p) {
-    if (p == RCV_BF16 && !rcv_backend_has_bf16(g->backend ? g->backend : RCV_BACKEND_CPU)) {
-        fprintf(stderr, "robustcv: --precision bf16: this CPU has no native bf16 (AVX512-BF16 or AMX); training in "
-                        "fp32\n");
-        p = RCV_FP32;
+rcv_precision rcv_graph_set_precision(rcv_graph *g, rcv_backend backend, rcv_precision p) {
+    int ok = p == RCV_PREC_FP32 || backend == RCV_BACKEND_CUDA ||
+             (backend == RCV_BACKEND_CPU && p == RCV_PREC_BF16 && rcv_backend_has_bf16(backend));
+    if (!ok) {
+        fprintf(stderr, "robustcv: --precision %s is not available on the %s backend%s; using fp32\n",
+                rcv_precision_name(p), backend == RCV_BACKEND_CPU ? "cpu" : "ref",
+                backend == RCV_BACKEND_CPU && p == RCV_PREC_BF16 ? " (this CPU has no AVX512-BF16 or AMX)" : "");
+        p = RCV_PREC_FP32;
     }
-    if (g->precision != (int)p && g->batch) g->batch = -g->batch; // forces a re-plan (kernels depend on it)
+    if (g->precision != p && g->batch) g->batch = -g->batch; // forces a re-plan (kernels depend on it)
     g->precision = p;
     return p;
 }
@@ -386,13 +436,17 @@ void rcv_graph_forward(rcv_graph *g) {
         if (n->op == RCV_OP_INPUT || n->op == RCV_OP_LABELS || n->skip) continue;
         double t0 = g->prof ? now_s() : 0;
         rcv_backend_kernels(g->backend, n->op)->forward(g, n);
-        if (g->prof) g->prof[2 * i] += now_s() - t0;
+        if (g->prof) {
+            rcv_graph_sync(g); // device kernels run asynchronously
+            g->prof[2 * i] += now_s() - t0;
+        }
     }
     if (g->prof) g->prof_steps++;
 }
 
 void rcv_graph_zero_grad(rcv_graph *g) {
-    memset(g->grads, 0, g->n_param_floats * sizeof(float));
+    if (g->dgrads) rcv_backend_zero(g->backend, g->backend_ctx, g->dgrads, g->n_param_floats * sizeof(float));
+    else memset(g->grads, 0, g->n_param_floats * sizeof(float));
 }
 
 static void backward_from(rcv_graph *g, int loss) {
@@ -424,15 +478,17 @@ static void backward_from(rcv_graph *g, int loss) {
         if (n->skip) continue; // a fused ReLU: its BN's backward applies the mask
         double t0 = g->prof ? now_s() : 0;
         rcv_backend_kernels(g->backend, n->op)->backward(g, n);
-        if (g->prof) g->prof[2 * i + 1] += now_s() - t0;
+        if (g->prof) {
+            rcv_graph_sync(g);
+            g->prof[2 * i + 1] += now_s() - t0;
+        }
     }
 }
 
 void rcv_graph_backward(rcv_graph *g, int loss, float scale) {
     rcv_node *ln = &g->nodes[loss];
     if (!ln->grad) return;
-    size_t ne = rcv_numel(ln->shape);
-    for (size_t e = 0; e < ne; e++) ln->grad[e] = scale;
+    rcv_backend_fill(g->backend, g->backend_ctx, ln->grad, rcv_numel(ln->shape), scale);
     backward_from(g, loss);
 }
 
@@ -441,9 +497,63 @@ int rcv_graph_backward_from(rcv_graph *g, int node, const float *seed) {
     if (!n->grad)
         return rcv_fail("backward_from: node '%s' (%s) has no gradient: nothing it depends on has parameters or "
                         "was marked with rcv_graph_require_grad", n->name, rcv_op_name(n->op));
-    if (n->grad != seed) memcpy(n->grad, seed, rcv_numel(n->shape) * sizeof(float));
+    if (n->grad != seed) rcv_graph_upload(g, n->grad, seed, rcv_numel(n->shape) * sizeof(float));
     backward_from(g, node);
     return 0;
+}
+
+int rcv_graph_on_device(const rcv_graph *g) { return g->batch != 0 && rcv_backend_on_device(g->backend); }
+
+void rcv_graph_upload(rcv_graph *g, void *planned, const void *host, size_t bytes) {
+    rcv_backend_upload(g->backend, g->backend_ctx, planned, host, bytes);
+}
+
+void rcv_graph_download(rcv_graph *g, void *host, const void *planned, size_t bytes) {
+    rcv_backend_download(g->backend, g->backend_ctx, host, planned, bytes);
+}
+
+void rcv_graph_params_to_device(rcv_graph *g) {
+    if (!g->dparams) return;
+    rcv_backend_upload(g->backend, g->backend_ctx, g->dparams, g->params, g->n_param_floats * sizeof(float));
+    rcv_backend_upload(g->backend, g->backend_ctx, g->dbuffers, g->buffers, g->n_buffer_floats * sizeof(float));
+    rcv_backend_upload(g->backend, g->backend_ctx, g->dibuffers, g->ibuffers, g->n_ibuffers * sizeof(int64_t));
+}
+
+void rcv_graph_params_to_host(rcv_graph *g) {
+    if (!g->dparams) return;
+    rcv_backend_download(g->backend, g->backend_ctx, g->params, g->dparams, g->n_param_floats * sizeof(float));
+    rcv_backend_download(g->backend, g->backend_ctx, g->buffers, g->dbuffers, g->n_buffer_floats * sizeof(float));
+    rcv_backend_download(g->backend, g->backend_ctx, g->ibuffers, g->dibuffers, g->n_ibuffers * sizeof(int64_t));
+}
+
+void rcv_graph_grads_to_host(rcv_graph *g) {
+    if (g->dgrads)
+        rcv_backend_download(g->backend, g->backend_ctx, g->grads, g->dgrads, g->n_param_floats * sizeof(float));
+}
+
+void rcv_graph_grads_to_device(rcv_graph *g) {
+    if (g->dgrads)
+        rcv_backend_upload(g->backend, g->backend_ctx, g->dgrads, g->grads, g->n_param_floats * sizeof(float));
+}
+
+void rcv_graph_sync(rcv_graph *g) {
+    if (g->backend_ctx) rcv_backend_sync(g->backend, g->backend_ctx);
+}
+
+const char *rcv_precision_name(rcv_precision p) {
+    switch (p) {
+    case RCV_PREC_FP32: return "fp32";
+    case RCV_PREC_TF32: return "tf32";
+    case RCV_PREC_BF16: return "bf16";
+    case RCV_PREC_FP16: return "fp16";
+    }
+    return "?";
+}
+
+int rcv_precision_parse(const char *name, rcv_precision *p) {
+    for (int k = RCV_PREC_FP32; k <= RCV_PREC_FP16; k++)
+        if (name && !strcmp(name, rcv_precision_name((rcv_precision)k))) { *p = (rcv_precision)k; return 0; }
+    return rcv_fail("precision '%s' is unknown, expected one of fp32, tf32, bf16, fp16", name ? name : "");
 }
 
 void rcv_graph_profile(rcv_graph *g, int on) {

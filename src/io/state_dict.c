@@ -9,6 +9,7 @@
 void rcv_st_add_graph(rcv_st_writer *w, const rcv_graph *g) {
     // Storage is allocated on first use; the graph object itself is not const at its origin.
     rcv_graph_seal_params((rcv_graph *)g);
+    rcv_graph_params_to_host((rcv_graph *)g); // a GPU plan holds the current values
     for (int i = 0; i < g->n_params; i++) {
         const rcv_param *p = &g->param_info[i];
         switch (p->kind) {
@@ -84,6 +85,7 @@ int rcv_st_load_graph(const rcv_safetensors *st, rcv_graph *g, int strict, int i
                             n_unexp == 1 ? "" : "s", n_unexp == 1 ? "is" : "are", list,
                             n_unexp > listed ? ", ..." : "");
     }
+    rcv_graph_params_to_host(g); // tensors the file lacks keep their current (GPU) values
     for (int i = 0; i < g->n_params; i++) {
         const rcv_param *p = &g->param_info[i];
         if (skipped(p->name, skip_prefix) || !rcv_st_find(st, p->name)) continue;
@@ -92,6 +94,7 @@ int rcv_st_load_graph(const rcv_safetensors *st, rcv_graph *g, int strict, int i
         else rc = rcv_st_read_f32(st, p->name, rcv_param_data(g, i), p->numel);
         if (rc) return -1; // only a non-integral float in an I64 buffer can get here
     }
+    rcv_graph_params_to_device(g); // no-op unless planned on a GPU
     if (missing) *missing = n_missing;
     return 0;
 }

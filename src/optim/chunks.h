@@ -9,6 +9,8 @@
 
 #define RCV_CHUNK 16384
 
+// Same members, same order as rcv_cuda_chunk (src/backend/cuda/cuda_backend.h): the cuda
+// update kernels read this table as is.
 typedef struct {
     size_t offset, n; // into g->params / g->grads
     float lr_mult;

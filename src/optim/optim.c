@@ -2,6 +2,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#ifdef RCV_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 #include "optim/chunks.h"
 #include "robustcv/error.h"
 #include "robustcv/optim.h"
@@ -61,6 +64,9 @@ int rcv_optim_init(rcv_optim *o, const rcv_optim_cfg *cfg, size_t n) {
 
 void rcv_optim_free(rcv_optim *o) {
     if (!o) return;
+#ifdef RCV_HAVE_CUDA
+    rcv_cuda_optim_state_free(NULL, o->dev);
+#endif
     free(o->m);
     free(o->v);
     memset(o, 0, sizeof *o);
@@ -92,6 +98,30 @@ int rcv_optim_step(rcv_optim *o, rcv_graph *g, float lr) {
     int nc = rcv_optim_chunks(g, &ch);
     const rcv_optim_cfg c = o->cfg;
     int64_t step = o->step + 1;
+#ifdef RCV_HAVE_CUDA
+    if (g->dparams) {
+        if (!o->dev) {
+            // First step on the GPU: the host state (zeros, or a resumed checkpoint's) moves there.
+            o->dev = rcv_cuda_optim_state_new(g->backend_ctx, o->n, o->m != NULL, o->v != NULL);
+            if (!o->dev) {
+                free(ch);
+                return -1;
+            }
+            rcv_cuda_optim_state_upload(g->backend_ctx, o->dev, o->m, o->v);
+        }
+        // rcv_chunk and rcv_cuda_chunk have the same members in the same order.
+        const rcv_cuda_chunk *cc = (const rcv_cuda_chunk *)ch;
+        if (c.kind == RCV_OPT_SGD)
+            rcv_cuda_sgd_step(g->backend_ctx, o->dev, g->dparams, g->dgrads, cc, nc, lr, c.momentum, c.dampening,
+                              c.weight_decay, c.nesterov, o->step == 0);
+        else
+            rcv_cuda_adam_step(g->backend_ctx, o->dev, g->dparams, g->dgrads, cc, nc, lr, c.beta1, c.beta2, c.eps,
+                               c.weight_decay, c.kind == RCV_OPT_ADAMW, step);
+        free(ch);
+        o->step = step;
+        return 0;
+    }
+#endif
 #pragma omp parallel for schedule(dynamic, 4)
     for (int k = 0; k < nc; k++) {
         size_t off = ch[k].offset, n = ch[k].n;
@@ -106,4 +136,16 @@ int rcv_optim_step(rcv_optim *o, rcv_graph *g, float lr) {
     free(ch);
     o->step = step;
     return 0;
+}
+
+void rcv_optim_sync_host(const rcv_optim *o) {
+#ifdef RCV_HAVE_CUDA
+    if (o && o->dev) rcv_cuda_optim_state_download(NULL, o->dev, o->m, o->v);
+#endif
+}
+
+void rcv_optim_sync_device(rcv_optim *o) {
+#ifdef RCV_HAVE_CUDA
+    if (o && o->dev) rcv_cuda_optim_state_upload(NULL, o->dev, o->m, o->v);
+#endif
 }

@@ -29,6 +29,9 @@ static void meta_f4(rcv_st_writer *w, const char *k, const float *v) {
 }
 
 int rcv_ckpt_save(const char *path, const rcv_model *m, const rcv_optim *o, const rcv_ckpt_info *info) {
+    // On a GPU plan the device copies are the current ones.
+    rcv_graph_params_to_host(m->g);
+    rcv_optim_sync_host(o);
     rcv_st_writer *w = rcv_st_writer_new();
     rcv_st_add_graph(w, m->g);
     const rcv_model_cfg *c = &m->cfg;
@@ -184,6 +187,7 @@ int rcv_ckpt_load_optim(const char *path, rcv_optim *o) {
     }
     if (o->m && rcv_st_read_f32(&st, "optim.m", o->m, o->n)) goto out;
     if (o->v && rcv_st_read_f32(&st, "optim.v", o->v, o->n)) goto out;
+    rcv_optim_sync_device(o);
     o->step = step;
     rc = 0;
 out:

@@ -30,16 +30,21 @@ int rcv_evaluate(rcv_model *m, const rcv_dataset *d, int batch, rcv_backend back
                         d->c, d->h, d->w, m->cfg.in_c, m->cfg.in_h, m->cfg.in_w);
     if (g->batch != batch || g->backend != backend)
         if (rcv_graph_plan(g, batch, backend)) return -1;
+    int on_dev = rcv_graph_on_device(g);
     int was_training = g->training;
     rcv_graph_set_training(g, 0);
     r->n = d->n;
     r->n_classes = k;
     r->confusion = rcv_xcalloc((size_t)k * k, sizeof(int64_t));
     int *idx = rcv_xmalloc((size_t)batch * sizeof(int));
-    float *x = g->nodes[m->input].out;
-    int32_t *lab = g->nodes[m->labels].idata;
-    const float *z = g->nodes[m->logits].out;
     size_t per = (size_t)d->c * d->h * d->w;
+    // A GPU plan reads its batch from host staging buffers and returns the logits.
+    float *sx = on_dev ? rcv_xmalloc((size_t)batch * per * sizeof(float)) : NULL;
+    int32_t *slab = on_dev ? rcv_xmalloc((size_t)batch * sizeof(int32_t)) : NULL;
+    float *sz = on_dev ? rcv_xmalloc((size_t)batch * k * sizeof(float)) : NULL;
+    float *x = on_dev ? sx : g->nodes[m->input].out;
+    int32_t *lab = on_dev ? slab : g->nodes[m->labels].idata;
+    const float *z = on_dev ? sz : g->nodes[m->logits].out;
     double loss = 0;
     long c1 = 0, c5 = 0;
     for (int s = 0; s < d->n; s += batch) {
@@ -51,7 +56,12 @@ int rcv_evaluate(rcv_model *m, const rcv_dataset *d, int batch, rcv_backend back
             memset(x + (size_t)nb * per, 0, (size_t)(batch - nb) * per * sizeof(float));
             for (int i = nb; i < batch; i++) lab[i] = 0;
         }
+        if (on_dev) {
+            rcv_graph_upload(g, g->nodes[m->input].out, x, (size_t)batch * per * sizeof(float));
+            rcv_graph_upload(g, g->nodes[m->labels].idata, lab, (size_t)batch * sizeof(int32_t));
+        }
         rcv_graph_forward(g);
+        if (on_dev) rcv_graph_download(g, sz, g->nodes[m->logits].out, (size_t)batch * k * sizeof(float));
         for (int i = 0; i < nb; i++) {
             int y = lab[i], rank;
             const float *zi = z + (size_t)i * k;
@@ -65,6 +75,9 @@ int rcv_evaluate(rcv_model *m, const rcv_dataset *d, int batch, rcv_backend back
         }
     }
     free(idx);
+    free(sx);
+    free(slab);
+    free(sz);
     rcv_graph_set_training(g, was_training);
     r->top1 = (double)c1 / d->n;
     r->top5 = (double)c5 / d->n;

@@ -95,6 +95,8 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
     rcv_recipe rec = {0};
     int *perm = NULL, rc = -1;
     rcv_loader *loader = NULL;
+    float *stage_x = NULL, *stage_z = NULL;
+    int32_t *stage_lab = NULL;
     char ckpt[600], metrics[600];
     snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", cfg->out_dir);
     snprintf(metrics, sizeof metrics, "%s/metrics.jsonl", cfg->out_dir);
@@ -149,12 +151,18 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
     if (rcv_sched_parse(&sched, cfg->sched)) goto out;
     rcv_sched_set_total(&sched, cfg->epochs);
 
-    if (cfg->precision == RCV_BF16) rcv_graph_set_precision(m.g, RCV_BF16);
+    m.g->device = cfg->device;
+    rcv_graph_set_precision(m.g, cfg->backend, cfg->precision);
     if (cfg->recipe.kind == RCV_RECIPE_AUGMENT_CURRICULUM && !cfg->sample_fn) {
         rcv_fail("train: --recipe augment-curriculum needs an augmentation pipeline (--augment SPEC)");
         goto out;
     }
-    if (rcv_recipe_init(&rec, &cfg->recipe, &m)) goto out;
+    if (cfg->backend == RCV_BACKEND_CUDA && cfg->recipe.kind != RCV_RECIPE_STANDARD) {
+        rcv_fail("train: --recipe %s runs on the cpu backend only (its attacks read host memory); use --device cpu",
+                 rcv_recipe_name(cfg->recipe.kind));
+        goto out;
+    }
+    if (cfg->backend != RCV_BACKEND_CUDA && rcv_recipe_init(&rec, &cfg->recipe, &m)) goto out;
     if (rcv_graph_plan(m.g, cfg->batch, cfg->backend)) goto out;
     if (cfg->profile) rcv_graph_profile(m.g, 1);
     if (resuming) {
@@ -171,9 +179,22 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
     int steps_per_epoch = train.n / cfg->batch; // the last partial batch is dropped (drop_last)
     perm = rcv_xmalloc((size_t)train.n * sizeof(int));
     rcv_graph *g = m.g;
-    float *x = g->nodes[m.input].out;
-    int32_t *lab = g->nodes[m.labels].idata;
     int k = m.cfg.n_classes;
+    // A GPU plan is fed from host staging buffers; its logits come back once per step.
+    int on_dev = rcv_graph_on_device(g);
+    size_t x_floats = (size_t)cfg->batch * train.c * train.h * train.w;
+    if (on_dev) {
+        stage_x = rcv_xmalloc(x_floats * sizeof(float));
+        stage_lab = rcv_xmalloc((size_t)cfg->batch * sizeof(int32_t));
+        stage_z = rcv_xmalloc((size_t)cfg->batch * k * sizeof(float));
+    }
+    float *x = on_dev ? stage_x : g->nodes[m.input].out;
+    int32_t *lab = on_dev ? stage_lab : g->nodes[m.labels].idata;
+    const float *z = on_dev ? stage_z : g->nodes[m.logits].out; // a recipe may point it elsewhere
+    // fp16: dynamic loss scaling (PyTorch GradScaler's defaults: 2^16, halve on overflow and
+    // skip the step, double after 2000 good steps).
+    float loss_scale = cfg->precision == RCV_PREC_FP16 && on_dev ? 65536.0f : 1.0f;
+    int good_steps = 0;
     double t_start = rcv_now();
     for (int epoch = start_epoch; epoch < cfg->epochs; epoch++) {
         // Shuffle and dropout streams depend only on (seed, epoch).
@@ -204,16 +225,41 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
                 goto out;
             }
             if (rcv_loader_next(loader, x, lab, NULL)) goto out;
-            float loss = rcv_recipe_step(&rec, &rr);
-            const float *z = rcv_recipe_logits(&rec);
+            float loss;
+            if (on_dev) {
+                rcv_graph_upload(g, g->nodes[m.input].out, x, x_floats * sizeof(float));
+                rcv_graph_upload(g, g->nodes[m.labels].idata, lab, (size_t)cfg->batch * sizeof(int32_t));
+                rcv_graph_forward(g);
+                rcv_graph_download(g, &loss, g->nodes[m.loss].out, sizeof loss);
+            } else {
+                loss = rcv_recipe_step(&rec, &rr); // forward, zero_grad, backward: the recipe's gradient
+                z = rcv_recipe_logits(&rec);
+            }
             if (!isfinite(loss)) {
                 rcv_fail("train: loss is %g at epoch %d step %d (lr %g); stopping. The last good checkpoint, if any, "
                          "is %s", loss, epoch + 1, s + 1, lr, ckpt);
                 goto out;
             }
-            if (cfg->clip > 0) rcv_clip_grad_norm(g, cfg->clip);
+            if (on_dev) {
+                rcv_graph_zero_grad(g);
+                rcv_graph_backward(g, m.loss, loss_scale);
+            }
+            int skip = 0;
+            if (loss_scale != 1.0f) {
+                float norm = rcv_grad_norm(g);
+                if (!isfinite(norm)) {
+                    skip = 1;
+                    loss_scale *= 0.5f;
+                    good_steps = 0;
+                } else {
+                    rcv_grad_scale(g, 1.0f / loss_scale);
+                    if (++good_steps == 2000) loss_scale *= 2.0f, good_steps = 0;
+                }
+            }
+            if (cfg->clip > 0 && !skip) rcv_clip_grad_norm(g, cfg->clip);
             lr = rcv_sched_lr(&sched, cfg->opt.lr, epoch + (double)s / steps_per_epoch);
-            rcv_optim_step(&opt, g, lr);
+            if (!skip && rcv_optim_step(&opt, g, lr)) goto out;
+            if (on_dev) rcv_graph_download(g, stage_z, g->nodes[m.logits].out, (size_t)cfg->batch * k * sizeof(float));
             step++;
             loss_sum += loss;
             for (int i = 0; i < cfg->batch; i++) {
@@ -271,6 +317,9 @@ out:
     rcv_loader_close(loader);
     rcv_recipe_free(&rec);
     free(perm);
+    free(stage_x);
+    free(stage_z);
+    free(stage_lab);
     rcv_optim_free(&opt);
     if (m.g) rcv_model_free(&m);
     rcv_ckpt_info_free(&info);

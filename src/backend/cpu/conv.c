@@ -385,13 +385,13 @@ static int conv_prepare(rcv_graph *g, rcv_node *n) {
     conv_state *s = calloc(1, sizeof *s);
     if (!s) return rcv_fail("conv2d: out of memory");
     n->kstate = s;
-    if (use_gemm(&a, ys) && g->precision == RCV_BF16) return bf16_gemm_prepare(g, n, s);
+    if (use_gemm(&a, ys) && g->precision == RCV_PREC_BF16) return bf16_gemm_prepare(g, n, s);
     if (use_gemm(&a, ys)) {
         s->gemm = 1;
         rcv_graph_scratch(g, (size_t)ys.n * ys.h * ys.w * xs.c * a.kh * a.kw);
         return 0;
     }
-    if (g->precision == RCV_BF16) return conv_build(g, n, s, BF16);
+    if (g->precision == RCV_PREC_BF16) return conv_build(g, n, s, BF16);
     if (wino_shape(&a, xs, ys) && !getenv("RCV_NO_WINOGRAD")) {
         if (conv_build(g, n, s, WINO) == 0) {
             s->wino = 1;
@@ -490,7 +490,7 @@ static void conv_backward(rcv_graph *g, rcv_node *n) {
 static size_t conv_saved_size(const rcv_graph *g, const rcv_node *n) {
     rcv_shape xs = g->nodes[n->in[0]].shape;
     if (use_gemm(&n->attr.conv, n->shape)) return 0;
-    if (g->precision == RCV_BF16) return (rcv_numel(xs) + 1) / 2;
+    if (g->precision == RCV_PREC_BF16) return (rcv_numel(xs) + 1) / 2;
     if (wino_shape(&n->attr.conv, xs, n->shape) && !getenv("RCV_NO_WINOGRAD"))
         return (size_t)xs.n * ((xs.c + 15) / 16 * 16) * xs.h * xs.w;
     return 0;

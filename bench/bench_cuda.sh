@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# GPU training throughput, ours vs PyTorch in one run on the same GPU: ResNet-18 and ResNet-50
+# at 64x64 (200 classes, Tiny ImageNet's shape), ours with --precision bf16 vs PyTorch with
+# channels_last + bf16 autocast (and fp32 vs fp32). Prints ours, peer, ratio per case.
+# usage: bash bench/bench_cuda.sh [BUILD_DIR]     (STEPS=20 BATCH=256 by default)
+# Prints one SKIP line and exits 0 on a machine without a GPU.
+set -uo pipefail
+BUILD=${1:-build}
+STEPS=${STEPS:-20}
+BATCH=${BATCH:-256}
+PY=${PY:-/usr/bin/python3}
+cd "$(dirname "$0")/.."
+if [ ! -x "$BUILD/bench_cuda" ]; then
+  echo "SKIP: $BUILD/bench_cuda is not built (run cmake --build $BUILD)"; exit 0
+fi
+probe=$("$BUILD/bench_cuda" smallcnn 1 28 28 10 2 1 2>/dev/null | head -1)
+if [[ "$probe" == SKIP* ]]; then echo "$probe"; exit 0; fi
+gpu=$(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1)
+echo "GPU: ${gpu:-unknown}; PyTorch $($PY -c 'import torch; print(torch.__version__, "CUDA", torch.version.cuda)' 2>&1)"
+echo "training step (forward + backward + SGD momentum), images/s, batch $BATCH, $STEPS steps"
+printf "%-40s %10s %10s %7s\n" "case" "ours" "peer" "ratio"
+T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
+run() { # label model precision
+  local label=$1 model=$2 prec=$3 ours peer
+  ours=$("$BUILD/bench_cuda" "$model" 3 64 64 200 "$BATCH" "$STEPS" "$prec" 2>"$T/ours.err")
+  peer=$($PY bench/peer_cuda.py "$model" 3 64 64 200 "$BATCH" "$STEPS" "$prec" 2>"$T/peer.err")
+  if [[ -z "$ours" || -z "$peer" || "$peer" == SKIP* ]]; then
+    echo "$label: failed: ours '$ours' ($(tail -1 "$T/ours.err")), peer '$peer' ($(tail -1 "$T/peer.err"))"; return
+  fi
+  printf "%-40s %10s %10s %6.2fx\n" "$label" "$ours" "$peer" "$(awk -v a="$ours" -v b="$peer" 'BEGIN{print a/b}')"
+}
+run "resnet18 3x64x64 200 cls bf16" resnet18 bf16
+run "resnet50 3x64x64 200 cls bf16" resnet50 bf16
+run "resnet18 3x64x64 200 cls fp32" resnet18 fp32
+run "resnet50 3x64x64 200 cls fp32" resnet50 fp32
+exit 0

@@ -1,0 +1,230 @@
+// cuda conv2d with cuDNN on NHWC activations.
+//
+// Weights stay OIHW fp32 in g->dparams (PyTorch's layout, what checkpoints and the
+// optimizer see); each forward writes an OHWI copy (cuDNN's KRSC filter layout for NHWC
+// convolutions) in the compute type, and the filter gradient comes back through an OHWI
+// buffer that is transposed and added into the OIHW gradient.
+//
+// Precision (g->precision): fp32 runs cuDNN with CUDNN_FMA_MATH (no TF32, comparable with
+// the cpu backend); tf32 allows TF32 tensor cores on fp32 data; bf16/fp16 cast x (and dy)
+// into the workspace, run cuDNN on 16-bit tensors with fp32 accumulation on tensor cores,
+// and cast the result back into the fp32 output/gradient.
+//
+// Algorithms are searched once at prepare (cudnnFind*AlgorithmEx on temporary buffers of
+// the plan's shapes) and the fastest one within the workspace cap is kept.
+#include <string.h>
+
+#include "backend/cuda/cu_ctx.h"
+#include "backend/cuda/kernels.h"
+#include "robustcv/error.h"
+
+#define WS_CAP ((size_t)1 << 30) // largest algorithm workspace we accept
+#define ALIGN256(n) (((n) + 255) & ~(size_t)255)
+
+typedef struct {
+    cudnnTensorDescriptor_t x, y;
+    cudnnFilterDescriptor_t w;
+    cudnnConvolutionDescriptor_t conv;
+    cudnnConvolutionFwdAlgo_t fwd;
+    cudnnConvolutionBwdDataAlgo_t bwd_data;
+    cudnnConvolutionBwdFilterAlgo_t bwd_filter;
+    size_t ws_fwd, ws_data, ws_filter;
+    rcv_cu_dtype dt;
+    size_t esz;          // bytes per element of dt
+    void *wk, *dwk;      // OHWI weights and weight gradient, type dt (own allocations)
+    size_t wn;           // weight elements
+    size_t xn, yn;       // activation elements
+    int need_dx;
+} conv_state;
+
+static void conv_release(rcv_node *n) {
+    conv_state *st = n->kstate;
+    if (!st) return;
+    if (st->x) cudnnDestroyTensorDescriptor(st->x);
+    if (st->y) cudnnDestroyTensorDescriptor(st->y);
+    if (st->w) cudnnDestroyFilterDescriptor(st->w);
+    if (st->conv) cudnnDestroyConvolutionDescriptor(st->conv);
+    cudaFree(st->wk);
+    cudaFree(st->dwk);
+    free(st);
+    n->kstate = NULL;
+}
+
+// Workspace layout while the op runs: [x in dt][y or dy in dt][dx in dt][algorithm workspace].
+// The 16-bit copies exist only for bf16/fp16; fp32 uses the planned buffers directly.
+static size_t lp_bytes(const conv_state *st) {
+    if (st->dt == RCV_CU_F32) return 0;
+    return ALIGN256(st->xn * st->esz) * 2 + ALIGN256(st->yn * st->esz);
+}
+static char *lp_x(cu_ctx *c, const conv_state *st) { return (char *)c->ws; }
+static char *lp_y(cu_ctx *c, const conv_state *st) { return (char *)c->ws + ALIGN256(st->xn * st->esz); }
+static char *lp_dx(cu_ctx *c, const conv_state *st) {
+    return (char *)c->ws + ALIGN256(st->xn * st->esz) + ALIGN256(st->yn * st->esz);
+}
+static void *algo_ws(cu_ctx *c, const conv_state *st) { return (char *)c->ws + lp_bytes(st); }
+
+static int cudnn_fail(const char *what, cudnnStatus_t s, const rcv_node *n) {
+    return rcv_fail("cuDNN %s failed for conv '%s': %s", what, n->name, cudnnGetErrorString(s));
+}
+
+#define TRY(call, what)                                              \
+    do {                                                             \
+        cudnnStatus_t s_ = (call);                                   \
+        if (s_ != CUDNN_STATUS_SUCCESS) return cudnn_fail(what, s_, n); \
+    } while (0)
+
+static int conv_prepare(rcv_graph *g, rcv_node *n) {
+    cu_ctx *c = cu_of(g);
+    const rcv_conv_attr *a = &n->attr.conv;
+    rcv_shape xs = rcv_in_shape(g, n, 0), ys = n->shape;
+    int Cg = xs.c / a->groups;
+    conv_state *st = rcv_xcalloc(1, sizeof *st);
+    n->kstate = st;
+    cudnnDataType_t dtype = CUDNN_DATA_FLOAT;
+    cudnnMathType_t math = CUDNN_FMA_MATH;
+    st->dt = RCV_CU_F32;
+    st->esz = 4;
+    if (g->precision == RCV_PREC_TF32) math = CUDNN_DEFAULT_MATH;
+    if (g->precision == RCV_PREC_BF16 || g->precision == RCV_PREC_FP16) {
+        int bf = g->precision == RCV_PREC_BF16;
+        dtype = bf ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_HALF;
+        st->dt = bf ? RCV_CU_BF16 : RCV_CU_F16;
+        st->esz = 2;
+        math = CUDNN_TENSOR_OP_MATH;
+    }
+    st->wn = (size_t)ys.c * Cg * a->kh * a->kw;
+    st->xn = rcv_numel(xs);
+    st->yn = rcv_numel(ys);
+    st->need_dx = g->nodes[n->in[0]].grad != NULL;
+
+    TRY(cudnnCreateTensorDescriptor(&st->x), "create");
+    TRY(cudnnCreateTensorDescriptor(&st->y), "create");
+    TRY(cudnnCreateFilterDescriptor(&st->w), "create");
+    TRY(cudnnCreateConvolutionDescriptor(&st->conv), "create");
+    TRY(cudnnSetTensor4dDescriptor(st->x, CUDNN_TENSOR_NHWC, dtype, xs.n, xs.c, xs.h, xs.w), "input descriptor");
+    TRY(cudnnSetTensor4dDescriptor(st->y, CUDNN_TENSOR_NHWC, dtype, ys.n, ys.c, ys.h, ys.w), "output descriptor");
+    TRY(cudnnSetFilter4dDescriptor(st->w, dtype, CUDNN_TENSOR_NHWC, ys.c, Cg, a->kh, a->kw), "filter descriptor");
+    TRY(cudnnSetConvolution2dDescriptor(st->conv, a->ph, a->pw, a->sh, a->sw, a->dh, a->dw, CUDNN_CROSS_CORRELATION,
+                                        CUDNN_DATA_FLOAT),
+        "convolution descriptor");
+    TRY(cudnnSetConvolutionGroupCount(st->conv, a->groups), "group count");
+    TRY(cudnnSetConvolutionMathType(st->conv, math), "math type");
+    int on, oc, oh, ow;
+    TRY(cudnnGetConvolution2dForwardOutputDim(st->conv, st->x, st->w, &on, &oc, &oh, &ow), "output size");
+    if (on != ys.n || oc != ys.c || oh != ys.h || ow != ys.w)
+        return rcv_fail("conv '%s': cuDNN computes output (%d, %d, %d, %d), the graph planned (%d, %d, %d, %d)",
+                        n->name, on, oc, oh, ow, ys.n, ys.c, ys.h, ys.w);
+
+    cudaError_t e;
+    if ((e = cudaMalloc(&st->wk, st->wn * st->esz)) != cudaSuccess ||
+        (e = cudaMalloc(&st->dwk, st->wn * st->esz)) != cudaSuccess)
+        return rcv_fail("conv '%s': weight copies: %s", n->name, cudaGetErrorString(e));
+
+    // Temporary tensors for the search, in the compute type.
+    void *tx = NULL, *ty = NULL, *tws = NULL;
+    size_t cap = WS_CAP, free_b = 0, total_b = 0;
+    if (cudaMemGetInfo(&free_b, &total_b) == cudaSuccess && free_b / 4 < cap) cap = free_b / 4;
+    if ((e = cudaMalloc(&tx, st->xn * st->esz)) != cudaSuccess || (e = cudaMalloc(&ty, st->yn * st->esz)) != cudaSuccess ||
+        (e = cudaMalloc(&tws, cap ? cap : 256)) != cudaSuccess) {
+        cudaFree(tx);
+        cudaFree(ty);
+        cudaGetLastError();
+        return rcv_fail("conv '%s': algorithm search buffers: %s", n->name, cudaGetErrorString(e));
+    }
+    cudaMemset(tx, 0, st->xn * st->esz);
+    cudaMemset(ty, 0, st->yn * st->esz);
+    cudaMemset(st->wk, 0, st->wn * st->esz);
+    int rc = 0, got = 0;
+    cudnnConvolutionFwdAlgoPerf_t pf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+    cudnnStatus_t s = cudnnFindConvolutionForwardAlgorithmEx(c->cudnn, st->x, tx, st->w, st->wk, st->conv, st->y, ty,
+                                                             CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, pf, tws, cap);
+    int k = 0;
+    while (k < got && (pf[k].status != CUDNN_STATUS_SUCCESS || pf[k].memory > cap)) k++;
+    if (s != CUDNN_STATUS_SUCCESS || k == got) rc = rcv_fail("conv '%s': no cuDNN forward algorithm (%s)", n->name, cudnnGetErrorString(s));
+    else st->fwd = pf[k].algo, st->ws_fwd = pf[k].memory;
+    if (!rc && st->need_dx) {
+        cudnnConvolutionBwdDataAlgoPerf_t pd[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
+        s = cudnnFindConvolutionBackwardDataAlgorithmEx(c->cudnn, st->w, st->wk, st->y, ty, st->conv, st->x, tx,
+                                                        CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &got, pd, tws, cap);
+        for (k = 0; k < got && (pd[k].status != CUDNN_STATUS_SUCCESS || pd[k].memory > cap); k++) {}
+        if (s != CUDNN_STATUS_SUCCESS || k == got) rc = rcv_fail("conv '%s': no cuDNN backward-data algorithm (%s)", n->name, cudnnGetErrorString(s));
+        else st->bwd_data = pd[k].algo, st->ws_data = pd[k].memory;
+    }
+    if (!rc) {
+        cudnnConvolutionBwdFilterAlgoPerf_t pw[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+        s = cudnnFindConvolutionBackwardFilterAlgorithmEx(c->cudnn, st->x, tx, st->y, ty, st->conv, st->w, st->dwk,
+                                                          CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &got, pw, tws, cap);
+        for (k = 0; k < got && (pw[k].status != CUDNN_STATUS_SUCCESS || pw[k].memory > cap); k++) {}
+        if (s != CUDNN_STATUS_SUCCESS || k == got) rc = rcv_fail("conv '%s': no cuDNN backward-filter algorithm (%s)", n->name, cudnnGetErrorString(s));
+        else st->bwd_filter = pw[k].algo, st->ws_filter = pw[k].memory;
+    }
+    cudaFree(tx);
+    cudaFree(ty);
+    cudaFree(tws);
+    if (rc) return rc;
+    size_t algo = st->ws_fwd;
+    if (st->ws_data > algo) algo = st->ws_data;
+    if (st->ws_filter > algo) algo = st->ws_filter;
+    return cu_ws_reserve(c, lp_bytes(st) + algo);
+}
+
+static void conv_forward(rcv_graph *g, rcv_node *n) {
+    cu_ctx *c = cu_of(g);
+    conv_state *st = n->kstate;
+    const rcv_conv_attr *a = &n->attr.conv;
+    rcv_shape xs = rcv_in_shape(g, n, 0);
+    const float *x = rcv_in(g, n, 0), one = 1.0f, zero = 0.0f;
+    rcv_cu_w_to_ohwi(cu_param(g, n, 0), st->wk, n->shape.c, xs.c / a->groups, a->kh, a->kw, st->dt, c->stream);
+    if (st->dt == RCV_CU_F32) {
+        CUDNN_CHECK(cudnnConvolutionForward(c->cudnn, &one, st->x, x, st->w, st->wk, st->conv, st->fwd, algo_ws(c, st),
+                                            st->ws_fwd, &zero, st->y, n->out));
+    } else {
+        rcv_cu_cast(x, lp_x(c, st), st->xn, st->dt, c->stream);
+        CUDNN_CHECK(cudnnConvolutionForward(c->cudnn, &one, st->x, lp_x(c, st), st->w, st->wk, st->conv, st->fwd,
+                                            algo_ws(c, st), st->ws_fwd, &zero, st->y, lp_y(c, st)));
+        rcv_cu_uncast(lp_y(c, st), n->out, st->yn, st->dt, 0, c->stream);
+    }
+    if (a->has_bias) rcv_cu_bias_add(n->out, cu_param(g, n, 1), st->yn / n->shape.c, n->shape.c, c->stream);
+}
+
+// dx (in_beta), dw (accumulate, through the OHWI buffer), db (accumulate).
+static void conv_backward(rcv_graph *g, rcv_node *n) {
+    cu_ctx *c = cu_of(g);
+    conv_state *st = n->kstate;
+    const rcv_conv_attr *a = &n->attr.conv;
+    rcv_shape xs = rcv_in_shape(g, n, 0);
+    const float *x = rcv_in(g, n, 0), *dy = n->grad, one = 1.0f, zero = 0.0f;
+    int beta;
+    float *dx = cu_in_grad(g, n, 0, &beta);
+    const void *xin = x, *dyin = dy;
+    if (st->dt != RCV_CU_F32) {
+        // The forward's 16-bit copies were overwritten by later nodes: cast again.
+        rcv_cu_cast(dy, lp_y(c, st), st->yn, st->dt, c->stream);
+        rcv_cu_cast(x, lp_x(c, st), st->xn, st->dt, c->stream);
+        xin = lp_x(c, st);
+        dyin = lp_y(c, st);
+    }
+    if (dx && st->need_dx) {
+        if (st->dt == RCV_CU_F32) {
+            CUDNN_CHECK(cudnnConvolutionBackwardData(c->cudnn, &one, st->w, st->wk, st->y, dy, st->conv, st->bwd_data,
+                                                     algo_ws(c, st), st->ws_data, beta ? &one : &zero, st->x, dx));
+        } else {
+            CUDNN_CHECK(cudnnConvolutionBackwardData(c->cudnn, &one, st->w, st->wk, st->y, dyin, st->conv, st->bwd_data,
+                                                     algo_ws(c, st), st->ws_data, &zero, st->x, lp_dx(c, st)));
+            rcv_cu_uncast(lp_dx(c, st), dx, st->xn, st->dt, beta, c->stream);
+        }
+    }
+    CUDNN_CHECK(cudnnConvolutionBackwardFilter(c->cudnn, &one, st->x, xin, st->y, dyin, st->conv, st->bwd_filter,
+                                               algo_ws(c, st), st->ws_filter, &zero, st->w, st->dwk));
+    rcv_cu_w_from_ohwi_acc(st->dwk, cu_param_grad(g, n, 0), n->shape.c, xs.c / a->groups, a->kh, a->kw, st->dt,
+                           c->stream);
+    if (a->has_bias)
+        rcv_cu_chan_sum(dy, NULL, cu_param_grad(g, n, 1), 1, st->yn / n->shape.c, n->shape.c, 1.0f, 1, c->stream);
+}
+
+const rcv_kernels rcv_cuda_conv2d = {
+    .prepare = conv_prepare,
+    .forward = conv_forward,
+    .backward = conv_backward,
+    .release = conv_release,
+};

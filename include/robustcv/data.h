@@ -19,8 +19,9 @@ typedef struct {
     char *source;        // where it came from, for messages
     float *boxes;        // n x 4 (x0, y0, x1, y1) in pixels of the stored image, or NULL
     char **class_ids;    // n_classes directory names (WordNet ids), or NULL
-    // Set when pixels/labels/boxes point into a memory-mapped packed cache:
-    // rcv_dataset_free unmaps instead of freeing them.
+    // Set when pixels/labels/boxes point into a memory-mapped packed cache (a private,
+    // copy-on-write mapping: editing them never changes the file): rcv_dataset_free
+    // unmaps instead of freeing them.
     void *map;
     size_t map_len;
     int from_cache;      // 1: read from an existing cache file without decoding any image

@@ -182,7 +182,9 @@ int rcv_pack_open(const char *path, uint64_t fingerprint, const char *source, rc
         close(fd);
         return rcv_fail("%s: truncated cache: %zu bytes, expected at least a %d-byte header", path, size, PACK_HEADER);
     }
-    uint8_t *m = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+    // Private and writable: a step that edits pixels in place (a denoiser, say) gets
+    // copy-on-write pages and can never change the cache file.
+    uint8_t *m = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     close(fd);
     if (m == MAP_FAILED) return rcv_fail("%s: cannot map the cache: %s", path, strerror(errno));
     pack_header h;

@@ -8,6 +8,8 @@ int cli_predict(int argc, char **argv);
 int cli_models(int argc, char **argv);
 int cli_attack(int argc, char **argv);
 int cli_search(int argc, char **argv);
+int cli_evaluate(int argc, char **argv);
+int cli_run(int argc, char **argv);
 
 #include "robustcv/graph.h"
 #include "robustcv/train.h"
@@ -19,5 +21,15 @@ int cli_train_config(int argc, char **argv, const char *verb, const char *synops
 int cli_parse_device(const char *v, rcv_backend *b);
 // --precision fp32|tf32|bf16|fp16 (NULL: fp32); prints and returns -1 on an unknown name.
 int cli_parse_precision(const char *v, rcv_precision *p);
+
+#include "cli/args.h"
+#include "robustcv/json.h"
+#include "robustcv/suite.h"
+// The suite's options (evaluate, run) into c; -1 after printing on a bad value.
+int cli_suite_options(const rcv_opt *opts, rcv_suite_cfg *c);
+// The suite's results: a table on stdout; JSON ({"images", "models": [{"name", "ece",
+// "uap_fooling_rate", "sets": {NAME: {top1, top5, nll}}}]}).
+void cli_suite_print(const rcv_suite_result *r, const char *const *names);
+void cli_suite_json(rcv_json_writer *w, const rcv_suite_result *r, const char *const *names);
 
 #endif

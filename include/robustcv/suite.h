@@ -1,0 +1,71 @@
+// The robustness evaluation suite: one or more models on one test set under natural and
+// adversarial perturbation - what `robustcv evaluate` and `robustcv run` report.
+//
+// Every set is a perturbed copy of the same n test images (pixels in [0, 1], NHWC), made
+// with a fixed seed, so models and runs see the same images. A set is either shared (the
+// same images for every model: clean, Gaussian noise, the 8 symmetries of the square,
+// transfer attacks crafted on the first model) - these also feed the ensembles - or
+// per model (white-box FGSM/PGD crafted on that model, its UAP).
+#ifndef RCV_SUITE_H
+#define RCV_SUITE_H
+
+#include <stdint.h>
+
+#include "robustcv/data.h"
+#include "robustcv/models.h"
+
+#define RCV_SUITE_MAX_EPS 8
+
+typedef struct {
+    int limit;        // test images used (the first `limit`; 0 = all)
+    int batch;        // evaluation batch (default 250)
+    float noise_sigma[RCV_SUITE_MAX_EPS]; // Gaussian noise std in pixels; default {0.1, 0.2}
+    int n_noise;
+    float fgsm_eps[RCV_SUITE_MAX_EPS];    // default {0.02, 0.05, 0.1}
+    int n_fgsm;
+    float pgd_eps[RCV_SUITE_MAX_EPS];     // default {0.05, 0.1}
+    int n_pgd;
+    int pgd_steps;                        // default 10 (alpha = eps / 4, random start)
+    int symmetries;   // the 8 symmetries of the square and TTA over them (square images; default 1)
+    int transfer;     // FGSM and PGD crafted on model 0, evaluated on the others (default 1)
+    int uap;          // universal perturbation per model (L-inf xi = fgsm_eps[last]); images used (default 500, 0 = off)
+    uint64_t seed;
+    int verbose;      // progress lines on stderr
+} rcv_suite_cfg;
+void rcv_suite_defaults(rcv_suite_cfg *c);
+
+typedef struct {
+    char name[64];      // "clean", "noise:0.1", "fgsm:0.05", "sym:3", "tta", "transfer_pgd:0.1", ...
+    int shared;         // same images for every model (ensembles are evaluated on these)
+    double top1, top5, nll;
+} rcv_set_result;
+
+typedef struct {
+    int n_models, n, n_classes;
+    int32_t *labels;            // (n)
+    int n_sets;                 // per model, same order for every model
+    rcv_set_result *res;        // [model * n_sets + set]
+    float **logits;             // [model * n_sets + set]: (n, K) for shared sets, NULL otherwise
+    double *ece;                // (n_models) expected calibration error on clean (15 bins)
+    double *uap_fooling;        // (n_models) fooling rate of the model's own UAP, -1 if not run
+} rcv_suite_result;
+
+// Runs the suite on models[0..n_models) (built and loaded; any plan is replaced) over d.
+// 0, or -1 with a message (shape mismatch between data and a model, ...).
+int rcv_suite_run(rcv_model *const *models, int n_models, const rcv_dataset *d, const rcv_suite_cfg *cfg,
+                  rcv_suite_result *r);
+void rcv_suite_result_free(rcv_suite_result *r);
+
+// top-1 / top-5 / mean NLL of logits (n, K) against labels.
+void rcv_suite_score(const float *logits, const int32_t *labels, int n, int k, double *top1, double *top5,
+                     double *nll);
+// Expected calibration error with `bins` equal-width confidence bins (Guo et al. 2017):
+// sum_b |B_b| / n * |acc(B_b) - conf(B_b)|, confidence = max softmax probability.
+double rcv_suite_ece(const float *logits, const int32_t *labels, int n, int k, int bins);
+// Logits (n, K) of images x (n, H, W, C) in eval mode, batched at the model's plan.
+int rcv_model_logits(rcv_model *m, const float *x, int n, int batch, float *logits);
+// The 8 symmetries of the square on one (s, s, c) image: k = 4 * flip + rot, rot quarter
+// turns counter-clockwise after an optional horizontal flip; k = 0 is the identity.
+void rcv_square_symmetry(int k, const float *src, float *dst, int s, int c);
+
+#endif

@@ -1,0 +1,159 @@
+// robustcv evaluate: the robustness suite (suite.h) over one or more checkpoints.
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli/args.h"
+#include "cli/cli.h"
+#include "robustcv/error.h"
+#include "robustcv/fileio.h"
+#include "robustcv/json.h"
+#include "robustcv/suite.h"
+#include "robustcv/train.h"
+
+// "0.02,0.05" -> v[], n; -1 on a bad list.
+static int parse_list(const char *s, float *v, int *n, const char *opt) {
+    *n = 0;
+    if (!s || !*s || !strcmp(s, "none")) return 0;
+    char *end;
+    for (const char *p = s; *p && *n < RCV_SUITE_MAX_EPS; p = *end ? end + 1 : end) {
+        v[(*n)++] = strtof(p, &end);
+        if (end == p || (*end && *end != ',')) {
+            fprintf(stderr, "robustcv: --%s '%s': expected numbers separated by commas\n", opt, s);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+void cli_suite_json(rcv_json_writer *w, const rcv_suite_result *r, const char *const *names) {
+    rcv_json_begin_object(w);
+    rcv_json_key(w, "images");
+    rcv_json_int(w, r->n);
+    rcv_json_key(w, "models");
+    rcv_json_begin_array(w);
+    for (int m = 0; m < r->n_models; m++) {
+        rcv_json_begin_object(w);
+        rcv_json_key(w, "name");
+        rcv_json_string(w, names[m]);
+        rcv_json_key(w, "ece");
+        rcv_json_number(w, r->ece[m]);
+        rcv_json_key(w, "uap_fooling_rate");
+        if (r->uap_fooling[m] >= 0) rcv_json_number(w, r->uap_fooling[m]);
+        else rcv_json_null(w);
+        rcv_json_key(w, "sets");
+        rcv_json_begin_object(w);
+        for (int s = 0; s < r->n_sets; s++) {
+            const rcv_set_result *q = &r->res[(size_t)m * r->n_sets + s];
+            rcv_json_key(w, q->name);
+            rcv_json_begin_object(w);
+            rcv_json_key(w, "top1");
+            rcv_json_number(w, q->top1);
+            rcv_json_key(w, "top5");
+            rcv_json_number(w, q->top5);
+            rcv_json_key(w, "nll");
+            rcv_json_number(w, q->nll);
+            rcv_json_end_object(w);
+        }
+        rcv_json_end_object(w);
+        rcv_json_end_object(w);
+    }
+    rcv_json_end_array(w);
+    rcv_json_end_object(w);
+}
+
+void cli_suite_print(const rcv_suite_result *r, const char *const *names) {
+    printf("%-22s", "top-1 (%)");
+    for (int m = 0; m < r->n_models; m++) printf(" %14.14s", names[m]);
+    printf("\n");
+    for (int s = 0; s < r->n_sets; s++) {
+        printf("%-22s", r->res[s].name);
+        for (int m = 0; m < r->n_models; m++) printf(" %14.2f", 100 * r->res[(size_t)m * r->n_sets + s].top1);
+        printf("\n");
+    }
+    printf("%-22s", "ECE (%)");
+    for (int m = 0; m < r->n_models; m++) printf(" %14.2f", 100 * r->ece[m]);
+    printf("\n%-22s", "UAP fooling (%)");
+    for (int m = 0; m < r->n_models; m++) printf(" %14.2f", r->uap_fooling[m] < 0 ? 0 : 100 * r->uap_fooling[m]);
+    printf("\n");
+}
+
+int cli_suite_options(const rcv_opt *opts, rcv_suite_cfg *c) {
+    int sym = 1, transfer = 1;
+    rcv_suite_defaults(c);
+    if (rcv_arg_int(opts, "limit", &c->limit) || rcv_arg_int(opts, "batch", &c->batch) ||
+        rcv_arg_int(opts, "pgd-steps", &c->pgd_steps) || rcv_arg_int(opts, "uap", &c->uap) ||
+        rcv_arg_int(opts, "symmetries", &sym) || rcv_arg_int(opts, "transfer", &transfer))
+        return -1;
+    c->symmetries = sym, c->transfer = transfer;
+    const char *v;
+    if ((v = rcv_arg(opts, "noise")) && parse_list(v, c->noise_sigma, &c->n_noise, "noise")) return -1;
+    if ((v = rcv_arg(opts, "fgsm-eps")) && parse_list(v, c->fgsm_eps, &c->n_fgsm, "fgsm-eps")) return -1;
+    if ((v = rcv_arg(opts, "pgd-eps")) && parse_list(v, c->pgd_eps, &c->n_pgd, "pgd-eps")) return -1;
+    return 0;
+}
+
+int cli_evaluate(int argc, char **argv) {
+    rcv_opt opts[] = {
+        {"data", "SPEC", "test data (default fashion-mnist); see robustcv train --help", NULL},
+        {"limit", "N", "evaluate the first N test images (default all)", NULL},
+        {"batch", "N", "batch size (default 250)", NULL},
+        {"noise", "S,S", "Gaussian noise std in pixels (default 0.1,0.2; 'none' = off)", NULL},
+        {"fgsm-eps", "E,E", "white-box FGSM eps in pixels (default 0.02,0.05,0.1)", NULL},
+        {"pgd-eps", "E,E", "white-box L-inf PGD eps (default 0.05,0.1), alpha eps/4, random start", NULL},
+        {"pgd-steps", "N", "PGD steps (default 10)", NULL},
+        {"symmetries", "0|1", "the 8 symmetries of the square and TTA over them (default 1)", NULL},
+        {"transfer", "0|1", "FGSM/PGD crafted on the first checkpoint, evaluated on the others (default 1)", NULL},
+        {"uap", "N", "universal perturbation per model from N images, xi = the largest FGSM eps (default 500, 0 = off)", NULL},
+        {"threads", "N", "threads (default: all cores)", NULL},
+        {"json", "FILE", "write the results as JSON", NULL},
+        {NULL, NULL, NULL, NULL},
+    };
+    const char *pos[64];
+    int npos, threads = 0;
+    int rc = rcv_args_parse(argc, argv, opts, "evaluate", "CHECKPOINT... [options]", pos, &npos, 64);
+    if (rc) return rc == 1 ? 0 : 2;
+    rcv_suite_cfg cfg;
+    if (cli_suite_options(opts, &cfg) || rcv_arg_int(opts, "threads", &threads)) return 2;
+    if (npos == 0) {
+        fprintf(stderr, "robustcv evaluate: give one or more checkpoints\n");
+        return 2;
+    }
+    if (threads > 0) omp_set_num_threads(threads);
+    cfg.verbose = 1;
+    rcv_model *models = rcv_xcalloc((size_t)npos, sizeof(rcv_model));
+    rcv_model **mp = rcv_xcalloc((size_t)npos, sizeof(rcv_model *));
+    rcv_dataset d = {0};
+    rcv_suite_result r = {0};
+    int loaded = 0;
+    rc = 1;
+    for (; loaded < npos; loaded++) {
+        if (rcv_ckpt_load_model(pos[loaded], &models[loaded], NULL)) goto fail;
+        mp[loaded] = &models[loaded];
+    }
+    const char *data = rcv_arg(opts, "data");
+    if (rcv_data_open(data ? data : "fashion-mnist", 0, &d) || rcv_suite_run(mp, npos, &d, &cfg, &r)) goto fail;
+    cli_suite_print(&r, pos);
+    const char *jp = rcv_arg(opts, "json");
+    if (jp) {
+        rcv_json_writer w;
+        rcv_json_writer_init(&w);
+        cli_suite_json(&w, &r, pos);
+        const char *t = rcv_json_text(&w);
+        int bad = rcv_file_write_atomic(jp, t, strlen(t));
+        rcv_json_writer_free(&w);
+        if (bad) goto fail;
+    }
+    rc = 0;
+    goto out;
+fail:
+    fprintf(stderr, "robustcv evaluate: %s\n", rcv_error());
+out:
+    rcv_suite_result_free(&r);
+    rcv_dataset_free(&d);
+    for (int i = 0; i < loaded; i++) rcv_model_free(&models[i]);
+    free(models);
+    free(mp);
+    return rc;
+}

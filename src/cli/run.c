@@ -1,0 +1,216 @@
+// robustcv run: the main job. Trains three diverse models (standard with augmentation,
+// stability training, FGSM adversarial training), runs the robustness suite on each,
+// evaluates every ensemble subset, draws class activation maps and writes the report.
+// Every stage writes into OUT and is resumable: a model whose training finished is not
+// trained again (its checkpoint's epoch count is checked), so a killed run picks up.
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli/cli.h"
+#include "robustcv/error.h"
+#include "robustcv/fileio.h"
+#include "robustcv/recipe.h"
+#include "robustcv/train.h"
+
+static double now_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+typedef struct {
+    char data[512], out[400], model[64], augment[256];
+    int epochs, limit, subset, threads, quick;
+    rcv_precision precision;
+    uint64_t seed;
+} rcv_run_cfg;
+
+static void rcv_run_defaults(rcv_run_cfg *c, int quick);
+static int rcv_run(const rcv_run_cfg *c);
+
+// The three members: name, recipe, augmentation spec. Diversity comes from the objective.
+static const struct {
+    const char *name;
+    rcv_recipe_kind recipe;
+} members[] = {
+    {"standard", RCV_RECIPE_STANDARD},
+    {"stability", RCV_RECIPE_STABILITY},
+    {"fgsm", RCV_RECIPE_FGSM},
+};
+#define N_MEMBERS 3
+
+int cli_run(int argc, char **argv) {
+    rcv_opt opts[] = {
+        {"data", "SPEC", "data (default fashion-mnist)", NULL},
+        {"out", "DIR", "run directory (default runs/main)", NULL},
+        {"model", "NAME", "model of the three members (default smallcnn)", NULL},
+        {"epochs", "N", "epochs per member (default 8; --quick 1)", NULL},
+        {"precision", "P", "fp32 or bf16 (default bf16 where the CPU has it, else fp32)", NULL},
+        {"augment", "SPEC", "augmentation of the standard member (default hflip:p=0.5,crop:pad=2)", NULL},
+        {"quick", NULL, "a small version (subsets, 1 epoch, fewer attacks): the whole job in a few minutes", NULL},
+        {"limit", "N", "test images the suite uses (default 2000; --quick 500)", NULL},
+        {"threads", "N", "threads (default: all cores)", NULL},
+        {"seed", "N", "seed (default 0)", NULL},
+        {NULL, NULL, NULL, NULL},
+    };
+    const char *pos[1];
+    int npos;
+    int rc = rcv_args_parse(argc, argv, opts, "run", "[options]", pos, &npos, 0);
+    if (rc) return rc == 1 ? 0 : 2;
+    rcv_run_cfg c;
+    rcv_run_defaults(&c, rcv_arg(opts, "quick") != NULL);
+    const char *v;
+    unsigned long long seed = 0;
+    if (rcv_arg_int(opts, "epochs", &c.epochs) || rcv_arg_int(opts, "limit", &c.limit) ||
+        rcv_arg_int(opts, "threads", &c.threads) || rcv_arg_u64(opts, "seed", &seed))
+        return 2;
+    c.seed = seed;
+    if ((v = rcv_arg(opts, "data"))) snprintf(c.data, sizeof c.data, "%s", v);
+    if ((v = rcv_arg(opts, "out"))) snprintf(c.out, sizeof c.out, "%s", v);
+    if ((v = rcv_arg(opts, "model"))) snprintf(c.model, sizeof c.model, "%s", v);
+    if ((v = rcv_arg(opts, "augment"))) snprintf(c.augment, sizeof c.augment, "%s", v);
+    if ((v = rcv_arg(opts, "precision")) && rcv_precision_parse(v, &c.precision)) {
+        fprintf(stderr, "robustcv run: %s\n", rcv_error());
+        return 2;
+    }
+    if (c.threads > 0) omp_set_num_threads(c.threads);
+    if (rcv_run(&c)) {
+        fprintf(stderr, "robustcv run: %s\n", rcv_error());
+        return 1;
+    }
+    return 0;
+}
+
+static void rcv_run_defaults(rcv_run_cfg *c, int quick) {
+    memset(c, 0, sizeof *c);
+    c->quick = quick;
+    snprintf(c->data, sizeof c->data, "fashion-mnist");
+    snprintf(c->out, sizeof c->out, "runs/main");
+    snprintf(c->model, sizeof c->model, "smallcnn");
+    snprintf(c->augment, sizeof c->augment, "hflip:p=0.5,crop:pad=2");
+    c->epochs = quick ? 1 : 8;
+    c->limit = quick ? 500 : 2000;
+    c->subset = quick ? 6000 : 0;
+    c->precision = RCV_PREC_BF16; // falls back to fp32 with a message where the CPU lacks it
+}
+
+static int train_member(const rcv_run_cfg *c, int i, char *ckpt, size_t ckpt_len) {
+    rcv_train_cfg t;
+    rcv_train_cfg_defaults(&t);
+    snprintf(t.model, sizeof t.model, "%s", c->model);
+    snprintf(t.data, sizeof t.data, "%s", c->data);
+    snprintf(t.out_dir, sizeof t.out_dir, "%s/%s", c->out, members[i].name);
+    snprintf(ckpt, ckpt_len, "%s/last.safetensors", t.out_dir);
+    t.epochs = c->epochs;
+    t.seed = c->seed + (uint64_t)i;
+    t.subset = c->subset;
+    t.resume = 1; // a finished member is skipped below; a killed one continues
+    t.precision = c->precision;
+    snprintf(t.sched, sizeof t.sched, "cosine:warmup=1");
+    t.recipe.kind = members[i].recipe;
+    rcv_ckpt_info info = {0};
+    rcv_model m = {0};
+    // Done already? (same epochs: a re-run of a finished job only re-evaluates)
+    if (access(ckpt, R_OK) == 0 && rcv_ckpt_load_model(ckpt, &m, &info) == 0) {
+        int done = info.epoch >= c->epochs;
+        rcv_model_free(&m);
+        rcv_ckpt_info_free(&info);
+        if (done) {
+            fprintf(stderr, "run: %s already trained (%s)\n", members[i].name, ckpt);
+            return 0;
+        }
+    }
+    fprintf(stderr, "run: training member %d/3 '%s' (%s, recipe %s, %d epochs)\n", i + 1, members[i].name, c->model,
+            rcv_recipe_name(members[i].recipe), c->epochs);
+    return rcv_train_run(&t);
+}
+
+static int rcv_run(const rcv_run_cfg *c) {
+    double t0 = now_s();
+    char ckpt[N_MEMBERS][700];
+    const char *names[N_MEMBERS];
+    if (mkdir(c->out, 0755) && access(c->out, W_OK))
+        return rcv_fail("run: cannot create %s", c->out);
+    for (int i = 0; i < N_MEMBERS; i++) {
+        names[i] = members[i].name;
+        if (train_member(c, i, ckpt[i], sizeof ckpt[i])) return rcv_fail_ctx("run: member '%s': ", members[i].name);
+    }
+    double t_train = now_s() - t0;
+    rcv_model models[N_MEMBERS] = {{0}};
+    rcv_model *mp[N_MEMBERS];
+    rcv_dataset d = {0};
+    rcv_suite_result r = {0};
+    rcv_json_writer w;
+    rcv_json_writer_init(&w);
+    int rc = -1;
+    for (int i = 0; i < N_MEMBERS; i++) {
+        if (rcv_ckpt_load_model(ckpt[i], &models[i], NULL)) goto out;
+        mp[i] = &models[i];
+    }
+    if (rcv_data_open(c->data, 0, &d)) goto out;
+    rcv_suite_cfg sc;
+    rcv_suite_defaults(&sc);
+    sc.limit = c->limit;
+    sc.verbose = 1;
+    sc.seed = c->seed;
+    if (c->quick) {
+        sc.n_fgsm = 2, sc.n_pgd = 1, sc.pgd_steps = 5, sc.uap = 100;
+        sc.fgsm_eps[1] = 0.1f, sc.pgd_eps[0] = 0.1f;
+    }
+    fprintf(stderr, "run: evaluating the suite on %d test images\n", c->limit);
+    if (rcv_suite_run(mp, N_MEMBERS, &d, &sc, &r)) goto out;
+    cli_suite_print(&r, names);
+    double t_eval = now_s() - t0 - t_train;
+
+    // results.json: the suite, the ensembles, the run's settings and timings.
+    rcv_json_begin_object(&w);
+    rcv_json_key(&w, "data");
+    rcv_json_string(&w, c->data);
+    rcv_json_key(&w, "model");
+    rcv_json_string(&w, c->model);
+    rcv_json_key(&w, "epochs");
+    rcv_json_int(&w, c->epochs);
+    rcv_json_key(&w, "train_seconds");
+    rcv_json_number(&w, t_train);
+    rcv_json_key(&w, "eval_seconds");
+    rcv_json_number(&w, t_eval);
+    rcv_json_key(&w, "members");
+    rcv_json_begin_array(&w);
+    for (int i = 0; i < N_MEMBERS; i++) {
+        rcv_json_begin_object(&w);
+        rcv_json_key(&w, "name");
+        rcv_json_string(&w, names[i]);
+        rcv_json_key(&w, "recipe");
+        rcv_json_string(&w, rcv_recipe_name(members[i].recipe));
+        rcv_json_key(&w, "checkpoint");
+        rcv_json_string(&w, ckpt[i]);
+        char mpath[760];
+        snprintf(mpath, sizeof mpath, "%s/%s/metrics.jsonl", c->out, names[i]);
+        rcv_json_key(&w, "metrics");
+        rcv_json_string(&w, mpath);
+        rcv_json_end_object(&w);
+    }
+    rcv_json_end_array(&w);
+    rcv_json_key(&w, "suite");
+    cli_suite_json(&w, &r, names);
+    rcv_json_end_object(&w);
+    char path[700];
+    snprintf(path, sizeof path, "%s/results.json", c->out);
+    const char *t = rcv_json_text(&w);
+    if (rcv_file_write_atomic(path, t, strlen(t))) goto out;
+    fprintf(stderr, "run: %s written; training %.0f s, evaluation %.0f s, total %.0f s\n", path, t_train, t_eval,
+            now_s() - t0);
+    rc = 0;
+out:
+    rcv_json_writer_free(&w);
+    rcv_suite_result_free(&r);
+    rcv_dataset_free(&d);
+    for (int i = 0; i < N_MEMBERS; i++)
+        if (models[i].g) rcv_model_free(&models[i]);
+    return rc;
+}

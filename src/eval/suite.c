@@ -1,0 +1,316 @@
+// The robustness evaluation suite (suite.h): perturbed copies of one test set, each
+// scored by every model; shared sets keep their logits for the ensembles.
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "robustcv/attack.h"
+#include "robustcv/error.h"
+#include "robustcv/suite.h"
+
+void rcv_suite_defaults(rcv_suite_cfg *c) {
+    memset(c, 0, sizeof *c);
+    c->batch = 250;
+    c->noise_sigma[0] = 0.1f, c->noise_sigma[1] = 0.2f, c->n_noise = 2;
+    c->fgsm_eps[0] = 0.02f, c->fgsm_eps[1] = 0.05f, c->fgsm_eps[2] = 0.1f, c->n_fgsm = 3;
+    c->pgd_eps[0] = 0.05f, c->pgd_eps[1] = 0.1f, c->n_pgd = 2;
+    c->pgd_steps = 10;
+    c->symmetries = 1;
+    c->transfer = 1;
+    c->uap = 500;
+}
+
+void rcv_suite_score(const float *logits, const int32_t *labels, int n, int k, double *top1, double *top5,
+                     double *nll) {
+    long c1 = 0, c5 = 0;
+    double l = 0;
+    for (int i = 0; i < n; i++) {
+        const float *z = logits + (size_t)i * k;
+        int y = labels[i], rank = 0;
+        double mx = z[0], s = 0;
+        for (int j = 1; j < k; j++) mx = z[j] > mx ? z[j] : mx;
+        for (int j = 0; j < k; j++) {
+            s += exp((double)z[j] - mx);
+            if (z[j] > z[y] || (z[j] == z[y] && j < y)) rank++; // ties rank by index
+        }
+        l += log(s) + mx - z[y];
+        c1 += rank == 0;
+        c5 += rank < 5;
+    }
+    *top1 = (double)c1 / n, *top5 = (double)c5 / n, *nll = l / n;
+}
+
+double rcv_suite_ece(const float *logits, const int32_t *labels, int n, int k, int bins) {
+    double *conf = calloc((size_t)bins, sizeof(double)), *acc = calloc((size_t)bins, sizeof(double));
+    long *cnt = calloc((size_t)bins, sizeof(long));
+    for (int i = 0; i < n; i++) {
+        const float *z = logits + (size_t)i * k;
+        int am = 0;
+        double s = 0;
+        for (int j = 1; j < k; j++)
+            if (z[j] > z[am]) am = j;
+        for (int j = 0; j < k; j++) s += exp((double)z[j] - z[am]);
+        double p = 1 / s; // max softmax probability
+        // Bins (b/B, (b+1)/B], as Guo et al.'s reference code.
+        int b = (int)ceil(p * bins) - 1;
+        b = b < 0 ? 0 : b >= bins ? bins - 1 : b;
+        conf[b] += p, acc[b] += am == labels[i], cnt[b]++;
+    }
+    double e = 0;
+    for (int b = 0; b < bins; b++)
+        if (cnt[b]) e += fabs(acc[b] - conf[b]) / n;
+    free(conf), free(acc), free(cnt);
+    return e;
+}
+
+int rcv_model_logits(rcv_model *m, const float *x, int n, int batch, float *logits) {
+    rcv_graph *g = m->g;
+    if (g->batch != batch && rcv_attack_prepare(m, batch, RCV_BACKEND_CPU)) return -1;
+    int was = g->training, k = m->cfg.n_classes;
+    size_t per = (size_t)m->cfg.in_c * m->cfg.in_h * m->cfg.in_w;
+    rcv_graph_set_training(g, 0);
+    float *in = g->nodes[m->input].out;
+    const float *z = g->nodes[m->logits].out;
+    for (int s = 0; s < n; s += batch) {
+        int nb = n - s < batch ? n - s : batch;
+        memcpy(in, x + (size_t)s * per, (size_t)nb * per * sizeof(float));
+        // eval-mode ops are per sample: zero padding of a short batch changes nothing
+        if (nb < batch) memset(in + (size_t)nb * per, 0, (size_t)(batch - nb) * per * sizeof(float));
+        rcv_graph_forward(g);
+        memcpy(logits + (size_t)s * k, z, (size_t)nb * k * sizeof(float));
+    }
+    rcv_graph_set_training(g, was);
+    return 0;
+}
+
+void rcv_square_symmetry(int k, const float *src, float *dst, int s, int c) {
+    int flip = k >= 4, rot = k & 3;
+    for (int i = 0; i < s; i++)
+        for (int j = 0; j < s; j++) {
+            // dst(i, j) = src after: optional horizontal flip, then rot quarter turns counter-clockwise.
+            int a = i, b = j;
+            for (int r = 0; r < rot; r++) { // undo one CCW turn: (a, b) <- (b, s-1-a)
+                int t = a;
+                a = b, b = s - 1 - t;
+            }
+            if (flip) b = s - 1 - b;
+            memcpy(dst + ((size_t)i * s + j) * c, src + ((size_t)a * s + b) * c, (size_t)c * sizeof(float));
+        }
+}
+
+// --- the sets ------------------------------------------------------------------------
+
+typedef struct {
+    rcv_model *const *models;
+    int n_models, n, k, batch;
+    size_t per;
+    const int32_t *y;
+    rcv_suite_result *r;
+    int set;
+    const rcv_suite_cfg *cfg;
+} run;
+
+// Scores x_m (n images; per model when `per_model`, else x shared) under `name`.
+static int score(run *R, const char *name, const float *const *xs, int shared) {
+    rcv_suite_result *r = R->r;
+    int s = R->set++;
+    float *logits = rcv_xmalloc((size_t)R->n * R->k * sizeof(float));
+    for (int mi = 0; mi < R->n_models; mi++) {
+        rcv_set_result *q = &r->res[(size_t)mi * r->n_sets + s];
+        snprintf(q->name, sizeof q->name, "%s", name);
+        q->shared = shared;
+        if (rcv_model_logits(R->models[mi], xs[shared ? 0 : mi], R->n, R->batch, logits)) {
+            free(logits);
+            return -1;
+        }
+        rcv_suite_score(logits, R->y, R->n, R->k, &q->top1, &q->top5, &q->nll);
+        if (shared) {
+            r->logits[(size_t)mi * r->n_sets + s] = logits;
+            logits = rcv_xmalloc((size_t)R->n * R->k * sizeof(float));
+        }
+        if (s == 0) r->ece[mi] = rcv_suite_ece(logits, R->y, R->n, R->k, 15);
+    }
+    if (R->cfg->verbose) {
+        fprintf(stderr, "evaluate: %-22s", name);
+        for (int mi = 0; mi < R->n_models; mi++) fprintf(stderr, " %6.2f%%", 100 * r->res[(size_t)mi * r->n_sets + s].top1);
+        fprintf(stderr, "\n");
+    }
+    free(logits);
+    return 0;
+}
+
+// Sets per model: clean, noise, fgsm, pgd, (8 sym + tta), (2 transfer per fgsm/pgd eps).
+static int count_sets(const rcv_suite_cfg *c, int n_models, int square) {
+    int t = 1 + c->n_noise + c->n_fgsm + c->n_pgd;
+    if (c->symmetries && square) t += 9;
+    if (c->transfer && n_models > 1) t += c->n_fgsm + c->n_pgd;
+    return t;
+}
+
+int rcv_suite_run(rcv_model *const *models, int n_models, const rcv_dataset *d, const rcv_suite_cfg *cfg,
+                  rcv_suite_result *r) {
+    memset(r, 0, sizeof *r);
+    if (n_models <= 0) return rcv_fail("evaluate: no models");
+    const rcv_model_cfg *mc = &models[0]->cfg;
+    for (int i = 0; i < n_models; i++) {
+        const rcv_model_cfg *c = &models[i]->cfg;
+        if (c->in_c != d->c || c->in_h != d->h || c->in_w != d->w || c->n_classes != d->n_classes)
+            return rcv_fail("evaluate: model %d (%s) expects %dx%dx%d images and %d classes; %s has %dx%dx%d and %d", i,
+                            models[i]->name, c->in_c, c->in_h, c->in_w, c->n_classes, d->source, d->c, d->h, d->w,
+                            d->n_classes);
+    }
+    int n = cfg->limit > 0 && cfg->limit < d->n ? cfg->limit : d->n, k = mc->n_classes;
+    int batch = cfg->batch > 0 ? cfg->batch : 250, square = d->h == d->w;
+    size_t per = (size_t)d->c * d->h * d->w, xn = (size_t)n * per;
+    r->n_models = n_models, r->n = n, r->n_classes = k;
+    r->n_sets = count_sets(cfg, n_models, square);
+    r->labels = rcv_xmalloc((size_t)n * sizeof(int32_t));
+    r->res = rcv_xcalloc((size_t)n_models * r->n_sets, sizeof(rcv_set_result));
+    r->logits = rcv_xcalloc((size_t)n_models * r->n_sets, sizeof(float *));
+    r->ece = rcv_xcalloc((size_t)n_models, sizeof(double));
+    r->uap_fooling = rcv_xmalloc((size_t)n_models * sizeof(double));
+    for (int i = 0; i < n_models; i++) r->uap_fooling[i] = -1;
+
+    float *x = rcv_xmalloc(xn * sizeof(float)), *xp = rcv_xmalloc(xn * sizeof(float));
+    float **adv = rcv_xcalloc((size_t)n_models, sizeof(float *));
+    int *idx = rcv_xmalloc((size_t)n * sizeof(int)), rc = -1;
+    for (int i = 0; i < n; i++) idx[i] = i;
+    rcv_dataset_batch(d, idx, n, x, r->labels);
+    for (int i = 0; i < n_models; i++) {
+        adv[i] = rcv_xmalloc(xn * sizeof(float));
+        if (rcv_attack_prepare(models[i], batch, RCV_BACKEND_CPU)) goto out;
+    }
+    run R = {models, n_models, n, k, batch, per, r->labels, r, 0, cfg};
+    rcv_rng rng;
+    rcv_rng_init(&rng, cfg->seed);
+    const float *shared[1] = {x};
+    char name[64];
+
+    if (score(&R, "clean", shared, 1)) goto out;
+    // Gaussian noise in pixel space, clamped: what stability training defends against.
+    for (int e = 0; e < cfg->n_noise; e++) {
+        rcv_rng nr = rcv_rng_fork(&rng, 100 + (uint64_t)e);
+        rcv_rng_fill_normal(&nr, xp, xn, 0, cfg->noise_sigma[e]);
+        for (size_t i = 0; i < xn; i++) xp[i] = fminf(fmaxf(x[i] + xp[i], 0), 1);
+        snprintf(name, sizeof name, "noise:%g", cfg->noise_sigma[e]);
+        shared[0] = xp;
+        if (score(&R, name, shared, 1)) goto out;
+    }
+    // White-box attacks: crafted on each model against itself.
+    for (int e = 0; e < cfg->n_fgsm; e++) {
+        rcv_fgsm_cfg fc;
+        rcv_fgsm_defaults(&fc);
+        fc.eps = cfg->fgsm_eps[e];
+        for (int i = 0; i < n_models; i++)
+            if (rcv_attack_fgsm(&models[i], 1, x, r->labels, n, &fc, adv[i])) goto out;
+        snprintf(name, sizeof name, "fgsm:%g", fc.eps);
+        if (score(&R, name, (const float *const *)adv, 0)) goto out;
+    }
+    for (int e = 0; e < cfg->n_pgd; e++) {
+        rcv_pgd_cfg pc;
+        rcv_pgd_defaults(&pc, RCV_NORM_LINF);
+        pc.eps = cfg->pgd_eps[e], pc.alpha = pc.eps / 4, pc.steps = cfg->pgd_steps;
+        for (int i = 0; i < n_models; i++) {
+            rcv_rng ar = rcv_rng_fork(&rng, 200 + 16 * (uint64_t)e + i);
+            if (rcv_attack_pgd(&models[i], 1, x, r->labels, n, &pc, &ar, adv[i])) goto out;
+        }
+        snprintf(name, sizeof name, "pgd:%g", pc.eps);
+        if (score(&R, name, (const float *const *)adv, 0)) goto out;
+    }
+    // The 8 symmetries of the square (orientation invariance) and test-time augmentation:
+    // softmax probabilities averaged over the 8 views.
+    if (cfg->symmetries && square) {
+        double *prob = rcv_xcalloc((size_t)n_models * n * k, sizeof(double));
+        for (int s = 0; s < 8; s++) {
+            for (int i = 0; i < n; i++) rcv_square_symmetry(s, x + i * per, xp + i * per, d->h, d->c);
+            snprintf(name, sizeof name, "sym:%d", s);
+            shared[0] = xp;
+            if (score(&R, name, shared, 1)) {
+                free(prob);
+                goto out;
+            }
+            for (int mi = 0; mi < n_models; mi++) {
+                const float *z = r->logits[(size_t)mi * r->n_sets + R.set - 1];
+                for (int i = 0; i < n; i++) {
+                    const float *zi = z + (size_t)i * k;
+                    double mx = zi[0], sum = 0;
+                    for (int j = 1; j < k; j++) mx = zi[j] > mx ? zi[j] : mx;
+                    for (int j = 0; j < k; j++) sum += exp(zi[j] - mx);
+                    for (int j = 0; j < k; j++) prob[((size_t)mi * n + i) * k + j] += exp(zi[j] - mx) / sum / 8;
+                }
+            }
+        }
+        // TTA logits = log of the averaged probabilities.
+        int s = R.set++;
+        for (int mi = 0; mi < n_models; mi++) {
+            float *z = rcv_xmalloc((size_t)n * k * sizeof(float));
+            for (size_t i = 0; i < (size_t)n * k; i++) z[i] = (float)log(prob[(size_t)mi * n * k + i] + 1e-30);
+            rcv_set_result *q = &r->res[(size_t)mi * r->n_sets + s];
+            snprintf(q->name, sizeof q->name, "tta");
+            q->shared = 1;
+            rcv_suite_score(z, r->labels, n, k, &q->top1, &q->top5, &q->nll);
+            r->logits[(size_t)mi * r->n_sets + s] = z;
+        }
+        free(prob);
+    }
+    // Black-box transfer: crafted on model 0, the same images for everyone.
+    if (cfg->transfer && n_models > 1) {
+        for (int e = 0; e < cfg->n_fgsm + cfg->n_pgd; e++) {
+            rcv_transfer_cfg tc = {0};
+            rcv_fgsm_defaults(&tc.fgsm);
+            rcv_pgd_defaults(&tc.pgd, RCV_NORM_LINF);
+            if (e < cfg->n_fgsm) {
+                tc.kind = RCV_TRANSFER_FGSM, tc.fgsm.eps = cfg->fgsm_eps[e];
+                snprintf(name, sizeof name, "transfer_fgsm:%g", tc.fgsm.eps);
+            } else {
+                float eps = cfg->pgd_eps[e - cfg->n_fgsm];
+                tc.kind = RCV_TRANSFER_PGD, tc.pgd.eps = eps, tc.pgd.alpha = eps / 4, tc.pgd.steps = cfg->pgd_steps;
+                snprintf(name, sizeof name, "transfer_pgd:%g", eps);
+            }
+            rcv_rng ar = rcv_rng_fork(&rng, 400 + (uint64_t)e);
+            if (rcv_attack_transfer(&models[0], 1, models[1], &tc, x, r->labels, n, &ar, xp, NULL)) goto out;
+            shared[0] = xp;
+            if (score(&R, name, shared, 1)) goto out;
+        }
+    }
+    // Universal perturbation per model, crafted on the first cfg->uap images, fooling rate on all.
+    if (cfg->uap > 0) {
+        int nu = cfg->uap < n ? cfg->uap : n;
+        for (int mi = 0; mi < n_models; mi++) {
+            rcv_uap_cfg uc;
+            rcv_uap_defaults(&uc, RCV_NORM_LINF);
+            uc.xi = cfg->n_fgsm ? cfg->fgsm_eps[cfg->n_fgsm - 1] : uc.xi;
+            float *v = rcv_xmalloc(per * sizeof(float));
+            rcv_rng ur = rcv_rng_fork(&rng, 500 + (uint64_t)mi);
+            if (rcv_attack_uap(models[mi], x, nu, &uc, &ur, v, NULL, NULL)) {
+                free(v);
+                goto out;
+            }
+            rcv_uap_apply(v, x, n, per, xp);
+            free(v);
+            int32_t *p0 = rcv_xmalloc((size_t)n * sizeof(int32_t)), *p1 = rcv_xmalloc((size_t)n * sizeof(int32_t));
+            rcv_attack_predict(models[mi], x, n, p0);
+            rcv_attack_predict(models[mi], xp, n, p1);
+            long changed = 0;
+            for (int i = 0; i < n; i++) changed += p0[i] != p1[i];
+            r->uap_fooling[mi] = (double)changed / n;
+            free(p0), free(p1);
+            if (cfg->verbose) fprintf(stderr, "evaluate: uap (xi %g) model %d fooling rate %.2f%%\n", uc.xi, mi,
+                                      100 * r->uap_fooling[mi]);
+        }
+    }
+    rc = 0;
+out:
+    for (int i = 0; i < n_models; i++) free(adv[i]);
+    free(adv), free(x), free(xp), free(idx);
+    if (rc) rcv_suite_result_free(r);
+    return rc;
+}
+
+void rcv_suite_result_free(rcv_suite_result *r) {
+    if (r->logits)
+        for (int i = 0; i < r->n_models * r->n_sets; i++) free(r->logits[i]);
+    free(r->logits), free(r->res), free(r->labels), free(r->ece), free(r->uap_fooling);
+    memset(r, 0, sizeof *r);
+}

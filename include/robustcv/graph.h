@@ -56,6 +56,7 @@ typedef enum {
     RCV_OP_KL_DIV,         // (p_logits, q_logits) -> scalar: mean_n KL(softmax p || softmax q)
     RCV_OP_SMOOTH_L1,      // (pred, target) -> scalar mean; beta
     RCV_OP_MSE,            // (pred, target) -> scalar mean
+    RCV_OP_ADAPTIVE_AVGPOOL, // (N,C,H,W) -> (N,C,oh,ow), PyTorch's AdaptiveAvgPool2d windows
     RCV_OP_COUNT
 } rcv_op;
 
@@ -137,6 +138,8 @@ struct rcv_node {
     uint8_t *in_beta;        // per input: 0 = this node's backward writes the input grad first
     uint8_t needs_grad;      // gradient flows into this node's output
     int aliases;             // FLATTEN etc. may alias their input's storage (set by prepare)
+    uint8_t frozen_stats;    // BATCHNORM2D: always use (and never update) the running statistics,
+                             // whatever g->training says: batchnorm in a frozen part (transfer learning)
 
     void *kstate;            // backend-private state (oneDNN primitives, ...)
 };

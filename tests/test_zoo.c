@@ -151,10 +151,11 @@ int main(int argc, char **argv) {
     test_resnet_d_gamma0();
     test_box_iou();
     if (oracle) {
-        const char *cases[] = {"resnet18_box", "resnet34_d", "resnet101", "resnet152_d", "densenet121",
+        const char *cases[] = {"resnet18_box", "resnet34_d", "resnet101_small", "resnet152_d", "densenet121",
                                "densenet121_small", "densenet169", "densenet201", "vgg11_bn", "vgg13_bn_small",
                                "vgg16_bn", "vgg19_bn", "attention56", "attention92_small"};
         int only = argc > 1;
+        oracle_grad_enforce = getenv("RCV_ZOO_STRICT") != NULL;
         for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
             int want = !only;
             for (int a = 1; a < argc; a++) want |= !strcmp(argv[a], cases[c]);
@@ -163,6 +164,7 @@ int main(int argc, char **argv) {
             if (want) oracle_case(dir, cases[c], be && !strcmp(be, "ref") ? RCV_BACKEND_REF : RCV_BACKEND_CPU);
         }
         // The ref kernels (the oracle of the cpu ones) on the two new block types at their smallest.
+        oracle_grad_enforce = 1;
         if (!only && !test_quick()) {
             oracle_case(dir, "densenet121_small", RCV_BACKEND_REF);
             oracle_case(dir, "resnet18_box", RCV_BACKEND_REF);

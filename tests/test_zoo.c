@@ -96,6 +96,25 @@ static void test_structure(const char *dir) {
           "attention56 at 48x48: %s", rcv_error());
 }
 
+// Forward multiply-adds at 224x224, 1000 classes, against torchvision's documented "GFLOPS"
+// (which are MACs): resnet18 1.81, resnet50 4.09, resnet152 11.51, densenet121 2.83,
+// densenet201 4.29, vgg16_bn 15.47, vgg19_bn 19.63; Attention-56/92: the paper's 6.2 / 10.4 G.
+static void test_macs(void) {
+    static const struct { const char *name; double g, tol; } want[] = {
+        {"resnet18", 1.81, 0.005},    {"resnet50", 4.09, 0.005},    {"resnet152", 11.51, 0.005},
+        {"densenet121", 2.83, 0.005}, {"densenet201", 4.29, 0.005}, {"vgg16_bn", 15.47, 0.005},
+        {"vgg19_bn", 19.63, 0.005},   {"attention56", 6.2, 0.03},   {"attention92", 10.4, 0.03},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        rcv_model m;
+        if (build(&m, want[i].name, 224, 1000, 0, 0, 0, 1)) continue;
+        double g = rcv_model_macs(&m) * 1e-9;
+        printf("%-12s %.3f GMACs (reference %.2f)\n", want[i].name, g, want[i].g);
+        CHECK(fabs(g / want[i].g - 1) <= want[i].tol, "%s: %.3f GMACs, reference %.2f", want[i].name, g, want[i].g);
+        rcv_model_free(&m);
+    }
+}
+
 // ResNet-D with gamma = 0 is the plain ResNet: same graph, bit-identical outputs.
 static void test_resnet_d_gamma0(void) {
     rcv_model a, b;
@@ -148,6 +167,7 @@ int main(int argc, char **argv) {
     else CHECK(rc == 0, "tests/oracle/zoo_ref.py exited %d", rc);
 
     test_structure(oracle ? dir : NULL);
+    test_macs();
     test_resnet_d_gamma0();
     test_box_iou();
     if (oracle) {

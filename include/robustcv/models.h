@@ -71,6 +71,10 @@ const char *rcv_model_description(const char *name);
 // Output node of a module path ("layer4", "layer2.1", "layer1.0.bn2", "fc"): the
 // last node whose name is `module` or starts with `module.`; -1 if none.
 int rcv_model_find_node(const rcv_model *m, const char *module);
+// Forward multiply-adds per image of the conv and linear layers at the built input size
+// (torchvision's "GFLOPS" column counts these); FLOPs = 2 x MACs.
+double rcv_model_macs(const rcv_model *m);
+
 // Intersection over union of two boxes (x0, y0, x1, y1) with x0 <= x1, y0 <= y1 (any unit; a
 // reversed coordinate pair is an empty box). 0 when the union is empty.
 double rcv_box_iou(const float *a, const float *b);

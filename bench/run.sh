@@ -20,4 +20,5 @@ run() { # label, our args..., -- peer args...
 run "resnet18 3x64x64, 200 classes, batch 128" resnet18 3 64 64 200 128 "$STEPS"
 run "smallcnn 1x28x28, 10 classes, batch 128" smallcnn 1 28 28 10 128 "$((STEPS * 5))"
 [ -x "$BUILD/bench_ops" ] && "$BUILD/bench_ops"
+[ -x "$BUILD/bench_models" ] && STEPS=${STEPS_MODELS:-3} bench/models.sh "$BUILD"
 exit 0

@@ -26,4 +26,5 @@ run "resnet18 3x64x64 200 cls b128 bf16 (vs fp32)" resnet18 3 64 64 200 128 "$ST
 run "smallcnn 1x28x28 10 cls b128 fp32" smallcnn 1 28 28 10 128 "$((STEPS * 5))"
 run "smallcnn 1x28x28 10 cls b128 bf16 (vs fp32)" smallcnn 1 28 28 10 128 "$((STEPS * 5))" "- bf16"
 [ -x "$BUILD/bench_ops" ] && "$BUILD/bench_ops"
+[ -x "$BUILD/bench_models" ] && STEPS=${STEPS_MODELS:-3} bench/models.sh "$BUILD"
 exit 0

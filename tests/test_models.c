@@ -20,9 +20,8 @@
 #include "robustcv/graph.h"
 #include "robustcv/models.h"
 #include "robustcv/safetensors.h"
+#include "model_oracle.h"
 #include "testutil.h"
-
-#define TOL 1e-4
 
 // torchvision's parameter counts at 1000 classes.
 static const struct { const char *name; size_t params; } tv_counts[] = {
@@ -89,43 +88,6 @@ static void test_registry(void) {
           rcv_error());
 }
 
-// listing_<model>.txt: "name dtype d0,d1,..." per state_dict entry, then "params N".
-static void check_listing(const char *dir, const char *name, const rcv_model *m) {
-    char path[512], line[512];
-    snprintf(path, sizeof path, "%s/listing_%s.txt", dir, name);
-    FILE *f = fopen(path, "r");
-    CHECK(f != NULL, "open %s", path);
-    if (!f) return;
-    const rcv_graph *g = m->g;
-    int i = 0, bad = 0;
-    while (fgets(line, sizeof line, f)) {
-        char key[256], dt[16], dims[128] = "";
-        int nf = sscanf(line, "%255s %15s %127s", key, dt, dims);
-        if (!strcmp(key, "params")) {
-            size_t want = strtoull(dt, NULL, 10);
-            CHECK(rcv_graph_param_count(g) == want, "%s: %zu params, torchvision %zu", name, rcv_graph_param_count(g),
-                  want);
-            continue;
-        }
-        if (nf < 2 || i >= g->n_params) {
-            bad++;
-            if (bad < 4) fprintf(stderr, "%s: extra torchvision entry %s\n", name, key);
-            continue;
-        }
-        const rcv_param *p = &g->param_info[i++];
-        char ours[128] = "";
-        for (int d = 0; d < p->ndim; d++)
-            snprintf(ours + strlen(ours), sizeof ours - strlen(ours), "%s%lld", d ? "," : "", (long long)p->shape[d]);
-        int same = !strcmp(p->name, key) && !strcmp(ours, dims) &&
-                   (p->kind == RCV_BUFFER_I64) == !strcmp(dt, "I64");
-        if (!same && ++bad < 4) fprintf(stderr, "%s entry %d: ours %s [%s], torchvision %s [%s]\n", name, i - 1, p->name, ours, key, dims);
-    }
-    fclose(f);
-    CHECK(bad == 0 && i == g->n_params, "%s: state_dict listing matches torchvision (%d of %d entries, %d differ)",
-          name, i, g->n_params, bad);
-}
-
-// Parameter counts, the frame (input -> normalize -> ... -> loss), module lookup, ResNet-D nodes;
 // with `dir` (the oracle's output), names, shapes and order against torchvision's state_dicts.
 static void test_structure(const char *dir) {
     for (size_t i = 0; i < sizeof tv_counts / sizeof tv_counts[0]; i++) {
@@ -257,148 +219,6 @@ static void test_init(void) {
     rcv_model_free(&c);
 }
 
-// --- the PyTorch oracle ---
-
-static int read_cfg(const char *path, char *model, rcv_model_cfg *c, int *batch) {
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    rcv_model_cfg_defaults(c);
-    char key[64], line[512];
-    while (fgets(line, sizeof line, f)) {
-        if (sscanf(line, "%63s", key) != 1) continue;
-        const char *v = line + strlen(key);
-        if (!strcmp(key, "model")) sscanf(v, "%63s", model);
-        else if (!strcmp(key, "batch")) *batch = atoi(v);
-        else if (!strcmp(key, "in_c")) c->in_c = atoi(v);
-        else if (!strcmp(key, "in_h")) c->in_h = atoi(v);
-        else if (!strcmp(key, "in_w")) c->in_w = atoi(v);
-        else if (!strcmp(key, "n_classes")) c->n_classes = atoi(v);
-        else if (!strcmp(key, "small_input")) c->small_input = atoi(v);
-        else if (!strcmp(key, "gamma")) c->gamma = strtof(v, NULL);
-        else if (!strcmp(key, "mean")) sscanf(v, "%f %f %f %f", &c->mean[0], &c->mean[1], &c->mean[2], &c->mean[3]);
-        else if (!strcmp(key, "std")) sscanf(v, "%f %f %f %f", &c->std[0], &c->std[1], &c->std[2], &c->std[3]);
-    }
-    fclose(f);
-    return 0;
-}
-
-// Relative error of ours against reference tensor `name`; NaN if it is missing or mis-sized.
-static double rel_err(const rcv_safetensors *ref, const char *name, const float *ours, size_t n) {
-    float *want = malloc(n * sizeof(float));
-    double e = NAN;
-    if (rcv_st_read_f32(ref, name, want, n) == 0) e = max_rel_err(ours, want, n, 1e-30);
-    else fprintf(stderr, "%s\n", rcv_error());
-    free(want);
-    return e;
-}
-
-// Tracks the worst error of a group of tensors and its name.
-typedef struct { double err; char name[RCV_NAME]; } worst;
-static void note(worst *w, double e, const char *name) {
-    if (isnan(w->err)) return; // a NaN stays the worst
-    if (!(e <= w->err)) {
-        w->err = e;
-        snprintf(w->name, sizeof w->name, "%s", name);
-    }
-}
-
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + 1e-9 * t.tv_nsec;
-}
-
-static void oracle_case(const char *dir, const char *cas, rcv_backend be) {
-    double t0 = now();
-    const char *bname = be == RCV_BACKEND_REF ? "ref" : "cpu";
-    char path[512], model[64] = "";
-    rcv_model_cfg cfg;
-    int batch = 0;
-    snprintf(path, sizeof path, "%s/%s.cfg", dir, cas);
-    if (read_cfg(path, model, &cfg, &batch)) {
-        CHECK(0, "read %s", path);
-        return;
-    }
-    cfg.no_init = 1;
-    rcv_model m;
-    if (rcv_model_build(&m, model, &cfg)) {
-        CHECK(0, "%s: build %s: %s", cas, model, rcv_error());
-        return;
-    }
-    rcv_graph *g = m.g;
-    rcv_safetensors st, ref;
-    snprintf(path, sizeof path, "%s/%s.state.safetensors", dir, cas);
-    int rc = rcv_st_open(&st, path);
-    CHECK(rc == 0, "%s", rcv_error());
-    if (rc) goto out_model;
-    rc = rcv_st_load_graph(&st, g, 1, 0, NULL, NULL);
-    CHECK(rc == 0, "%s: load torchvision state_dict strictly: %s", cas, rcv_error());
-    rcv_st_close(&st);
-    snprintf(path, sizeof path, "%s/%s.ref.safetensors", dir, cas);
-    if (rc || rcv_st_open(&ref, path)) {
-        CHECK(0, "%s: %s", cas, rcv_error());
-        goto out_model;
-    }
-
-    rcv_graph_require_grad(g, m.input);
-    if (rcv_graph_plan(g, batch, be)) {
-        CHECK(0, "%s/%s: plan: %s", cas, bname, rcv_error());
-        goto out;
-    }
-    rcv_node *in = &g->nodes[m.input];
-    size_t nin = rcv_numel(in->shape);
-    CHECK(rcv_st_read_f32(&ref, "input", in->out, nin) == 0, "input: %s", rcv_error()); // NHWC both
-    int64_t lab[64];
-    CHECK(batch <= 64 && rcv_st_read_i64(&ref, "labels", lab, (size_t)batch) == 0, "labels: %s", rcv_error());
-    for (int i = 0; i < batch; i++) g->nodes[m.labels].idata[i] = (int32_t)lab[i];
-
-    const char *modes[2] = {"eval", "train"};
-    for (int t = 0; t < 2; t++) {
-        char name[RCV_NAME + 32];
-        rcv_graph_set_training(g, t);
-        rcv_graph_zero_grad(g);
-        rcv_graph_forward(g);
-        rcv_graph_backward(g, m.loss, 1.0f);
-        snprintf(name, sizeof name, "%s.logits", modes[t]);
-        double e_z = rel_err(&ref, name, g->nodes[m.logits].out, rcv_numel(g->nodes[m.logits].shape));
-        snprintf(name, sizeof name, "%s.loss", modes[t]);
-        double e_l = rel_err(&ref, name, g->nodes[m.loss].out, 1);
-        snprintf(name, sizeof name, "%s.input_grad", modes[t]);
-        double e_x = rel_err(&ref, name, in->grad, nin);
-        worst wg = {0, ""};
-        for (int i = 0; i < g->n_params; i++) {
-            const rcv_param *p = &g->param_info[i];
-            if (p->kind != RCV_PARAM) continue;
-            snprintf(name, sizeof name, "%s.grad.%s", modes[t], p->name);
-            note(&wg, rel_err(&ref, name, rcv_param_grad(g, i), p->numel), p->name);
-        }
-        printf("%-15s %s %-5s logits %.1e  loss %.1e  input grad %.1e  param grads %.1e (worst %s)\n", cas, bname,
-               modes[t], e_z, e_l, e_x, wg.err, wg.name);
-        CHECK(e_z <= TOL && e_l <= TOL && e_x <= TOL && wg.err <= TOL, "%s/%s/%s: errors above %g", cas, bname,
-              modes[t], TOL);
-    }
-    // Running stats after the train step: PyTorch's momentum update with the unbiased batch variance.
-    worst wb = {0, ""};
-    int nbt_ok = 1;
-    for (int i = 0; i < g->n_params; i++) {
-        const rcv_param *p = &g->param_info[i];
-        char name[RCV_NAME + 32];
-        snprintf(name, sizeof name, "after.%s", p->name);
-        if (p->kind == RCV_BUFFER) note(&wb, rel_err(&ref, name, rcv_param_data(g, i), p->numel), p->name);
-        if (p->kind == RCV_BUFFER_I64) {
-            int64_t v = -1;
-            rcv_st_read_i64(&ref, name, &v, 1);
-            nbt_ok &= v == g->ibuffers[p->offset];
-        }
-    }
-    printf("%-15s %s running stats %.1e (worst %s), num_batches_tracked %s; %.1f s\n", cas, bname, wb.err, wb.name,
-           nbt_ok ? "ok" : "WRONG", now() - t0);
-    CHECK(wb.err <= TOL && nbt_ok, "%s/%s: running stats after the train step", cas, bname);
-out:
-    rcv_st_close(&ref);
-out_model:
-    rcv_model_free(&m);
-}
 
 int main(void) {
     // RCV_ORACLE_DIR: use the outputs of an earlier run by hand (e.g. resnet_ref.py DIR --f64).

@@ -50,6 +50,7 @@ static int build_op(rcv_graph *g, const tcase *t, int x) {
     case RCV_OP_MAXPOOL2D: return rcv_maxpool2d(g, "maxpool", x, a[0], a[1], a[2], a[3]); // k, s, p, ceil
     case RCV_OP_AVGPOOL2D: return rcv_avgpool2d(g, "avgpool", x, a[0], a[1], a[2], a[3], a[4]); // + cip
     case RCV_OP_GLOBAL_AVGPOOL: return rcv_global_avgpool(g, "gap", x);
+    case RCV_OP_ADAPTIVE_AVGPOOL: return rcv_adaptive_avgpool(g, "aap", x, a[0], a[1]); // oh, ow
     case RCV_OP_LINEAR: return rcv_linear(g, "fc", x, a[0], a[1]); // out, bias
     case RCV_OP_ADD:
     case RCV_OP_MUL: { // a[0]: b is 0 same shape, 1 (N, C, 1, 1), 2 (N, 1, H, W); a[1]: b is x itself
@@ -300,6 +301,9 @@ static const tcase cases[] = {
     {RCV_OP_AVGPOOL2D, "avgpool k3 s2 p1 ceil include pad", 2, 8, 8, 8, {3, 2, 1, 1, 1}, 0, 1, 0},
     {RCV_OP_AVGPOOL2D, "avgpool k2 s2 ceil exclude pad odd", 2, 8, 7, 7, {2, 2, 0, 1, 0}, 0, 1, 0},
     {RCV_OP_GLOBAL_AVGPOOL, "global avgpool", 3, 20, 4, 5, {0}, 0, 1, 0},
+    {RCV_OP_ADAPTIVE_AVGPOOL, "adaptive avgpool 2x2 -> 7x7 (VGG at 64x64)", 2, 24, 2, 2, {7, 7}, 0, 1, 0},
+    {RCV_OP_ADAPTIVE_AVGPOOL, "adaptive avgpool 10x9 -> 4x3", 2, 8, 10, 9, {4, 3}, 0, 1, 0},
+    {RCV_OP_ADAPTIVE_AVGPOOL, "adaptive avgpool 7x7 -> 7x7", 2, 8, 7, 7, {7, 7}, 0, 1, 0},
     {RCV_OP_LINEAR, "linear bias", 4, 24, 1, 1, {10, 1}, 0, 1, 0},
     {RCV_OP_LINEAR, "linear no bias", 3, 37, 1, 1, {11, 0}, 0, 1, 0},
     {RCV_OP_ADD, "add same", 2, 6, 4, 5, {0, 0}, 0, 1, 0},

@@ -203,6 +203,8 @@ static int b_avg_cip1(rcv_graph *g, int x) { return rcv_avgpool2d(g, "pool", x, 
 static int b_avg_cip0(rcv_graph *g, int x) { return rcv_avgpool2d(g, "pool", x, 3, 2, 1, 1, 0); }
 static int b_avg_floor(rcv_graph *g, int x) { return rcv_avgpool2d(g, "pool", x, 2, 2, 1, 0, 1); }
 static int b_gap(rcv_graph *g, int x) { return rcv_global_avgpool(g, "gap", x); }
+static int b_aap_up(rcv_graph *g, int x) { return rcv_adaptive_avgpool(g, "aap", x, 7, 5); }
+static int b_aap_down(rcv_graph *g, int x) { return rcv_adaptive_avgpool(g, "aap", x, 2, 3); }
 static int b_linear(rcv_graph *g, int x) { return rcv_linear(g, "fc", x, 4, 1); }
 static int b_linear_nobias(rcv_graph *g, int x) { return rcv_linear(g, "fc", x, 3, 0); }
 static int b_flatten(rcv_graph *g, int x) { return rcv_flatten(g, "flat", x); }
@@ -438,6 +440,27 @@ static void maxpool_ties(void) {
     rcv_graph_free(g);
 }
 
+// Adaptive average pooling, values printed by F.adaptive_avg_pool2d(torch.tensor([[1., 2.], [3., 4.]]).view(1, 1, 2, 2),
+// (7, 7)) (VGG's pool on a 64x64 image: row 3 averages both input rows) and of arange(15).view(1, 1, 3, 5) to (2, 3).
+static void fwd_adaptive_avgpool(void) {
+    static const float up[49] = {1, 1, 1, 1.5, 2, 2, 2, 1, 1, 1, 1.5, 2, 2, 2, 1, 1, 1, 1.5, 2, 2, 2,
+                                 2, 2, 2, 2.5, 3, 3, 3, 3, 3, 3, 3.5, 4, 4, 4, 3, 3, 3, 3.5, 4, 4, 4,
+                                 3, 3, 3, 3.5, 4, 4, 4};
+    static const float down[6] = {3.0f, 4.5f, 6.0f, 8.0f, 9.5f, 11.0f};
+    rcv_graph *g = rcv_graph_new();
+    int x = rcv_input(g, "x", 1, 2, 2), y = rcv_input(g, "y", 1, 3, 5);
+    int a = rcv_adaptive_avgpool(g, "a", x, 7, 7), b = rcv_adaptive_avgpool(g, "b", y, 2, 3);
+    if (plan(g, 1, NULL, 0)) { rcv_graph_free(g); return; }
+    for (int i = 0; i < 4; i++) node_out(g, x)[i] = (float)(i + 1);
+    for (int i = 0; i < 15; i++) node_out(g, y)[i] = (float)i; // C = 1: NHWC = NCHW
+    rcv_graph_forward(g);
+    CHECK(max_abs_err(node_out(g, a), up, 49) == 0, "adaptive avgpool 2x2 -> 7x7 vs PyTorch: err %g",
+          max_abs_err(node_out(g, a), up, 49));
+    CHECK(max_abs_err(node_out(g, b), down, 6) <= 1e-6, "adaptive avgpool 3x5 -> 2x3 vs PyTorch: err %g",
+          max_abs_err(node_out(g, b), down, 6));
+    rcv_graph_free(g);
+}
+
 // Bilinear upsampling of [[1, 2], [3, 5]] by 2, values printed by
 // F.interpolate(torch.tensor([[[[1., 2.], [3., 5.]]]]), scale_factor=2, mode='bilinear', align_corners=...).
 static void fwd_upsample(void) {
@@ -661,6 +684,7 @@ int main(int argc, char **argv) {
     fwd_pool();
     maxpool_ties();
     fwd_upsample();
+    fwd_adaptive_avgpool();
     fwd_losses();
     fwd_flatten();
     fwd_batchnorm();
@@ -685,6 +709,8 @@ int main(int argc, char **argv) {
     fd_unary("avgpool k3 s2 p1 ceil cip0", 2, 6, 6, 2, b_avg_cip0, -1, 1, 1);
     fd_unary("avgpool k2 s2 p1 cip1", 2, 5, 5, 2, b_avg_floor, -1, 1, 1);
     fd_unary("global_avgpool", 3, 4, 5, 2, b_gap, -1, 1, 1);
+    fd_unary("adaptive_avgpool 2x3 -> 7x5", 3, 2, 3, 2, b_aap_up, -1, 1, 1);
+    fd_unary("adaptive_avgpool 5x7 -> 2x3", 2, 5, 7, 2, b_aap_down, -1, 1, 1);
     fd_unary("linear bias", 6, 1, 1, 3, b_linear, -1, 1, 1);
     fd_unary("linear no bias", 5, 1, 1, 2, b_linear_nobias, -1, 1, 1);
     fd_unary("flatten", 3, 2, 4, 2, b_flatten, -1, 1, 1);

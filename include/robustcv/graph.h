@@ -58,6 +58,7 @@ typedef enum {
     RCV_OP_KL_DIV,         // (p_logits, q_logits) -> scalar: mean_n KL(softmax p || softmax q)
     RCV_OP_SMOOTH_L1,      // (pred, target) -> scalar mean; beta
     RCV_OP_MSE,            // (pred, target) -> scalar mean
+    RCV_OP_ADAPTIVE_AVGPOOL, // (N,C,H,W) -> (N,C,oh,ow), PyTorch's AdaptiveAvgPool2d windows
     RCV_OP_COUNT
 } rcv_op;
 
@@ -149,6 +150,8 @@ struct rcv_node {
     uint8_t needs_grad;      // gradient flows into this node's output
     uint8_t fused_relu;      // BN followed by its only consumer, a RELU: BN's kernel applies the ReLU
     uint8_t skip;            // that RELU: out and grad alias the BN's, its kernels do not run
+    uint8_t frozen_stats;    // BATCHNORM2D: always use (and never update) the running statistics,
+                             // whatever g->training says: batchnorm in a frozen part (transfer learning)
 
     void *kstate;            // backend-private state (oneDNN primitives, ...)
 };

@@ -30,6 +30,10 @@ int rcv_avgpool2d(rcv_graph *g, const char *name, int x, int k, int stride, int 
                   int count_include_pad);
 // (N, C, H, W) -> (N, C, 1, 1)
 int rcv_global_avgpool(rcv_graph *g, const char *name, int x);
+// (N, C, H, W) -> (N, C, oh, ow), nn.AdaptiveAvgPool2d((oh, ow)): output cell i averages input rows
+// [floor(i H / oh), ceil((i + 1) H / oh)) (columns likewise); windows overlap or repeat when
+// oh > H (VGG's 7x7 pool on a 2x2 map from a 64x64 image).
+int rcv_adaptive_avgpool(rcv_graph *g, const char *name, int x, int oh, int ow);
 // (N, F, 1, 1) -> (N, out, 1, 1); weight (out, F), bias (out).
 int rcv_linear(rcv_graph *g, const char *name, int x, int out, int bias);
 // a: (N, C, H, W); b: same shape, or (N, C, 1, 1) (broadcast over space), or (N, 1, H, W)

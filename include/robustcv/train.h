@@ -10,6 +10,26 @@
 #include "robustcv/optim.h"
 #include "robustcv/recipe.h"
 
+// Transfer learning (src/train/transfer.c). A PREFIX names a module path: it matches a parameter
+// "PREFIX.rest" or the name itself ("layer1" matches layer1.0.conv1.weight, not layer10.*).
+typedef struct {
+    char init[512];       // --init FILE.safetensors: a (torchvision) state_dict; "" = none
+    char reset[256];      // --reset P1,P2: keep these at fresh initialisation (shape mismatch allowed)
+    char freeze[512];     // --freeze P1,P2: no updates, batchnorm uses and keeps its running statistics
+    char train_from[96];  // --train-from MODULE: freeze every parameter registered before MODULE's first
+    char lr_mult[512];    // --lr-mult P=X,P=X: learning rate x X for those parameters
+} rcv_finetune_cfg;
+
+// Applies t to a freshly built model: loads t->init (tensors under a reset prefix are skipped;
+// a shape mismatch elsewhere is an error naming the tensor and suggesting --reset; missing and
+// unused tensors are listed on stderr unless quiet), then marks frozen parameters (and the
+// batchnorm nodes whose weight is frozen: frozen_stats) and learning-rate multipliers.
+// with_init = 0 skips the load (resuming from a checkpoint re-applies only freezing and rates).
+// A prefix that matches no parameter is an error. 0 or -1 with a message.
+int rcv_transfer_apply(rcv_model *m, const rcv_finetune_cfg *t, int with_init, int quiet);
+// 1 when parameter name `name` lies under module prefix `prefix`.
+int rcv_name_under(const char *name, const char *prefix);
+
 typedef struct {
     char model[64];
     rcv_model_cfg mcfg;      // in_c/in_h/in_w/n_classes/mean/std come from the data
@@ -36,6 +56,7 @@ typedef struct {
     rcv_sample_fn sample_fn;
     void *sample_ctx;
     rcv_recipe_cfg recipe;   // how a step makes its gradients (recipe.h); default standard
+    rcv_finetune_cfg transfer;
 } rcv_train_cfg;
 
 void rcv_train_cfg_defaults(rcv_train_cfg *c);

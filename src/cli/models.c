@@ -1,4 +1,4 @@
-// robustcv models: every model with its parameter count at an input size.
+// robustcv models: every model with its parameter count and forward cost at an input size.
 #include <stdio.h>
 
 #include "cli/args.h"
@@ -10,6 +10,7 @@ int cli_models(int argc, char **argv) {
     rcv_opt opts[] = {
         {"input", "CxHxW", "input size (default 3x64x64)", NULL},
         {"classes", "N", "classes (default 200)", NULL},
+        {"small-input", NULL, "with each model's small-input stem", NULL},
         {NULL, NULL, NULL, NULL},
     };
     const char *pos[1];
@@ -24,7 +25,9 @@ int cli_models(int argc, char **argv) {
     }
     int n;
     const char *const *names = rcv_model_names(&n);
-    printf("%-16s %14s  input %dx%dx%d, %d classes\n", "model", "parameters", c, h, w, classes);
+    printf("input %dx%dx%d, %d classes; GMACs = forward multiply-adds of conv and linear layers per image,\n"
+           "GFLOPs = 2 x GMACs (torchvision's 'GFLOPS' column lists the GMACs)\n", c, h, w, classes);
+    printf("%-16s %14s %10s %10s\n", "model", "parameters", "GMACs", "GFLOPs");
     for (int i = 0; i < n; i++) {
         rcv_model_cfg cfg;
         rcv_model_cfg_defaults(&cfg);
@@ -32,12 +35,15 @@ int cli_models(int argc, char **argv) {
         cfg.in_h = h;
         cfg.in_w = w;
         cfg.n_classes = classes;
+        cfg.no_init = 1; // counting only: skip drawing 100M+ random weights
+        cfg.small_input = rcv_arg(opts, "small-input") != NULL;
         rcv_model m;
         if (rcv_model_build(&m, names[i], &cfg)) {
             printf("%-16s %14s  (%s)\n", names[i], "-", rcv_error());
             continue;
         }
-        printf("%-16s %14zu\n", names[i], rcv_graph_param_count(m.g));
+        double macs = rcv_model_macs(&m);
+        printf("%-16s %14zu %10.3f %10.3f\n", names[i], rcv_graph_param_count(m.g), macs * 1e-9, 2 * macs * 1e-9);
         rcv_model_free(&m);
     }
     return 0;

@@ -51,8 +51,16 @@ int cli_train_config(int argc, char **argv, const char *verb, const char *synops
                              "cosine:warmup=1,eta_min=0, cyclic:high=1e-4,low=1e-5,step_size=5 (default cosine:warmup=0)", NULL},
         {"clip", "X", "clip the gradient L2 norm to X (default off)", NULL},
         {"label-smoothing", "X", "cross-entropy label smoothing (default 0)", NULL},
-        {"dropout", "P", "dropout before the classifier, where the model has one (default 0)", NULL},
-        {"small-input", NULL, "ResNet stem for small images: 3x3 stride-1 conv, no max-pool", NULL},
+        {"dropout", "P", "dropout before the classifier (default: the model's own, VGG 0.5, others none)", NULL},
+        {"small-input", NULL, "stem for small images: ResNet/DenseNet/attention 3x3 stride-1 conv and no max-pool, "
+                              "VGG without its last max-pool", NULL},
+        {"gamma", "X", "ResNet-D geometric residual decay (seed paper: 0.04278; default 0 = plain ResNet)", NULL},
+        {"init", "FILE", "start from a (torchvision) state_dict in safetensors, e.g. from PyTorch: "
+                         "save_file(m.state_dict(), 'r18.safetensors')", NULL},
+        {"reset", "PREFIXES", "comma list of modules kept at fresh initialisation, e.g. fc (new class count)", NULL},
+        {"freeze", "PREFIXES", "comma list of modules not trained; their batchnorm uses running statistics", NULL},
+        {"train-from", "MODULE", "freeze every module registered before MODULE, e.g. layer2", NULL},
+        {"lr-mult", "P=X,...", "learning-rate multiplier per module prefix, e.g. fc=10,layer4=2", NULL},
         {"seed", "N", "random seed (default 0); same seed and threads give the same run", NULL},
         {"out", "DIR", "run directory for last.safetensors and metrics.jsonl (default runs/default)", NULL},
         {"resume", NULL, "continue from DIR/last.safetensors (weights, optimizer, epoch, RNG)", NULL},
@@ -66,7 +74,6 @@ int cli_train_config(int argc, char **argv, const char *verb, const char *synops
                            "dynamic loss scaling); weights, gradients and optimizer state stay fp32; unsupported choices "
                            "fall back to fp32 with a message", NULL},
         {"profile", NULL, "print where a training step's time goes, per op and per node, at the end", NULL},
-        {"gamma", "X", "ResNet-D geometric residual decay (resnet*d models; default 0)", NULL},
         {"recipe", "NAME", "standard, augment-curriculum, fgsm, kurakin, stability, augmix or pgd (default standard; "
                            "docs/attacks.md)", NULL},
         {"raw-epochs", "N", "augment-curriculum: epochs on raw data before augmenting (default 5)", NULL},
@@ -100,6 +107,11 @@ int cli_train_config(int argc, char **argv, const char *verb, const char *synops
     if ((v = rcv_arg(opts, "model"))) snprintf(c.model, sizeof c.model, "%s", v);
     if ((v = rcv_arg(opts, "out"))) snprintf(c.out_dir, sizeof c.out_dir, "%s", v);
     if ((v = rcv_arg(opts, "schedule"))) snprintf(c.sched, sizeof c.sched, "%s", v);
+    if ((v = rcv_arg(opts, "init"))) snprintf(c.transfer.init, sizeof c.transfer.init, "%s", v);
+    if ((v = rcv_arg(opts, "reset"))) snprintf(c.transfer.reset, sizeof c.transfer.reset, "%s", v);
+    if ((v = rcv_arg(opts, "freeze"))) snprintf(c.transfer.freeze, sizeof c.transfer.freeze, "%s", v);
+    if ((v = rcv_arg(opts, "train-from"))) snprintf(c.transfer.train_from, sizeof c.transfer.train_from, "%s", v);
+    if ((v = rcv_arg(opts, "lr-mult"))) snprintf(c.transfer.lr_mult, sizeof c.transfer.lr_mult, "%s", v);
     if ((v = rcv_arg(opts, "optimizer"))) {
         rcv_optim_kind k;
         if (!strcmp(v, "sgd")) k = RCV_OPT_SGD;

@@ -35,6 +35,7 @@ static const char *op_names[RCV_OP_COUNT] = {
     [RCV_OP_KL_DIV] = "kl_div",
     [RCV_OP_SMOOTH_L1] = "smooth_l1",
     [RCV_OP_MSE] = "mse",
+    [RCV_OP_ADAPTIVE_AVGPOOL] = "adaptive_avgpool",
 };
 
 const char *rcv_op_name(rcv_op op) { return (op >= 0 && op < RCV_OP_COUNT) ? op_names[op] : "?"; }

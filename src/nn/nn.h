@@ -34,6 +34,24 @@ typedef struct {
 int rcv_nn_resnet(rcv_model *m, int x, const void *arch);
 void rcv_nn_resnet_init(rcv_model *m, const rcv_rng *root);
 
+// DenseNets (src/nn/densenet.c): dense layers per block.
+typedef struct { int layers[4]; } rcv_densenet_arch;
+int rcv_nn_densenet(rcv_model *m, int x, const void *arch);
+void rcv_nn_densenet_init(rcv_model *m, const rcv_rng *root);
+
+// VGG with batchnorm (src/nn/vgg.c): torchvision's config list, channels or -1 for "M" (max-pool).
+typedef struct { int n; int cfg[24]; } rcv_vgg_arch;
+int rcv_nn_vgg(rcv_model *m, int x, const void *arch);
+void rcv_nn_vgg_init(rcv_model *m, const rcv_rng *root);
+
+// Residual Attention Network (src/nn/attention.c): attention modules per stage.
+typedef struct { int modules[3]; } rcv_attention_arch;
+int rcv_nn_attention(rcv_model *m, int x, const void *arch);
+
+// Multi-task box head (src/nn/box_head.c) on the classifier's input; builds "boxes", "box.*",
+// "loss_cls", "loss_box" and "loss" (see models.h). 0 or -1 with a message.
+int rcv_nn_box_head(rcv_model *m, float lambda);
+
 // Small BN CNN baseline (src/nn/smallcnn.c).
 int rcv_nn_smallcnn(rcv_model *m, int x, const void *arg);
 void rcv_nn_smallcnn_init(rcv_model *m, const rcv_rng *root);

@@ -12,6 +12,18 @@ static const rcv_resnet_arch resnet34 = {RCV_BASIC_BLOCK, {3, 4, 6, 3}};
 static const rcv_resnet_arch resnet50 = {RCV_BOTTLENECK, {3, 4, 6, 3}};
 static const rcv_resnet_arch resnet101 = {RCV_BOTTLENECK, {3, 4, 23, 3}};
 static const rcv_resnet_arch resnet152 = {RCV_BOTTLENECK, {3, 8, 36, 3}};
+static const rcv_densenet_arch densenet121 = {{6, 12, 24, 16}};
+static const rcv_densenet_arch densenet169 = {{6, 12, 32, 32}};
+static const rcv_densenet_arch densenet201 = {{6, 12, 48, 32}};
+#define M (-1)
+static const rcv_vgg_arch vgg11 = {13, {64, M, 128, M, 256, 256, M, 512, 512, M, 512, 512, M}};
+static const rcv_vgg_arch vgg13 = {15, {64, 64, M, 128, 128, M, 256, 256, M, 512, 512, M, 512, 512, M}};
+static const rcv_vgg_arch vgg16 = {18, {64, 64, M, 128, 128, M, 256, 256, 256, M, 512, 512, 512, M, 512, 512, 512, M}};
+static const rcv_vgg_arch vgg19 = {21, {64, 64, M, 128, 128, M, 256, 256, 256, 256, M, 512, 512, 512, 512, M, 512, 512,
+                                        512, 512, M}};
+#undef M
+static const rcv_attention_arch attention56 = {{1, 1, 1}};
+static const rcv_attention_arch attention92 = {{1, 2, 3}};
 
 // To add a model: a builder in its own file (declared in nn.h), one line here and its name below.
 static const rcv_model_spec specs[] = {
@@ -28,10 +40,30 @@ static const rcv_model_spec specs[] = {
     {"resnet152", "torchvision ResNet-152 (Bottleneck, [3, 8, 36, 3]); 60.2M params at 1000 classes; "
                   "--gamma 0.04278 gives the seed paper's ResNet-152D",
      rcv_nn_resnet, rcv_nn_resnet_init, &resnet152},
+    {"densenet121", "torchvision DenseNet-121 (growth 32, blocks [6, 12, 24, 16]); 8.0M params at 1000 classes",
+     rcv_nn_densenet, rcv_nn_densenet_init, &densenet121},
+    {"densenet169", "torchvision DenseNet-169 (growth 32, blocks [6, 12, 32, 32]); 14.1M params at 1000 classes",
+     rcv_nn_densenet, rcv_nn_densenet_init, &densenet169},
+    {"densenet201", "torchvision DenseNet-201 (growth 32, blocks [6, 12, 48, 32]); 20.0M params at 1000 classes",
+     rcv_nn_densenet, rcv_nn_densenet_init, &densenet201},
+    {"vgg11_bn", "torchvision VGG-11 with batchnorm; 132.9M params at 1000 classes", rcv_nn_vgg, rcv_nn_vgg_init,
+     &vgg11},
+    {"vgg13_bn", "torchvision VGG-13 with batchnorm; 133.1M params at 1000 classes", rcv_nn_vgg, rcv_nn_vgg_init,
+     &vgg13},
+    {"vgg16_bn", "torchvision VGG-16 with batchnorm; 138.4M params at 1000 classes", rcv_nn_vgg, rcv_nn_vgg_init,
+     &vgg16},
+    {"vgg19_bn", "torchvision VGG-19 with batchnorm; 143.7M params at 1000 classes", rcv_nn_vgg, rcv_nn_vgg_init,
+     &vgg19},
+    {"attention56", "Residual Attention Network, Attention-56 (Wang et al. 2017; p=1, t=2, r=1; 1-1-1 modules)",
+     rcv_nn_attention, rcv_nn_resnet_init, &attention56},
+    {"attention92", "Residual Attention Network, Attention-92 (Wang et al. 2017; p=1, t=2, r=1; 1-2-3 modules)",
+     rcv_nn_attention, rcv_nn_resnet_init, &attention92},
 };
 #define N_MODELS ((int)(sizeof specs / sizeof specs[0]))
 
-static const char *const names[] = {"smallcnn", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152"};
+static const char *const names[] = {"smallcnn",    "resnet18",    "resnet34",    "resnet50",    "resnet101",
+                                    "resnet152",   "densenet121", "densenet169", "densenet201", "vgg11_bn",
+                                    "vgg13_bn",    "vgg16_bn",    "vgg19_bn",    "attention56", "attention92"};
 _Static_assert(sizeof names / sizeof names[0] == sizeof specs / sizeof specs[0], "one name per registry entry");
 
 const char *const *rcv_model_names(int *n) {
@@ -56,6 +88,8 @@ void rcv_model_cfg_defaults(rcv_model_cfg *c) {
     c->in_h = c->in_w = 224;
     c->n_classes = 1000;
     for (int i = 0; i < 4; i++) c->std[i] = 1.0f;
+    c->dropout = -1.0f; // the model's own: none, VGG's 0.5 in its classifier
+    c->box_lambda = 1.0f;
 }
 
 static int check_cfg(const char *name, const rcv_model_cfg *c) {
@@ -67,25 +101,53 @@ static int check_cfg(const char *name, const rcv_model_cfg *c) {
         if (!isfinite(c->mean[i]) || !(c->std[i] > 0) || !isfinite(c->std[i]))
             return rcv_fail("model '%s': normalization mean[%d] = %g, std[%d] = %g; expected finite, std > 0", name,
                             i, c->mean[i], i, c->std[i]);
-    if (!(c->dropout >= 0 && c->dropout < 1))
-        return rcv_fail("model '%s': dropout %g, expected 0 <= p < 1", name, c->dropout);
+    if (!(c->dropout < 1) || isnan(c->dropout))
+        return rcv_fail("model '%s': dropout %g, expected 0 <= p < 1 (or < 0 for the model's default)", name,
+                        c->dropout);
+    if (!(c->box_lambda >= 0) || !isfinite(c->box_lambda))
+        return rcv_fail("model '%s': box loss weight lambda %g, expected a finite number >= 0", name, c->box_lambda);
     if (!isfinite(c->gamma)) return rcv_fail("model '%s': gamma %g, expected a finite number", name, c->gamma);
     if (!(c->label_smoothing >= 0 && c->label_smoothing <= 1))
         return rcv_fail("model '%s': label smoothing %g, expected 0..1", name, c->label_smoothing);
     return 0;
 }
 
+static void reset_ids(rcv_model *m) {
+    m->input = m->labels = m->logits = m->loss = m->features = -1;
+    m->boxes = m->box = m->loss_cls = m->loss_box = -1;
+}
+
+#define BOX_SUFFIX "+box"
+
+// "resnet18+box" -> spec of "resnet18", *box = 1.
+static const rcv_model_spec *find_spec_full(const char *name, int *box) {
+    *box = 0;
+    if (!name) return NULL;
+    size_t n = strlen(name), k = strlen(BOX_SUFFIX);
+    if (n > k && !strcmp(name + n - k, BOX_SUFFIX)) {
+        char base[64];
+        if (n - k >= sizeof base) return NULL;
+        memcpy(base, name, n - k);
+        base[n - k] = 0;
+        *box = 1;
+        return find_spec(base);
+    }
+    return find_spec(name);
+}
+
 int rcv_model_build(rcv_model *m, const char *name, const rcv_model_cfg *cfg) {
     memset(m, 0, sizeof *m);
-    m->input = m->labels = m->logits = m->loss = m->features = -1;
-    const rcv_model_spec *s = find_spec(name);
+    reset_ids(m);
+    int box;
+    const rcv_model_spec *s = find_spec_full(name, &box);
     if (!s) {
         char list[512] = "";
         for (int i = 0; i < N_MODELS; i++) {
             if (i) strncat(list, ", ", sizeof list - strlen(list) - 1);
             strncat(list, specs[i].name, sizeof list - strlen(list) - 1);
         }
-        return rcv_fail("unknown model '%s'; valid names: %s", name ? name : "(null)", list);
+        return rcv_fail("unknown model '%s'; valid names: %s (each also as NAME" BOX_SUFFIX
+                        " with a bounding-box head)", name ? name : "(null)", list);
     }
     rcv_model_cfg c;
     if (cfg) c = *cfg;
@@ -95,14 +157,15 @@ int rcv_model_build(rcv_model *m, const char *name, const rcv_model_cfg *cfg) {
         return rcv_fail("model '%s': gamma %g is a ResNet option (geometric residual sum); expected 0", name,
                         c.gamma);
     m->cfg = c;
-    snprintf(m->name, sizeof m->name, "%s", s->name);
+    snprintf(m->name, sizeof m->name, "%s%s", s->name, box ? BOX_SUFFIX : "");
 
     rcv_graph *g = m->g = rcv_graph_new();
     m->input = rcv_input(g, "input", c.in_c, c.in_h, c.in_w);              // (N, C, H, W) in [0, 1]
     int x = m->input < 0 ? -1 : rcv_normalize(g, "normalize", m->input, c.mean, c.std);
     m->logits = x < 0 ? -1 : s->build(m, x, s->arg);                       // (N, n_classes, 1, 1)
     if (m->logits >= 0) m->labels = rcv_labels(g, "labels");
-    if (m->labels >= 0) m->loss = rcv_cross_entropy(g, "loss", m->logits, m->labels, c.label_smoothing);
+    if (m->labels >= 0 && !box) m->loss = rcv_cross_entropy(g, "loss", m->logits, m->labels, c.label_smoothing);
+    if (m->labels >= 0 && box && rcv_nn_box_head(m, c.box_lambda)) m->loss = -1;
     if (m->loss < 0) {
         rcv_fail_ctx("model '%s' (input %dx%dx%d, %d classes): ", name, c.in_c, c.in_h, c.in_w, c.n_classes);
         rcv_model_free(m);
@@ -120,7 +183,8 @@ int rcv_model_build(rcv_model *m, const char *name, const rcv_model_cfg *cfg) {
 }
 
 int rcv_model_init(rcv_model *m, uint64_t seed) {
-    const rcv_model_spec *s = find_spec(m->name);
+    int box;
+    const rcv_model_spec *s = find_spec_full(m->name, &box);
     if (!s || !m->g) return rcv_fail("rcv_model_init: model '%s' is not built", m->name);
     rcv_rng root;
     rcv_rng_init(&root, seed);
@@ -134,7 +198,7 @@ void rcv_model_free(rcv_model *m) {
     if (!m) return;
     rcv_graph_free(m->g);
     memset(m, 0, sizeof *m);
-    m->input = m->labels = m->logits = m->loss = m->features = -1;
+    reset_ids(m);
 }
 
 int rcv_model_find_node(const rcv_model *m, const char *module) {
@@ -150,7 +214,7 @@ int rcv_model_find_node(const rcv_model *m, const char *module) {
 int rcv_model_set_label_smoothing(rcv_model *m, float ls) {
     if (!m->g || m->loss < 0) return rcv_fail("rcv_model_set_label_smoothing: model is not built");
     if (!(ls >= 0 && ls <= 1)) return rcv_fail("label smoothing %g, expected 0..1", ls);
-    m->g->nodes[m->loss].attr.loss.label_smoothing = ls;
+    m->g->nodes[m->loss_cls >= 0 ? m->loss_cls : m->loss].attr.loss.label_smoothing = ls;
     m->cfg.label_smoothing = ls;
     return 0;
 }

@@ -46,3 +46,13 @@ int rcv_global_avgpool(rcv_graph *g, const char *name, int x) {
     g->nodes[id].shape = (rcv_shape){0, g->nodes[x].shape.c, 1, 1};
     return id;
 }
+
+int rcv_adaptive_avgpool(rcv_graph *g, const char *name, int x, int oh, int ow) {
+    if (rcv_check_node(g, x, "adaptive_avgpool", name)) return -1;
+    if (oh < 1 || ow < 1)
+        return rcv_fail("adaptive_avgpool '%s': output %dx%d, expected positive sizes", name, oh, ow);
+    int id = rcv_graph_add_node(g, RCV_OP_ADAPTIVE_AVGPOOL, name, &x, 1);
+    if (id < 0) return id;
+    g->nodes[id].shape = (rcv_shape){0, g->nodes[x].shape.c, oh, ow};
+    return id;
+}

@@ -143,7 +143,14 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
                  m.cfg.in_h, m.cfg.in_w, m.cfg.n_classes, cfg->data, train.c, train.h, train.w, train.n_classes);
         goto out;
     }
-    if (cfg->label_smoothing > 0) m.g->nodes[m.loss].attr.loss.label_smoothing = cfg->label_smoothing;
+    if (cfg->label_smoothing > 0 && rcv_model_set_label_smoothing(&m, cfg->label_smoothing)) goto out;
+    if (m.boxes >= 0) {
+        rcv_fail("train: model '%s' has a box head and needs bounding boxes; data source %s has none", m.name,
+                 cfg->data);
+        goto out;
+    }
+    // Transfer learning: weights only on a fresh start; freezing and rates again on resume (not checkpointed).
+    if (rcv_transfer_apply(&m, &cfg->transfer, !resuming, cfg->quiet)) goto out;
 
     if (rcv_optim_init(&opt, &cfg->opt, m.g->n_param_floats)) goto out;
     if (resuming && rcv_ckpt_load_optim(ckpt, &opt)) goto out;

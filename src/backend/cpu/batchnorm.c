@@ -5,7 +5,8 @@
 //   running_mean = (1 - m) running_mean + m mean
 //   running_var  = (1 - m) running_var  + m var * cnt / (cnt - 1),  cnt = N*H*W
 // Eval: the running stats normalize (use_global_stats), and backward through
-// them is the affine map (attacks differentiate eval-mode models).
+// them is the affine map (attacks differentiate eval-mode models). A node with
+// frozen_stats runs in eval mode always (batchnorm in a frozen part of a fine-tuned net).
 // Backward uses the mode of the last forward.
 //
 // Fused ReLU (n->fused_relu, set by the planner when a ReLU is the only consumer): the
@@ -111,8 +112,8 @@ static void bn_forward(rcv_graph *g, rcv_node *n) {
     float *w = rcv_param_data(g, n->param[0]), *b = rcv_param_data(g, n->param[1]);
     float *rm = rcv_param_data(g, n->buf[0]), *rv = rcv_param_data(g, n->buf[1]);
     void *ws = n->saved + 2 * C;
-    s->last_training = g->training;
-    if (!g->training) {
+    s->last_training = g->training && !n->frozen_stats; // frozen: running stats, not updated
+    if (!s->last_training) {
         void *args[7] = {rcv_in(g, n, 0), n->out, w, b, rm, rv, ws};
         rcv_dnnl_run(g, &s->fwd_eval, args, pad);
         return;

@@ -246,3 +246,78 @@ const rcv_kernels rcv_cpu_global_avgpool = {
     .forward = gap_forward,
     .backward = gap_backward,
 };
+
+// ---------------------------------------------------------------- adaptive avg
+
+// PyTorch's adaptive window along one axis: output i of o averages input [floor(i n / o), ceil((i + 1) n / o)).
+static void aap_window(int i, int n, int o, int *b, int *e) {
+    *b = (int)(((long)i * n) / o);
+    *e = (int)(((long)(i + 1) * n + o - 1) / o);
+}
+
+// x: (N, H, W, C) -> y: (N, oh, ow, C); the channel loop is innermost (contiguous in NHWC).
+static void aap_forward(rcv_graph *g, rcv_node *n) {
+    rcv_shape xs = rcv_in_shape(g, n, 0), ys = n->shape;
+    const float *x = rcv_in(g, n, 0);
+    float *y = n->out;
+    int C = xs.c;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < ys.n; b++)
+        for (int oh = 0; oh < ys.h; oh++) {
+            int h0, h1;
+            aap_window(oh, xs.h, ys.h, &h0, &h1);
+            for (int ow = 0; ow < ys.w; ow++) {
+                int w0, w1;
+                aap_window(ow, xs.w, ys.w, &w0, &w1);
+                float *yo = y + (((size_t)b * ys.h + oh) * ys.w + ow) * C;
+                for (int c = 0; c < C; c++) yo[c] = 0;
+                for (int h = h0; h < h1; h++)
+                    for (int w = w0; w < w1; w++) {
+                        const float *xi = x + (((size_t)b * xs.h + h) * xs.w + w) * C;
+#pragma omp simd
+                        for (int c = 0; c < C; c++) yo[c] += xi[c];
+                    }
+                float inv = 1.0f / (float)((h1 - h0) * (w1 - w0));
+#pragma omp simd
+                for (int c = 0; c < C; c++) yo[c] *= inv;
+            }
+        }
+}
+
+// dx[window] += dy / |window|. Windows overlap when oh > H, so each image's input rows are
+// written by one thread only (parallel over the batch), after zeroing when not accumulating.
+static void aap_backward(rcv_graph *g, rcv_node *n) {
+    float *dx = rcv_in_grad(g, n, 0);
+    if (!dx) return;
+    rcv_shape xs = rcv_in_shape(g, n, 0), ys = n->shape;
+    const float *dy = n->grad;
+    int C = xs.c, acc = n->in_beta[0];
+    size_t plane = (size_t)xs.h * xs.w * C;
+#pragma omp parallel for schedule(static)
+    for (int b = 0; b < ys.n; b++) {
+        float *db = dx + (size_t)b * plane;
+        if (!acc)
+            for (size_t i = 0; i < plane; i++) db[i] = 0;
+        for (int oh = 0; oh < ys.h; oh++) {
+            int h0, h1;
+            aap_window(oh, xs.h, ys.h, &h0, &h1);
+            for (int ow = 0; ow < ys.w; ow++) {
+                int w0, w1;
+                aap_window(ow, xs.w, ys.w, &w0, &w1);
+                const float *go = dy + (((size_t)b * ys.h + oh) * ys.w + ow) * C;
+                float inv = 1.0f / (float)((h1 - h0) * (w1 - w0));
+                for (int h = h0; h < h1; h++)
+                    for (int w = w0; w < w1; w++) {
+                        float *di = db + ((size_t)h * xs.w + w) * C;
+#pragma omp simd
+                        for (int c = 0; c < C; c++) di[c] += go[c] * inv;
+                    }
+            }
+        }
+    }
+}
+
+const rcv_kernels rcv_cpu_adaptive_avgpool = {
+    .forward = aap_forward,
+    .backward = aap_backward,
+};

@@ -24,6 +24,7 @@ extern const rcv_kernels rcv_cpu_cross_entropy __attribute__((weak));
 extern const rcv_kernels rcv_cpu_kl_div __attribute__((weak));
 extern const rcv_kernels rcv_cpu_smooth_l1 __attribute__((weak));
 extern const rcv_kernels rcv_cpu_mse __attribute__((weak));
+extern const rcv_kernels rcv_cpu_adaptive_avgpool __attribute__((weak));
 
 const rcv_kernels *rcv_backend_cpu_kernels(rcv_op op) {
     switch (op) {
@@ -48,6 +49,7 @@ const rcv_kernels *rcv_backend_cpu_kernels(rcv_op op) {
     case RCV_OP_KL_DIV: return &rcv_cpu_kl_div;
     case RCV_OP_SMOOTH_L1: return &rcv_cpu_smooth_l1;
     case RCV_OP_MSE: return &rcv_cpu_mse;
+    case RCV_OP_ADAPTIVE_AVGPOOL: return &rcv_cpu_adaptive_avgpool;
     default: return 0;
     }
 }

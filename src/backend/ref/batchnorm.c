@@ -11,7 +11,7 @@ static size_t bn_saved_size(const rcv_graph *g, const rcv_node *n) { return 2 * 
 // x, y: (N, C, H, W). Training: batch mean and biased variance over (N, H, W);
 // running_mean = (1 - m) rm + m mean, running_var = (1 - m) rv + m var * M/(M-1)
 // (M = N*H*W; with M == 1 the unbiased estimate is undefined and var is used),
-// num_batches_tracked += 1. Eval: the running statistics.
+// num_batches_tracked += 1. Eval, or a node with frozen_stats: the running statistics, untouched.
 // y = (x - mean) * invstd * weight + bias, invstd = 1 / sqrt(var + eps).
 static void bn_forward(rcv_graph *g, rcv_node *n) {
     rcv_shape s = n->shape;
@@ -21,10 +21,11 @@ static void bn_forward(rcv_graph *g, rcv_node *n) {
     float *mean = n->saved, *invstd = n->saved + s.c;
     float eps = n->attr.bn.eps, m = n->attr.bn.momentum;
     size_t M = (size_t)s.n * s.h * s.w;
-    n->saved[2 * s.c] = g->training ? 1.0f : 0.0f;
+    int training = g->training && !n->frozen_stats; // frozen: eval-mode batchnorm inside a training step
+    n->saved[2 * s.c] = training ? 1.0f : 0.0f;
     for (int c = 0; c < s.c; c++) {
         double mu, var;
-        if (g->training) {
+        if (training) {
             double sum = 0, sq = 0;
             for (int b_ = 0; b_ < s.n; b_++)
                 for (int h = 0; h < s.h; h++)
@@ -47,7 +48,7 @@ static void bn_forward(rcv_graph *g, rcv_node *n) {
         mean[c] = (float)mu;
         invstd[c] = (float)(1.0 / sqrt(var + eps));
     }
-    if (g->training) (*nbt)++;
+    if (training) (*nbt)++;
     size_t total = rcv_numel(s);
     for (size_t e = 0; e < total; e++) {
         int c = (int)(e % (size_t)s.c);

@@ -147,3 +147,47 @@ static void gap_backward(rcv_graph *g, rcv_node *n) {
 }
 
 const rcv_kernels rcv_ref_global_avgpool = {.forward = gap_forward, .backward = gap_backward};
+
+// PyTorch's adaptive window along one axis: output i of o averages input [floor(i n / o), ceil((i + 1) n / o)).
+static void adaptive_window(int i, int n, int o, int *b, int *e) {
+    *b = (int)(((long)i * n) / o);
+    *e = (int)(((long)(i + 1) * n + o - 1) / o);
+}
+
+// x: (N, C, H, W) -> y: (N, C, oh, ow), each output the mean of its window.
+static void aap_forward(rcv_graph *g, rcv_node *n) {
+    rcv_shape xs = rcv_in_shape(g, n, 0), ys = n->shape;
+    const float *x = rcv_in(g, n, 0);
+    for (int b = 0; b < ys.n; b++)
+        for (int c = 0; c < ys.c; c++)
+            for (int oh = 0; oh < ys.h; oh++)
+                for (int ow = 0; ow < ys.w; ow++) {
+                    int h0, h1, w0, w1;
+                    adaptive_window(oh, xs.h, ys.h, &h0, &h1);
+                    adaptive_window(ow, xs.w, ys.w, &w0, &w1);
+                    double sum = 0;
+                    for (int h = h0; h < h1; h++)
+                        for (int w = w0; w < w1; w++) sum += x[ref_at(xs, b, c, h, w)];
+                    n->out[ref_at(ys, b, c, oh, ow)] = (float)(sum / ((double)(h1 - h0) * (w1 - w0)));
+                }
+}
+
+// dx[window] += dy / |window| for every output cell (windows may overlap).
+static void aap_backward(rcv_graph *g, rcv_node *n) {
+    rcv_shape xs = rcv_in_shape(g, n, 0), ys = n->shape;
+    float *dx = ref_in_grad(g, n, 0);
+    if (!dx) return;
+    for (int b = 0; b < ys.n; b++)
+        for (int c = 0; c < ys.c; c++)
+            for (int oh = 0; oh < ys.h; oh++)
+                for (int ow = 0; ow < ys.w; ow++) {
+                    int h0, h1, w0, w1;
+                    adaptive_window(oh, xs.h, ys.h, &h0, &h1);
+                    adaptive_window(ow, xs.w, ys.w, &w0, &w1);
+                    double d = n->grad[ref_at(ys, b, c, oh, ow)] / ((double)(h1 - h0) * (w1 - w0));
+                    for (int h = h0; h < h1; h++)
+                        for (int w = w0; w < w1; w++) dx[ref_at(xs, b, c, h, w)] += (float)d;
+                }
+}
+
+const rcv_kernels rcv_ref_adaptive_avgpool = {.forward = aap_forward, .backward = aap_backward};

@@ -24,6 +24,7 @@ extern const rcv_kernels rcv_ref_cross_entropy __attribute__((weak));
 extern const rcv_kernels rcv_ref_kl_div __attribute__((weak));
 extern const rcv_kernels rcv_ref_smooth_l1 __attribute__((weak));
 extern const rcv_kernels rcv_ref_mse __attribute__((weak));
+extern const rcv_kernels rcv_ref_adaptive_avgpool __attribute__((weak));
 
 const rcv_kernels *rcv_backend_ref_kernels(rcv_op op) {
     switch (op) {
@@ -48,6 +49,7 @@ const rcv_kernels *rcv_backend_ref_kernels(rcv_op op) {
     case RCV_OP_KL_DIV: return &rcv_ref_kl_div;
     case RCV_OP_SMOOTH_L1: return &rcv_ref_smooth_l1;
     case RCV_OP_MSE: return &rcv_ref_mse;
+    case RCV_OP_ADAPTIVE_AVGPOOL: return &rcv_ref_adaptive_avgpool;
     default: return 0;
     }
 }

@@ -85,7 +85,8 @@ int rcv_attack_deepfool(rcv_model *m, const float *x, int n, const rcv_deepfool_
 //       if DeepFool converged (fewer than max_iter iterations): v = proj_{p,xi}(v + dr)
 //   until fooling rate >= 1 - delta
 // Images go through DeepFool in chunks of `chunk` with the same v and their updates are then
-// applied one after another (chunk 1 is the paper's algorithm exactly; larger is faster).
+// applied one after another (chunk 1 is the paper's algorithm exactly; larger is faster, and a
+// chunk below the planned batch still pays for the whole batch).
 typedef struct {
     float xi;        // norm bound; default 10/255 (linf), 2.0 (l2)
     rcv_norm p;      // linf or l2; default linf
@@ -94,7 +95,7 @@ typedef struct {
     float overshoot; // DeepFool's; default 0.02
     int max_iter;    // DeepFool's iteration cap; default 10 (the authors' UAP code)
     int classes;     // DeepFool's candidate classes; default 10
-    int chunk;       // default 32
+    int chunk;       // images per DeepFool batch; 0 = the model's planned batch (default)
     int verbose;     // one line per pass on stderr
 } rcv_uap_cfg;
 void rcv_uap_defaults(rcv_uap_cfg *c, rcv_norm p);

@@ -140,6 +140,10 @@ int rcv_generator_train(rcv_generator *gen, rcv_model *m, const float *x, const 
 // x_adv = clamp(x + d(G(x)), 0, 1) for n images.
 int rcv_generator_apply(rcv_generator *gen, const float *x, int n, float *x_adv);
 
+// Random-noise baseline (not an attack; the Gaussian-noise accuracy of the robustness tables):
+// x_adv = clamp(x + N(0, sigma^2), 0, 1), sigma in pixel units, n_floats values.
+void rcv_attack_gaussian(const float *x, size_t n_floats, float sigma, rcv_rng *rng, float *x_adv);
+
 // Attack statistics of one target model, accumulated over batches.
 //   clean accuracy    = clean_correct / n
 //   adversarial acc.  = adv_correct / n

@@ -4,7 +4,7 @@
 # L-inf PGD (eps 0.1, alpha 0.025, 10 steps, random start) and under Gaussian noise (sigma 0.2
 # pixels, clamped), all on the first TEST test images.
 #
-#   bench/robust_train.sh [BUILD_DIR]        (env: SUBSET=5000 EPOCHS=3 TEST=1000 THREADS=1 OUT=/tmp/rcv_robust)
+#   bench/robust_train.sh [BUILD_DIR]        (env: SUBSET=3000 EPOCHS=3 TEST=1000 THREADS=1 OUT=/tmp/rcv_robust)
 #
 # The adversarial recipes train with eps 0.1, the evaluation's eps (--adv-eps, --pgd-eps); stability
 # trains with noise matched to the evaluation's (sigma 0.57 normalized = 0.2 pixels at Fashion-MNIST's
@@ -12,7 +12,7 @@
 set -euo pipefail
 BUILD=${1:-build}
 BIN=$BUILD/robustcv
-SUBSET=${SUBSET:-5000}
+SUBSET=${SUBSET:-3000}
 EPOCHS=${EPOCHS:-3}
 TEST=${TEST:-1000}
 THREADS=${THREADS:-1}

@@ -1,6 +1,13 @@
 #!/usr/bin/env bash
 # robustcv attack from the command line: results.json and PNGs are written and agree with the
 # printed numbers; FGSM at eps 0 changes nothing (adversarial = clean accuracy, fooling rate 0);
+# a recipe run resumed after epoch 1 ends where the uninterrupted one does (recipe noise stream,
+# dropout re-forward of the noisy view)
+R=(--recipe stability --subset 100 --batch 50 --dropout 0.1 --seed 3 --threads 2 --quiet --schedule constant)
+"$BIN" train "${R[@]}" --epochs 2 --out "$T/r1" && "$BIN" train "${R[@]}" --epochs 1 --out "$T/r2" &&
+  "$BIN" train "${R[@]}" --epochs 2 --out "$T/r2" --resume
+ok cmp "$T/r1/last.safetensors" "$T/r2/last.safetensors"
+
 # bad input gives a message naming the value and a non-zero exit.
 set -u
 BIN=${RCV_BIN:-build/robustcv}
@@ -23,6 +30,13 @@ ok python3 -c "import json,sys; r=json.load(open('$T/a/results.json')); sys.exit
 # eps 0: nothing moves
 ok "$BIN" attack --checkpoint "$CK" --attack fgsm --eps 0 --limit 64 --out "$T/z" > "$T/z.txt" 2>/dev/null
 ok python3 -c "import json,sys; r=json.load(open('$T/z/results.json')); sys.exit(not (r['adversarial_accuracy']==r['clean_accuracy'] and r['fooling_rate']==0 and r['max_linf']==0))"
+
+# a recipe run resumed after epoch 1 ends where the uninterrupted one does (recipe noise stream,
+# dropout re-forward of the noisy view)
+R=(--recipe stability --subset 100 --batch 50 --dropout 0.1 --seed 3 --threads 2 --quiet --schedule constant)
+"$BIN" train "${R[@]}" --epochs 2 --out "$T/r1" && "$BIN" train "${R[@]}" --epochs 1 --out "$T/r2" &&
+  "$BIN" train "${R[@]}" --epochs 2 --out "$T/r2" --resume
+ok cmp "$T/r1/last.safetensors" "$T/r2/last.safetensors"
 
 # bad input
 "$BIN" attack --checkpoint "$CK" --attack nope > /dev/null 2> "$T/e1.txt"; ok test $? -eq 2

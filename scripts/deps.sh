@@ -3,14 +3,22 @@
 # Run as root (or with sudo available). Idempotent and quiet when all is there.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libdnnl-dev libopenblas-dev zlib1g-dev libpng-dev libturbojpeg0-dev
-      dataset-fashion-mnist python3 python3-numpy python3-torch python3-torchvision)
+      dataset-fashion-mnist python3 python3-numpy python3-torch python3-torchvision python3-scipy python3-tqdm)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
-[ ${#missing[@]} -eq 0 ] && exit 0
-echo "robustcv: installing ${missing[*]}"
 SUDO=""
 [ "$(id -u)" -ne 0 ] && SUDO="sudo"
-$SUDO apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "robustcv: installing ${missing[*]}"
+  $SUDO apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+# torchattacks (tests/oracle/attack_ref.py's reference; the oracle falls back to written-out formulas
+# without it). --no-deps: its pip requirements would pull numpy 2 / scipy wheels into /usr/local that
+# break Debian's torch; its real needs (scipy, tqdm, requests) come from the Debian packages above.
+if ! /usr/bin/python3 -c "import torchattacks" 2>/dev/null; then
+  $SUDO /usr/bin/python3 -m pip install -q --no-deps --break-system-packages torchattacks==3.5.1 ||
+    echo "robustcv: torchattacks not installed; attack tests use the formulas in tests/oracle/attack_ref.py"
+fi

@@ -85,7 +85,8 @@ int rcv_attack_deepfool(rcv_model *m, const float *x, int n, const rcv_deepfool_
 //       if DeepFool converged (fewer than max_iter iterations): v = proj_{p,xi}(v + dr)
 //   until fooling rate >= 1 - delta
 // Images go through DeepFool in chunks of `chunk` with the same v and their updates are then
-// applied one after another (chunk 1 is the paper's algorithm exactly; larger is faster).
+// applied one after another (chunk 1 is the paper's algorithm exactly; larger is faster, and a
+// chunk below the planned batch still pays for the whole batch).
 typedef struct {
     float xi;        // norm bound; default 10/255 (linf), 2.0 (l2)
     rcv_norm p;      // linf or l2; default linf
@@ -94,7 +95,7 @@ typedef struct {
     float overshoot; // DeepFool's; default 0.02
     int max_iter;    // DeepFool's iteration cap; default 10 (the authors' UAP code)
     int classes;     // DeepFool's candidate classes; default 10
-    int chunk;       // default 32
+    int chunk;       // images per DeepFool batch; 0 = the model's planned batch (default)
     int verbose;     // one line per pass on stderr
 } rcv_uap_cfg;
 void rcv_uap_defaults(rcv_uap_cfg *c, rcv_norm p);
@@ -138,6 +139,10 @@ int rcv_generator_train(rcv_generator *gen, rcv_model *m, const float *x, const 
                         rcv_rng *rng, float *loss_out);
 // x_adv = clamp(x + d(G(x)), 0, 1) for n images.
 int rcv_generator_apply(rcv_generator *gen, const float *x, int n, float *x_adv);
+
+// Random-noise baseline (not an attack; the Gaussian-noise accuracy of the robustness tables):
+// x_adv = clamp(x + N(0, sigma^2), 0, 1), sigma in pixel units, n_floats values.
+void rcv_attack_gaussian(const float *x, size_t n_floats, float sigma, rcv_rng *rng, float *x_adv);
 
 // Attack statistics of one target model, accumulated over batches.
 //   clean accuracy    = clean_correct / n

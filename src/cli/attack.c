@@ -18,7 +18,7 @@
 #include "robustcv/train.h"
 #include "train/progress.h"
 
-static const char *const attack_names = "fgsm, pgd, pgd-l2, deepfool, uap, generator, transfer";
+static const char *const attack_names = "fgsm, pgd, pgd-l2, deepfool, uap, generator, transfer, noise";
 
 // x (h, w, c) in [0, 1] -> 8-bit PNG.
 static int write_png(const char *path, const float *x, int c, int h, int w) {
@@ -61,7 +61,8 @@ int cli_attack(int argc, char **argv) {
     rcv_opt opts[] = {
         {"checkpoint", "FILE", "model to attack (the target; required)", NULL},
         {"data", "SPEC", "data source: fashion-mnist[:DIR] (default fashion-mnist); attacks the test split", NULL},
-        {"attack", "NAME", "fgsm, pgd, pgd-l2, deepfool, uap, generator or transfer (default pgd)", NULL},
+        {"attack", "NAME", "fgsm, pgd, pgd-l2, deepfool, uap, generator, transfer or noise (default pgd)", NULL},
+        {"sigma", "X", "noise: Gaussian std in pixels, clamped to [0,1] after (default 0.1)", NULL},
         {"eps", "X", "perturbation bound in [0,1] pixel units (default 8/255 linf; pgd-l2 0.5; generator 0.1)", NULL},
         {"alpha", "X", "PGD step size (default 2/255 linf, 0.1 l2)", NULL},
         {"steps", "N", "PGD steps (default 10)", NULL},
@@ -104,7 +105,8 @@ int cli_attack(int argc, char **argv) {
         return 2;
     }
     int kind = !strcmp(atk, "fgsm") ? 0 : !strcmp(atk, "pgd") ? 1 : !strcmp(atk, "pgd-l2") ? 2 : !strcmp(atk, "deepfool") ? 3
-             : !strcmp(atk, "uap") ? 4 : !strcmp(atk, "generator") ? 5 : !strcmp(atk, "transfer") ? 6 : -1;
+             : !strcmp(atk, "uap") ? 4 : !strcmp(atk, "generator") ? 5 : !strcmp(atk, "transfer") ? 6
+             : !strcmp(atk, "noise") ? 7 : -1;
     if (kind < 0) {
         fprintf(stderr, "robustcv attack: --attack '%s', expected one of %s\n", atk, attack_names);
         return 2;
@@ -137,11 +139,11 @@ int cli_attack(int argc, char **argv) {
     rcv_uap_cfg uc;
     rcv_uap_defaults(&uc, pv && !strcmp(pv, "2") ? RCV_NORM_L2 : RCV_NORM_LINF);
     if (nv && !strcmp(nv, "l2")) gc.norm = RCV_NORM_L2;
-    float eps = -1;
+    float eps = -1, sigma = 0.1f;
     int random_start = 1, target = -1, limit = 0, batch = 128, save = 32, threads = 0, fit = kind == 4 ? 1000 : 10000;
     unsigned long long seed = 0;
     rcv_backend be;
-    if (rcv_arg_float(opts, "eps", &eps) || rcv_arg_float(opts, "alpha", &pc.alpha) ||
+    if (rcv_arg_float(opts, "eps", &eps) || rcv_arg_float(opts, "sigma", &sigma) || rcv_arg_float(opts, "alpha", &pc.alpha) ||
         rcv_arg_int(opts, "steps", &pc.steps) || rcv_arg_int(opts, "restarts", &pc.restarts) ||
         rcv_arg_int(opts, "random-start", &random_start) || rcv_arg_int(opts, "target", &target) ||
         rcv_arg_float(opts, "overshoot", &dc.overshoot) || rcv_arg_int(opts, "max-iter", &dc.max_iter) ||
@@ -158,12 +160,16 @@ int cli_attack(int argc, char **argv) {
                 limit, fit);
         return 2;
     }
+    if (!(sigma >= 0)) {
+        fprintf(stderr, "robustcv attack: --sigma %g, expected >= 0\n", sigma);
+        return 2;
+    }
     if (rcv_arg(opts, "overshoot")) uc.overshoot = dc.overshoot;
     if (rcv_arg(opts, "max-iter")) uc.max_iter = dc.max_iter;
     if (rcv_arg(opts, "classes")) uc.classes = dc.classes;
     pc.random_start = random_start;
     if (eps >= 0) fc.eps = pc.eps = gc.eps = eps;
-    if (target >= 0 && (kind == 3 || kind == 4)) {
+    if (target >= 0 && (kind == 3 || kind == 4 || kind == 7)) {
         fprintf(stderr, "robustcv attack: --target: %s is untargeted\n", atk);
         return 2;
     }
@@ -239,6 +245,7 @@ int cli_attack(int argc, char **argv) {
         case 3: r = rcv_attack_deepfool(&m, xb, nb, &dc, ab, NULL); break;
         case 4: rcv_uap_apply(v, xb, nb, per, ab); break;
         case 5: r = rcv_generator_apply(&gen, xb, nb, ab); break;
+        case 7: rcv_attack_gaussian(xb, (size_t)nb * per, sigma, &rng, ab); break;
         case 6: {
             rcv_transfer_cfg tc = {tkind == 0 ? RCV_TRANSFER_FGSM : RCV_TRANSFER_PGD, fc, pc};
             r = rcv_attack_transfer(sp, n_src, &m, &tc, xb, tg + s, nb, &rng, ab, NULL);
@@ -319,6 +326,7 @@ int cli_attack(int argc, char **argv) {
             rcv_json_key(&w, "fit_images"); rcv_json_int(&w, fd.n);
             rcv_json_key(&w, "fit_fooling_rate"); rcv_json_number(&w, fit_fooling);
         }
+        if (kind == 7) { rcv_json_key(&w, "sigma"); rcv_json_number(&w, sigma); }
         if (kind == 5) {
             rcv_json_key(&w, "eps"); rcv_json_number(&w, gc.eps);
             rcv_json_key(&w, "norm"); rcv_json_string(&w, gc.norm == RCV_NORM_L2 ? "l2" : "linf");

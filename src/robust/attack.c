@@ -137,3 +137,8 @@ void rcv_attack_stats_add(rcv_attack_stats *s, rcv_model *m, const float *x, con
     free(p0);
     free(p1);
 }
+
+void rcv_attack_gaussian(const float *x, size_t n_floats, float sigma, rcv_rng *rng, float *x_adv) {
+    rcv_rng_fill_normal(rng, x_adv, n_floats, 0, sigma);
+    for (size_t e = 0; e < n_floats; e++) x_adv[e] = rcv_clamp01(x[e] + x_adv[e]);
+}

@@ -18,7 +18,6 @@ void rcv_uap_defaults(rcv_uap_cfg *c, rcv_norm p) {
     c->overshoot = 0.02f;
     c->max_iter = 10;
     c->classes = 10;
-    c->chunk = 32;
 }
 
 void rcv_uap_apply(const float *v, const float *x, int n, size_t per, float *x_adv) {
@@ -41,14 +40,14 @@ static void project(float *v, size_t per, rcv_norm p, float xi) {
 int rcv_attack_uap(rcv_model *m, const float *x, int n, const rcv_uap_cfg *c, rcv_rng *rng, float *v, float *fooling,
                    int *passes) {
     if (rcv_attack_check_models(&m, 1)) return -1;
-    if (!(c->xi >= 0) || !(c->delta >= 0 && c->delta <= 1) || c->max_passes < 1 || c->max_iter < 1 || c->chunk < 1 ||
+    if (!(c->xi >= 0) || !(c->delta >= 0 && c->delta <= 1) || c->max_passes < 1 || c->max_iter < 1 || c->chunk < 0 ||
         (c->p != RCV_NORM_LINF && c->p != RCV_NORM_L2))
         return rcv_fail("uap: xi %g, delta %g, max_passes %d, max_iter %d, chunk %d, p %d: expected xi >= 0, delta in "
-                        "[0, 1], positive counts, p inf or 2", c->xi, c->delta, c->max_passes, c->max_iter, c->chunk,
+                        "[0, 1], positive counts (chunk >= 0), p inf or 2", c->xi, c->delta, c->max_passes, c->max_iter, c->chunk,
                         c->p);
     if (n < 1) return rcv_fail("uap: no images");
     rcv_graph *g = m->g;
-    int was = g->training, b = g->batch, chunk = c->chunk < b ? c->chunk : b;
+    int was = g->training, b = g->batch, chunk = c->chunk > 0 && c->chunk < b ? c->chunk : b;
     rcv_graph_set_training(g, 0);
     size_t per = rcv_attack_per_image(m);
     rcv_deepfool_cfg df = {c->overshoot, c->max_iter, c->classes};

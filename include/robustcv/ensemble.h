@@ -16,6 +16,8 @@
 
 #include <stdint.h>
 
+#include "robustcv/json.h"
+
 #define RCV_ENSEMBLE_MAX 16 // models per subset table (2^16 - 1 subsets)
 
 typedef enum { RCV_ENS_LOGITS = 0, RCV_ENS_PROBS = 1 } rcv_ens_space;
@@ -42,5 +44,11 @@ int rcv_ensemble_subsets(const float *const *logits, const float *weights, const
                          int k, rcv_ens_space space, rcv_vote_tie tie, rcv_ens_subset **out, int *n_out);
 // "(1), (2), (4)": the 1-based member list as the seed's Table 2 writes it (buf of len bytes).
 void rcv_ensemble_members_str(uint32_t mask, int n_models, char *buf, int len);
+
+// Writes the "ensembles" object of results.json (docs/report.md) as the next value of w: for
+// n_sets evaluation sets, subsets[s] the rcv_ensemble_subsets table of set s (all in the same
+// order, n_subsets rows each).
+void rcv_ensemble_json(rcv_json_writer *w, const char *const *set_names, rcv_ens_subset *const *subsets, int n_sets,
+                       int n_subsets, int n_models, rcv_ens_space space, rcv_vote_tie tie);
 
 #endif

@@ -13,6 +13,9 @@ static const struct {
     {"eval", cli_eval, "evaluate a checkpoint: top-1, top-5, loss, per-class accuracy, confusion matrix"},
     {"predict", cli_predict, "top-5 classes for image files"},
     {"models", cli_models, "list the models"},
+    {"ensemble", cli_ensemble, "every subset of checkpoints: averaging (top-1/top-5) and majority vote (Table 2)"},
+    {"explain", cli_explain, "CAM / Grad-CAM / Grad-CAM++ grids of the top-3 classes, first-layer filters"},
+    {"report", cli_report, "RUN_DIR/results.json -> self-contained report.html and report.md"},
 };
 
 static void usage(FILE *f) {

@@ -197,3 +197,46 @@ void rcv_ensemble_members_str(uint32_t mask, int n_models, char *buf, int len) {
     for (int m = 0; m < n_models && o < len; m++)
         if (mask >> m & 1) o += snprintf(buf + o, (size_t)(len - o), "%s(%d)", o ? ", " : "", m + 1);
 }
+
+void rcv_ensemble_json(rcv_json_writer *w, const char *const *set_names, rcv_ens_subset *const *subsets, int n_sets,
+                       int n_subsets, int n_models, rcv_ens_space space, rcv_vote_tie tie) {
+    rcv_json_begin_object(w);
+    rcv_json_key(w, "space");
+    rcv_json_string(w, space == RCV_ENS_PROBS ? "probs" : "logits");
+    rcv_json_key(w, "vote_ties");
+    rcv_json_string(w, tie == RCV_VOTE_TIE_PROB ? "prob" : "lowest");
+    rcv_json_key(w, "sets");
+    rcv_json_begin_array(w);
+    for (int s = 0; s < n_sets; s++) rcv_json_string(w, set_names[s]);
+    rcv_json_end_array(w);
+    rcv_json_key(w, "rows");
+    rcv_json_begin_array(w);
+    for (int r = 0; r < n_subsets; r++) {
+        rcv_json_begin_object(w);
+        rcv_json_key(w, "members");
+        rcv_json_begin_array(w);
+        for (int m = 0; m < n_models; m++)
+            if (subsets[0][r].mask >> m & 1) rcv_json_int(w, m);
+        rcv_json_end_array(w);
+        const char *kinds[2] = {"average", "vote"};
+        for (int k = 0; k < 2; k++) {
+            rcv_json_key(w, kinds[k]);
+            rcv_json_begin_object(w);
+            for (int s = 0; s < n_sets; s++) {
+                rcv_json_key(w, set_names[s]);
+                rcv_json_begin_object(w);
+                rcv_json_key(w, "top1");
+                rcv_json_number(w, k == 0 ? subsets[s][r].avg_top1 : subsets[s][r].vote_top1);
+                if (k == 0) {
+                    rcv_json_key(w, "top5");
+                    rcv_json_number(w, subsets[s][r].avg_top5);
+                }
+                rcv_json_end_object(w);
+            }
+            rcv_json_end_object(w);
+        }
+        rcv_json_end_object(w);
+    }
+    rcv_json_end_array(w);
+    rcv_json_end_object(w);
+}

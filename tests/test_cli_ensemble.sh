@@ -36,6 +36,7 @@ for s in 1 2; do
   want=$("$BIN" eval --data "$D" --checkpoint "$T/m$s/last.safetensors" --threads 1 | sed -n 's/^top-1 \([0-9.]*\)%.*/\1/p')
   got=$(grep "^($s) .*%" "$T/ens.txt" | tail -1 | awk '{print $(NF-1)}' | tr -d %)
   [ -n "$want" ] && [ "$want" = "$got" ] || { echo "FAIL: model $s: ensemble row $got%, eval $want%"; exit 1; }
+  echo "model $s: ensemble row $got%, robustcv eval $want%"
 done
 grep -q "Ensemble (1), (2); Majority Vote" "$T/ens.txt"
 # The error path: a missing checkpoint names the file.

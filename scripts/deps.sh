@@ -3,7 +3,8 @@
 # Run as root (or with sudo available). Idempotent and quiet when all is there.
 set -euo pipefail
 pkgs=(build-essential cmake pkg-config libdnnl-dev libopenblas-dev zlib1g-dev libpng-dev libturbojpeg0-dev
-      dataset-fashion-mnist python3 python3-numpy python3-torch python3-torchvision python3-scipy python3-tqdm)
+      dataset-fashion-mnist python3 python3-numpy python3-torch python3-torchvision python3-scipy
+      python3-opencv python3-matplotlib python3-sklearn python3-tqdm python3-pip chromium)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -21,4 +22,12 @@ fi
 if ! /usr/bin/python3 -c "import torchattacks" 2>/dev/null; then
   $SUDO /usr/bin/python3 -m pip install -q --no-deps --break-system-packages torchattacks==3.5.1 ||
     echo "robustcv: torchattacks not installed; attack tests use the formulas in tests/oracle/attack_ref.py"
+fi
+# The Grad-CAM oracle (tests/oracle/cam_ref.py): PyPI grad-cam on Debian's torch. --no-deps is
+# essential: its declared dependencies would pull NumPy 2 into /usr/local, which Debian's
+# torch 1.13 cannot use ("Numpy is not available"); the Debian packages above provide them.
+if ! /usr/bin/python3 -c "import pytorch_grad_cam" 2>/dev/null; then
+  echo "robustcv: installing grad-cam (pip, --no-deps)"
+  $SUDO /usr/bin/python3 -m pip install -q --break-system-packages --no-deps grad-cam==1.5.7 ttach==0.0.3 ||
+    echo "robustcv: grad-cam not installed; tests/oracle/cam_ref.py falls back to its hook-based maps"
 fi

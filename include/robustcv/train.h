@@ -75,6 +75,9 @@ typedef struct {
 } rcv_eval_result;
 int rcv_evaluate(rcv_model *m, const rcv_dataset *d, int batch, rcv_backend backend, rcv_eval_result *r);
 void rcv_eval_result_free(rcv_eval_result *r);
+// Logits of images [0, n) of d (n <= d->n; n <= 0 = all) in eval mode: out (n, n_classes), the
+// plain input for metrics.h and ensemble.h. Batches of `batch`, the last one zero-padded.
+int rcv_predict_logits(rcv_model *m, const rcv_dataset *d, int n, int batch, rcv_backend backend, float *out);
 
 // Checkpoints (safetensors): the model's state_dict under torchvision names, plus
 // "optim.m", "optim.v" (if an optimizer is given) and metadata: model name and

@@ -10,6 +10,9 @@ int cli_attack(int argc, char **argv);
 int cli_search(int argc, char **argv);
 int cli_evaluate(int argc, char **argv);
 int cli_run(int argc, char **argv);
+int cli_ensemble(int argc, char **argv);
+int cli_explain(int argc, char **argv);
+int cli_report(int argc, char **argv);
 
 #include "robustcv/graph.h"
 #include "robustcv/train.h"

@@ -17,6 +17,9 @@ static const struct {
     {"evaluate", cli_evaluate, "the robustness suite over checkpoints: noise, FGSM/PGD, symmetries, TTA, transfer, UAP, ECE"},
     {"run", cli_run, "the main job: train three models, evaluate, ensemble, explain, report"},
     {"models", cli_models, "list the models"},
+    {"ensemble", cli_ensemble, "every subset of checkpoints: averaging (top-1/top-5) and majority vote (Table 2)"},
+    {"explain", cli_explain, "CAM / Grad-CAM / Grad-CAM++ grids of the top-3 classes, first-layer filters"},
+    {"report", cli_report, "RUN_DIR/results.json -> self-contained report.html and report.md"},
 };
 
 static void usage(FILE *f) {

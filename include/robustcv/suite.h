@@ -48,6 +48,8 @@ typedef struct {
     float **logits;             // [model * n_sets + set]: (n, K) for shared sets, NULL otherwise
     double *ece;                // (n_models) expected calibration error on clean (15 bins)
     double *uap_fooling;        // (n_models) fooling rate of the model's own UAP, -1 if not run
+    double *uap_top1;           // (n_models) top-1 under it
+    double uap_eps;             // its L-inf bound xi
 } rcv_suite_result;
 
 // Runs the suite on models[0..n_models) (built and loaded; any plan is replaced) over d.
@@ -56,12 +58,9 @@ int rcv_suite_run(rcv_model *const *models, int n_models, const rcv_dataset *d, 
                   rcv_suite_result *r);
 void rcv_suite_result_free(rcv_suite_result *r);
 
-// top-1 / top-5 / mean NLL of logits (n, K) against labels.
+// top-1 / top-5 / mean NLL of logits (n, K) against labels (metrics.h).
 void rcv_suite_score(const float *logits, const int32_t *labels, int n, int k, double *top1, double *top5,
                      double *nll);
-// Expected calibration error with `bins` equal-width confidence bins (Guo et al. 2017):
-// sum_b |B_b| / n * |acc(B_b) - conf(B_b)|, confidence = max softmax probability.
-double rcv_suite_ece(const float *logits, const int32_t *labels, int n, int k, int bins);
 // Logits (n, K) of images x (n, H, W, C) in eval mode, batched at the model's plan.
 int rcv_model_logits(rcv_model *m, const float *x, int n, int batch, float *logits);
 // The 8 symmetries of the square on one (s, s, c) image: k = 4 * flip + rot, rot quarter

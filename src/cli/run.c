@@ -12,7 +12,9 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "robustcv/ensemble.h"
 #include "robustcv/error.h"
+#include "robustcv/report.h"
 #include "robustcv/fileio.h"
 #include "robustcv/recipe.h"
 #include "robustcv/train.h"
@@ -49,7 +51,7 @@ int cli_run(int argc, char **argv) {
         {"data", "SPEC", "data (default fashion-mnist)", NULL},
         {"out", "DIR", "run directory (default runs/main)", NULL},
         {"model", "NAME", "model of the three members (default smallcnn)", NULL},
-        {"epochs", "N", "epochs per member (default 8; --quick 1)", NULL},
+        {"epochs", "N", "epochs per member (default 8; --quick 2)", NULL},
         {"precision", "P", "fp32 or bf16 (default bf16 where the CPU has it, else fp32)", NULL},
         {"augment", "SPEC", "augmentation of the standard member (default hflip:p=0.5,crop:pad=2)", NULL},
         {"quick", NULL, "a small version (subsets, 1 epoch, fewer attacks): the whole job in a few minutes", NULL},
@@ -93,7 +95,7 @@ static void rcv_run_defaults(rcv_run_cfg *c, int quick) {
     snprintf(c->out, sizeof c->out, "runs/main");
     snprintf(c->model, sizeof c->model, "smallcnn");
     snprintf(c->augment, sizeof c->augment, "hflip:p=0.5,crop:pad=2");
-    c->epochs = quick ? 1 : 8;
+    c->epochs = quick ? 2 : 8;
     c->limit = quick ? 500 : 2000;
     c->subset = quick ? 6000 : 0;
     c->precision = RCV_PREC_BF16; // falls back to fp32 with a message where the CPU lacks it
@@ -111,7 +113,7 @@ static int train_member(const rcv_run_cfg *c, int i, char *ckpt, size_t ckpt_len
     t.subset = c->subset;
     t.resume = 1; // a finished member is skipped below; a killed one continues
     t.precision = c->precision;
-    snprintf(t.sched, sizeof t.sched, "cosine:warmup=1");
+    snprintf(t.sched, sizeof t.sched, "%s", c->quick ? "cosine:warmup=0" : "cosine:warmup=1");
     t.recipe.kind = members[i].recipe;
     rcv_ckpt_info info = {0};
     rcv_model m = {0};
@@ -128,6 +130,110 @@ static int train_member(const rcv_run_cfg *c, int i, char *ckpt, size_t ckpt_len
     fprintf(stderr, "run: training member %d/3 '%s' (%s, recipe %s, %d epochs)\n", i + 1, members[i].name, c->model,
             rcv_recipe_name(members[i].recipe), c->epochs);
     return rcv_train_run(&t);
+}
+
+static const rcv_set_result *find_set(const rcv_suite_result *r, int m, const char *name) {
+    for (int s = 0; s < r->n_sets; s++)
+        if (!strcmp(r->res[(size_t)m * r->n_sets + s].name, name)) return &r->res[(size_t)m * r->n_sets + s];
+    return NULL;
+}
+
+// models[i] of results.json (docs/report.md) from the suite's sets.
+static void member_json(rcv_json_writer *w, const rcv_run_cfg *c, int i, const char *const *names,
+                        const rcv_suite_result *r) {
+    static const char *sym_names[8] = {"identity", "rot90", "rot180", "rot270",
+                                       "hflip", "transpose", "vflip", "antitranspose"};
+    char buf[700];
+    rcv_json_begin_object(w);
+    rcv_json_key(w, "name");
+    rcv_json_string(w, names[i]);
+    rcv_json_key(w, "arch");
+    rcv_json_string(w, c->model);
+    rcv_json_key(w, "recipe");
+    rcv_json_string(w, rcv_recipe_name(members[i].recipe));
+    snprintf(buf, sizeof buf, "%s/last.safetensors", names[i]);
+    rcv_json_key(w, "checkpoint");
+    rcv_json_string(w, buf);
+    snprintf(buf, sizeof buf, "%s/metrics.jsonl", names[i]);
+    rcv_json_key(w, "metrics_jsonl");
+    rcv_json_string(w, buf);
+    const rcv_set_result *q = find_set(r, i, "clean");
+    rcv_json_key(w, "clean");
+    rcv_json_begin_object(w);
+    rcv_json_key(w, "top1"), rcv_json_number(w, q->top1);
+    rcv_json_key(w, "top5"), rcv_json_number(w, q->top5);
+    rcv_json_key(w, "loss"), rcv_json_number(w, q->nll);
+    rcv_json_end_object(w);
+    rcv_json_key(w, "calibration");
+    rcv_json_begin_object(w);
+    rcv_json_key(w, "ece"), rcv_json_number(w, r->ece[i]);
+    rcv_json_key(w, "nll"), rcv_json_number(w, q->nll);
+    rcv_json_end_object(w);
+    // Per-image perturbations that are not attacks: the "transforms" table (Figure 2).
+    rcv_json_key(w, "transforms");
+    rcv_json_begin_object(w);
+    for (int s = 0; s < r->n_sets; s++) {
+        const rcv_set_result *t = &r->res[(size_t)i * r->n_sets + s];
+        if (strncmp(t->name, "noise:", 6)) continue;
+        snprintf(buf, sizeof buf, "gaussian noise sigma %s", t->name + 6);
+        rcv_json_key(w, buf), rcv_json_number(w, t->top1);
+    }
+    rcv_json_end_object(w);
+    if (find_set(r, i, "sym:0")) {
+        rcv_json_key(w, "symmetries");
+        rcv_json_begin_object(w);
+        for (int k = 0; k < 8; k++) {
+            snprintf(buf, sizeof buf, "sym:%d", k);
+            rcv_json_key(w, sym_names[k]), rcv_json_number(w, find_set(r, i, buf)->top1);
+        }
+        rcv_json_end_object(w);
+        q = find_set(r, i, "tta");
+        rcv_json_key(w, "tta");
+        rcv_json_begin_object(w);
+        rcv_json_key(w, "top1"), rcv_json_number(w, q->top1);
+        rcv_json_key(w, "top5"), rcv_json_number(w, q->top5);
+        rcv_json_end_object(w);
+    }
+    const char *kinds[2] = {"fgsm", "pgd"};
+    for (int kd = 0; kd < 2; kd++) {
+        rcv_json_key(w, kinds[kd]);
+        rcv_json_begin_array(w);
+        for (int s = 0; s < r->n_sets; s++) {
+            const rcv_set_result *t = &r->res[(size_t)i * r->n_sets + s];
+            size_t L = strlen(kinds[kd]);
+            if (strncmp(t->name, kinds[kd], L) || t->name[L] != ':') continue;
+            rcv_json_begin_object(w);
+            rcv_json_key(w, "eps"), rcv_json_number(w, atof(t->name + L + 1));
+            if (kd) rcv_json_key(w, "steps"), rcv_json_int(w, 10);
+            rcv_json_key(w, "top1"), rcv_json_number(w, t->top1);
+            rcv_json_end_object(w);
+        }
+        rcv_json_end_array(w);
+    }
+    rcv_json_key(w, "transfer");
+    rcv_json_begin_array(w);
+    for (int s = 0; i > 0 && s < r->n_sets; s++) {
+        const rcv_set_result *t = &r->res[(size_t)i * r->n_sets + s];
+        if (strncmp(t->name, "transfer_", 9)) continue;
+        const char *colon = strchr(t->name, ':');
+        rcv_json_begin_object(w);
+        rcv_json_key(w, "source"), rcv_json_string(w, names[0]);
+        snprintf(buf, sizeof buf, "%.*s", (int)(colon - t->name - 9), t->name + 9);
+        rcv_json_key(w, "attack"), rcv_json_string(w, buf);
+        rcv_json_key(w, "eps"), rcv_json_number(w, atof(colon + 1));
+        rcv_json_key(w, "top1"), rcv_json_number(w, t->top1);
+        rcv_json_end_object(w);
+    }
+    rcv_json_end_array(w);
+    if (r->uap_fooling[i] >= 0) {
+        rcv_json_key(w, "uap");
+        rcv_json_begin_object(w);
+        rcv_json_key(w, "eps"), rcv_json_number(w, r->uap_eps);
+        rcv_json_key(w, "fooling_rate"), rcv_json_number(w, r->uap_fooling[i]);
+        rcv_json_key(w, "top1"), rcv_json_number(w, r->uap_top1[i]);
+        rcv_json_end_object(w);
+    }
+    rcv_json_end_object(w);
 }
 
 static int rcv_run(const rcv_run_cfg *c) {
@@ -167,44 +273,84 @@ static int rcv_run(const rcv_run_cfg *c) {
     cli_suite_print(&r, names);
     double t_eval = now_s() - t0 - t_train;
 
-    // results.json: the suite, the ensembles, the run's settings and timings.
+    // Class activation maps of each member (Figure 7): `robustcv explain` on the first test images.
     rcv_json_begin_object(&w);
-    rcv_json_key(&w, "data");
+    rcv_json_key(&w, "title");
+    rcv_json_string(&w, "robustcv run");
+    rcv_json_key(&w, "dataset");
     rcv_json_string(&w, c->data);
-    rcv_json_key(&w, "model");
-    rcv_json_string(&w, c->model);
-    rcv_json_key(&w, "epochs");
-    rcv_json_int(&w, c->epochs);
+    rcv_json_key(&w, "corruption_baseline");
+    rcv_json_string(&w, names[0]);
     rcv_json_key(&w, "train_seconds");
     rcv_json_number(&w, t_train);
     rcv_json_key(&w, "eval_seconds");
     rcv_json_number(&w, t_eval);
-    rcv_json_key(&w, "members");
+    rcv_json_key(&w, "models");
     rcv_json_begin_array(&w);
+    for (int i = 0; i < N_MEMBERS; i++) member_json(&w, c, i, names, &r);
+    rcv_json_end_array(&w);
+    // Ensembles (Table 2) on the sets every member saw identically.
+    {
+        const char *set_names[16];
+        rcv_ens_subset *tables[16];
+        int n_sets = 0, n_rows = 0;
+        for (int s = 0; s < r.n_sets && n_sets < 16; s++) {
+            if (!r.res[s].shared || strncmp(r.res[s].name, "sym:", 4) == 0) continue;
+            const float *lg[N_MEMBERS];
+            for (int i = 0; i < N_MEMBERS; i++) lg[i] = r.logits[(size_t)i * r.n_sets + s];
+            if (rcv_ensemble_subsets(lg, NULL, r.labels, N_MEMBERS, r.n, r.n_classes, RCV_ENS_PROBS,
+                                     RCV_VOTE_TIE_LOWEST, &tables[n_sets], &n_rows))
+                goto out;
+            set_names[n_sets++] = r.res[s].name;
+        }
+        rcv_json_key(&w, "ensembles");
+        rcv_ensemble_json(&w, set_names, tables, n_sets, n_rows, N_MEMBERS, RCV_ENS_PROBS, RCV_VOTE_TIE_LOWEST);
+        fprintf(stderr, "run: ensembles (probability averaging) on clean: ");
+        for (int k = 0; k < n_rows; k++) {
+            char mem[64];
+            rcv_ensemble_members_str(tables[0][k].mask, N_MEMBERS, mem, sizeof mem);
+            fprintf(stderr, "%s %.2f%%%s", mem, 100 * tables[0][k].avg_top1, k + 1 < n_rows ? "; " : "\n");
+        }
+        for (int k = 0; k < n_sets; k++) free(tables[k]);
+    }
+    rcv_json_key(&w, "cams");
+    rcv_json_begin_array(&w);
+    char cams[700];
+    snprintf(cams, sizeof cams, "%s/cams", c->out);
+    if (mkdir(cams, 0755) && access(cams, W_OK)) {
+        rcv_fail("run: cannot create %s", cams);
+        goto out;
+    }
     for (int i = 0; i < N_MEMBERS; i++) {
+        char dir[700], lim[16];
+        snprintf(dir, sizeof dir, "%s/cams/%s", c->out, names[i]);
+        snprintf(lim, sizeof lim, "%d", c->quick ? 4 : 6);
+        char *av[] = {"explain", "--checkpoint", ckpt[i], "--data", (char *)c->data, "--limit", lim,
+                      "--method", "gradcam", "--out", dir, NULL};
+        if (cli_explain(11, av)) {
+            rcv_fail("Grad-CAM of %s failed", names[i]);
+            goto out;
+        }
+        char rel[200], cap[160];
+        snprintf(rel, sizeof rel, "cams/%s/gradcam.png", names[i]);
+        snprintf(cap, sizeof cap, "Grad-CAM of '%s' (last conv block): image | top-1 | top-2 | top-3", names[i]);
         rcv_json_begin_object(&w);
-        rcv_json_key(&w, "name");
-        rcv_json_string(&w, names[i]);
-        rcv_json_key(&w, "recipe");
-        rcv_json_string(&w, rcv_recipe_name(members[i].recipe));
-        rcv_json_key(&w, "checkpoint");
-        rcv_json_string(&w, ckpt[i]);
-        char mpath[760];
-        snprintf(mpath, sizeof mpath, "%s/%s/metrics.jsonl", c->out, names[i]);
-        rcv_json_key(&w, "metrics");
-        rcv_json_string(&w, mpath);
+        rcv_json_key(&w, "path");
+        rcv_json_string(&w, rel);
+        rcv_json_key(&w, "caption");
+        rcv_json_string(&w, cap);
         rcv_json_end_object(&w);
     }
     rcv_json_end_array(&w);
-    rcv_json_key(&w, "suite");
-    cli_suite_json(&w, &r, names);
     rcv_json_end_object(&w);
     char path[700];
     snprintf(path, sizeof path, "%s/results.json", c->out);
     const char *t = rcv_json_text(&w);
     if (rcv_file_write_atomic(path, t, strlen(t))) goto out;
-    fprintf(stderr, "run: %s written; training %.0f s, evaluation %.0f s, total %.0f s\n", path, t_train, t_eval,
-            now_s() - t0);
+    int missing = 0;
+    if (rcv_report_write(c->out, &missing)) goto out;
+    fprintf(stderr, "run: %s, %s/report.html and report.md written; training %.0f s, evaluation %.0f s, total %.0f s\n",
+            path, c->out, t_train, t_eval, now_s() - t0);
     rc = 0;
 out:
     rcv_json_writer_free(&w);

@@ -7,6 +7,7 @@
 
 #include "robustcv/attack.h"
 #include "robustcv/error.h"
+#include "robustcv/metrics.h"
 #include "robustcv/suite.h"
 
 void rcv_suite_defaults(rcv_suite_cfg *c) {
@@ -23,44 +24,16 @@ void rcv_suite_defaults(rcv_suite_cfg *c) {
 
 void rcv_suite_score(const float *logits, const int32_t *labels, int n, int k, double *top1, double *top5,
                      double *nll) {
-    long c1 = 0, c5 = 0;
-    double l = 0;
-    for (int i = 0; i < n; i++) {
-        const float *z = logits + (size_t)i * k;
-        int y = labels[i], rank = 0;
-        double mx = z[0], s = 0;
-        for (int j = 1; j < k; j++) mx = z[j] > mx ? z[j] : mx;
-        for (int j = 0; j < k; j++) {
-            s += exp((double)z[j] - mx);
-            if (z[j] > z[y] || (z[j] == z[y] && j < y)) rank++; // ties rank by index
-        }
-        l += log(s) + mx - z[y];
-        c1 += rank == 0;
-        c5 += rank < 5;
-    }
-    *top1 = (double)c1 / n, *top5 = (double)c5 / n, *nll = l / n;
+    *top1 = rcv_metric_topk(logits, labels, n, k, 1);
+    *top5 = rcv_metric_topk(logits, labels, n, k, k < 5 ? k : 5);
+    *nll = rcv_metric_nll_logits(logits, labels, n, k);
 }
 
-double rcv_suite_ece(const float *logits, const int32_t *labels, int n, int k, int bins) {
-    double *conf = calloc((size_t)bins, sizeof(double)), *acc = calloc((size_t)bins, sizeof(double));
-    long *cnt = calloc((size_t)bins, sizeof(long));
-    for (int i = 0; i < n; i++) {
-        const float *z = logits + (size_t)i * k;
-        int am = 0;
-        double s = 0;
-        for (int j = 1; j < k; j++)
-            if (z[j] > z[am]) am = j;
-        for (int j = 0; j < k; j++) s += exp((double)z[j] - z[am]);
-        double p = 1 / s; // max softmax probability
-        // Bins (b/B, (b+1)/B], as Guo et al.'s reference code.
-        int b = (int)ceil(p * bins) - 1;
-        b = b < 0 ? 0 : b >= bins ? bins - 1 : b;
-        conf[b] += p, acc[b] += am == labels[i], cnt[b]++;
-    }
-    double e = 0;
-    for (int b = 0; b < bins; b++)
-        if (cnt[b]) e += fabs(acc[b] - conf[b]) / n;
-    free(conf), free(acc), free(cnt);
+static double ece15(const float *logits, const int32_t *labels, int n, int k) {
+    float *p = rcv_xmalloc((size_t)n * k * sizeof(float));
+    rcv_softmax_rows(logits, n, k, p);
+    double e = rcv_metric_ece(p, labels, n, k, 15, NULL, NULL, NULL);
+    free(p);
     return e;
 }
 
@@ -129,7 +102,7 @@ static int score(run *R, const char *name, const float *const *xs, int shared) {
             r->logits[(size_t)mi * r->n_sets + s] = logits;
             logits = rcv_xmalloc((size_t)R->n * R->k * sizeof(float));
         }
-        if (s == 0) r->ece[mi] = rcv_suite_ece(logits, R->y, R->n, R->k, 15);
+        if (s == 0) r->ece[mi] = ece15(r->logits[(size_t)mi * r->n_sets], R->y, R->n, R->k);
     }
     if (R->cfg->verbose) {
         fprintf(stderr, "evaluate: %-22s", name);
@@ -170,6 +143,7 @@ int rcv_suite_run(rcv_model *const *models, int n_models, const rcv_dataset *d, 
     r->logits = rcv_xcalloc((size_t)n_models * r->n_sets, sizeof(float *));
     r->ece = rcv_xcalloc((size_t)n_models, sizeof(double));
     r->uap_fooling = rcv_xmalloc((size_t)n_models * sizeof(double));
+    r->uap_top1 = rcv_xcalloc((size_t)n_models, sizeof(double));
     for (int i = 0; i < n_models; i++) r->uap_fooling[i] = -1;
 
     float *x = rcv_xmalloc(xn * sizeof(float)), *xp = rcv_xmalloc(xn * sizeof(float));
@@ -281,6 +255,8 @@ int rcv_suite_run(rcv_model *const *models, int n_models, const rcv_dataset *d, 
             rcv_uap_cfg uc;
             rcv_uap_defaults(&uc, RCV_NORM_LINF);
             uc.xi = cfg->n_fgsm ? cfg->fgsm_eps[cfg->n_fgsm - 1] : uc.xi;
+            // DeepFool needs one backward per candidate class and iteration: keep it cheap.
+            uc.classes = 3, uc.max_passes = 2;
             float *v = rcv_xmalloc(per * sizeof(float));
             rcv_rng ur = rcv_rng_fork(&rng, 500 + (uint64_t)mi);
             if (rcv_attack_uap(models[mi], x, nu, &uc, &ur, v, NULL, NULL)) {
@@ -292,9 +268,11 @@ int rcv_suite_run(rcv_model *const *models, int n_models, const rcv_dataset *d, 
             int32_t *p0 = rcv_xmalloc((size_t)n * sizeof(int32_t)), *p1 = rcv_xmalloc((size_t)n * sizeof(int32_t));
             rcv_attack_predict(models[mi], x, n, p0);
             rcv_attack_predict(models[mi], xp, n, p1);
-            long changed = 0;
-            for (int i = 0; i < n; i++) changed += p0[i] != p1[i];
+            long changed = 0, right = 0;
+            for (int i = 0; i < n; i++) changed += p0[i] != p1[i], right += p1[i] == r->labels[i];
             r->uap_fooling[mi] = (double)changed / n;
+            r->uap_top1[mi] = (double)right / n;
+            r->uap_eps = uc.xi;
             free(p0), free(p1);
             if (cfg->verbose) fprintf(stderr, "evaluate: uap (xi %g) model %d fooling rate %.2f%%\n", uc.xi, mi,
                                       100 * r->uap_fooling[mi]);
@@ -311,6 +289,6 @@ out:
 void rcv_suite_result_free(rcv_suite_result *r) {
     if (r->logits)
         for (int i = 0; i < r->n_models * r->n_sets; i++) free(r->logits[i]);
-    free(r->logits), free(r->res), free(r->labels), free(r->ece), free(r->uap_fooling);
+    free(r->logits), free(r->res), free(r->labels), free(r->ece), free(r->uap_fooling), free(r->uap_top1);
     memset(r, 0, sizeof *r);
 }

@@ -21,7 +21,8 @@ typedef struct {
     const char *key;
     int kind;
     int slot;         // first index into op->v
-    int sym;          // K_RANGE with one value v: 0 -> (v, v); 1 -> (-v, v); 2 -> (max(0, 1-v), 1+v)
+    int sym;          // K_RANGE with one value v: 0 -> (v, v); 1 -> (-v, v); 2 -> (max(0, 1-v), 1+v);
+                      // 3: like 0, but a pair (kh/kw) rather than an ordered range
     const char *def;  // default, parsed like user input
     const char *words; // K_WORD: "|"-separated choices; value stored as the index
     const char *help;
@@ -70,7 +71,7 @@ static const transform_spec specs[T_COUNT] = {
                    END_KEYS}},
     [T_GRAY] = {"gray", 0.1f, "RandomGrayscale (keeps the channel count)", {END_KEYS}},
     [T_BLUR] = {"blur", 1, "GaussianBlur (reflect padding); p= makes it RandomApply",
-                {{"kernel_size", K_RANGE, 0, 0, "3", NULL, "odd; k or kh/kw"},
+                {{"kernel_size", K_RANGE, 0, 3, "3", NULL, "odd; k or kh/kw"},
                  {"sigma", K_RANGE, 2, 0, "0.1/2", NULL, "sigma range (one draw for x and y)"},
                  END_KEYS}},
     [T_ERASE] = {"erase", 0.5f, "RandomErasing",
@@ -161,8 +162,8 @@ static int set_key(aug_op *op, const transform_spec *s, const key_spec *k, const
             if (k->sym == 1) nums[0] = -v, nums[1] = v;
             else if (k->sym == 2) nums[0] = fmaxf(0, 1 - v), nums[1] = 1 + v;
             else nums[1] = v;
-            if (k->sym && v < 0) goto bad;
-        } else if (n != 2 || nums[0] > nums[1]) goto bad;
+            if ((k->sym == 1 || k->sym == 2) && v < 0) goto bad;
+        } else if (n != 2 || (k->sym != 3 && nums[0] > nums[1])) goto bad;
         op->v[k->slot] = nums[0];
         op->v[k->slot + 1] = nums[1];
         return 0;
@@ -247,7 +248,6 @@ static int parse_transform(char *tok, aug_op *op) {
     op->p = s->p_default;
     for (const key_spec *k = s->keys; k->key; k++)
         if (set_key(op, s, k, k->def)) return -1;
-    if (t == T_BLUR) op->v[1] = op->v[0]; // kernel_size "k" means k x k
     for (char *kv = strtok_r(NULL, ":", &save); kv; kv = strtok_r(NULL, ":", &save)) {
         char *eq = strchr(kv, '=');
         list_keys(s, msg, sizeof msg);
@@ -265,7 +265,6 @@ static int parse_transform(char *tok, aug_op *op) {
             if (!strcmp(kv, k->key)) break;
         if (!k->key) return rcv_fail("augment: unknown key '%s' for %s, expected one of: %s", kv, s->name, msg);
         if (set_key(op, s, k, val)) return -1;
-        if (t == T_BLUR && k->slot == 0 && !strchr(val, '/')) op->v[1] = op->v[0];
     }
     return check_op(op);
 }

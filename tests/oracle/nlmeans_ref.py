@@ -5,6 +5,7 @@
              parameter set p: DIR/img<k>_p<p>.rgb = cv2.fastNlMeansDenoisingColored on the BGR view, back
              to RGB; DIR/lab.rgb / DIR/lab.lab: 4096 random colours and cv2's COLOR_LBGR2Lab of them;
              DIR/lab2.lab / DIR/lab2.rgb: random Lab bytes and cv2's COLOR_Lab2LBGR (as RGB).
+DIR/gray.u8 / DIR/gray_p<p>.u8: one 64x64 plane and cv2.fastNlMeansDenoising of it (h = the set's h).
 Parameter sets (h, hColor, template, search) are listed in DIR/params.txt.
 """
 import sys
@@ -45,6 +46,11 @@ def make(d):
             bgr = np.ascontiguousarray(im[..., ::-1])
             out = cv2.fastNlMeansDenoisingColored(bgr, None, h, hc, t, s)
             np.ascontiguousarray(out[..., ::-1]).tofile(f"{d}/img{k}_p{i}.rgb")
+    # Gray planes through cv2.fastNlMeansDenoising (8-bit, one channel): the NL-means core alone.
+    g = images()[0][..., 1].copy()
+    g.tofile(f"{d}/gray.u8")
+    for i, (h, hc, t, s) in enumerate(PARAMS):
+        cv2.fastNlMeansDenoising(g, None, h, t, s).tofile(f"{d}/gray_p{i}.u8")
     rng = np.random.default_rng(1)
     rgb = rng.integers(0, 256, (64, 64, 3), dtype=np.uint8)
     rgb.tofile(f"{d}/lab.rgb")

@@ -55,7 +55,7 @@ typedef struct {
 typedef struct {
     rcv_recipe_kind kind;
     int raw_epochs;       // augment-curriculum: epochs on raw data before augmenting (default 5)
-    char augment[256];    // augment-curriculum: augmentation spec for the augmentation stage (default "default")
+    char augment[256];    // augment-curriculum: augmentation spec when --augment is not given (default "seed-fce")
     float fgsm_alpha;     // fgsm: weight of the clean loss (0.5)
     float adv_eps;        // fgsm, kurakin: FGSM step in pixel units; < 0: the seed's 0.2 in normalized
                           // units, i.e. 0.2 * mean std of the model's normalization (default -1)

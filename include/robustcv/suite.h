@@ -29,13 +29,17 @@ typedef struct {
     int symmetries;   // the 8 symmetries of the square and TTA over them (square images; default 1)
     int transfer;     // FGSM and PGD crafted on model 0, evaluated on the others (default 1)
     int uap;          // universal perturbation per model (L-inf xi = fgsm_eps[last]); images used (default 500, 0 = off)
+    int denoise;      // NL-means denoised copy (OpenCV's fastNlMeansDenoisingColored, h = hColor = 10; default 1)
+    const char *transforms; // ';'-separated augment specs, each applied alone (default: the seeds' transforms)
+    int corruptions;  // images for the 15 corruptions x 5 severities (the first N; default 500, 0 = off)
     uint64_t seed;
     int verbose;      // progress lines on stderr
 } rcv_suite_cfg;
 void rcv_suite_defaults(rcv_suite_cfg *c);
 
 typedef struct {
-    char name[64];      // "clean", "noise:0.1", "fgsm:0.05", "sym:3", "tta", "transfer_pgd:0.1", ...
+    char name[96];      // "clean", "noise:0.1", "fgsm:0.05", "sym:3", "tta", "transfer_pgd:0.1", "denoised",
+                        // "transform:hflip:p=1", "corrupt:fog:3", ...
     int shared;         // same images for every model (ensembles are evaluated on these)
     double top1, top5, nll;
 } rcv_set_result;
@@ -63,8 +67,7 @@ void rcv_suite_score(const float *logits, const int32_t *labels, int n, int k, d
                      double *nll);
 // Logits (n, K) of images x (n, H, W, C) in eval mode, batched at the model's plan.
 int rcv_model_logits(rcv_model *m, const float *x, int n, int batch, float *logits);
-// The 8 symmetries of the square on one (s, s, c) image: k = 4 * flip + rot, rot quarter
-// turns counter-clockwise after an optional horizontal flip; k = 0 is the identity.
-void rcv_square_symmetry(int k, const float *src, float *dst, int s, int c);
+// The seeds' single transforms the suite applies by default (augment.h specs, ';'-separated).
+extern const char *const rcv_suite_default_transforms;
 
 #endif

@@ -54,6 +54,7 @@ typedef struct {
     // Per-sample transform of training images (augmentation), run on the loader threads
     // with rng = rcv_rng_fork(epoch stream, position in the epoch); NULL = none.
     rcv_sample_fn sample_fn;
+    char augment[256];       // --augment: augmentation spec or preset (augment.h) when sample_fn is NULL
     void *sample_ctx;
     rcv_recipe_cfg recipe;   // how a step makes its gradients (recipe.h); default standard
     rcv_finetune_cfg transfer;

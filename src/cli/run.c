@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "robustcv/augment.h"
 #include "robustcv/ensemble.h"
 #include "robustcv/error.h"
 #include "robustcv/report.h"
@@ -115,6 +116,7 @@ static int train_member(const rcv_run_cfg *c, int i, char *ckpt, size_t ckpt_len
     t.precision = c->precision;
     snprintf(t.sched, sizeof t.sched, "%s", c->quick ? "cosine:warmup=0" : "cosine:warmup=1");
     t.recipe.kind = members[i].recipe;
+    if (members[i].recipe == RCV_RECIPE_STANDARD) snprintf(t.augment, sizeof t.augment, "%s", c->augment);
     rcv_ckpt_info info = {0};
     rcv_model m = {0};
     // Done already? (same epochs: a re-run of a finished job only re-evaluates)
@@ -169,9 +171,38 @@ static void member_json(rcv_json_writer *w, const rcv_run_cfg *c, int i, const c
     rcv_json_key(w, "ece"), rcv_json_number(w, r->ece[i]);
     rcv_json_key(w, "nll"), rcv_json_number(w, q->nll);
     rcv_json_end_object(w);
+    if ((q = find_set(r, i, "denoised"))) {
+        rcv_json_key(w, "denoised");
+        rcv_json_begin_object(w);
+        rcv_json_key(w, "top1"), rcv_json_number(w, q->top1);
+        rcv_json_key(w, "top5"), rcv_json_number(w, q->top5);
+        rcv_json_end_object(w);
+    }
+    // Corruption errors per severity (CE / mCE are the report's, against the baseline member).
+    rcv_json_key(w, "corruptions");
+    rcv_json_begin_object(w);
+    rcv_json_key(w, "errors");
+    rcv_json_begin_object(w);
+    for (int ci = 0; rcv_corruption_names[ci]; ci++) {
+        snprintf(buf, sizeof buf, "corrupt:%s:1", rcv_corruption_names[ci]);
+        if (!find_set(r, i, buf)) break;
+        rcv_json_key(w, rcv_corruption_names[ci]);
+        rcv_json_begin_array(w);
+        for (int sev = 1; sev <= 5; sev++) {
+            snprintf(buf, sizeof buf, "corrupt:%s:%d", rcv_corruption_names[ci], sev);
+            rcv_json_number(w, 1 - find_set(r, i, buf)->top1);
+        }
+        rcv_json_end_array(w);
+    }
+    rcv_json_end_object(w);
+    rcv_json_end_object(w);
     // Per-image perturbations that are not attacks: the "transforms" table (Figure 2).
     rcv_json_key(w, "transforms");
     rcv_json_begin_object(w);
+    for (int s = 0; s < r->n_sets; s++) {
+        const rcv_set_result *t = &r->res[(size_t)i * r->n_sets + s];
+        if (!strncmp(t->name, "transform:", 10)) rcv_json_key(w, t->name + 10), rcv_json_number(w, t->top1);
+    }
     for (int s = 0; s < r->n_sets; s++) {
         const rcv_set_result *t = &r->res[(size_t)i * r->n_sets + s];
         if (strncmp(t->name, "noise:", 6)) continue;
@@ -295,7 +326,10 @@ static int rcv_run(const rcv_run_cfg *c) {
         rcv_ens_subset *tables[16];
         int n_sets = 0, n_rows = 0;
         for (int s = 0; s < r.n_sets && n_sets < 16; s++) {
-            if (!r.res[s].shared || strncmp(r.res[s].name, "sym:", 4) == 0) continue;
+            const char *nm = r.res[s].name; // Table 2's sets: clean, denoised, noise, TTA, transfer
+            if (!r.res[s].shared || !strncmp(nm, "sym:", 4) || !strncmp(nm, "corrupt:", 8) ||
+                !strncmp(nm, "transform:", 10))
+                continue;
             const float *lg[N_MEMBERS];
             for (int i = 0; i < N_MEMBERS; i++) lg[i] = r.logits[(size_t)i * r.n_sets + s];
             if (rcv_ensemble_subsets(lg, NULL, r.labels, N_MEMBERS, r.n, r.n_classes, RCV_ENS_PROBS,

@@ -5,6 +5,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "robustcv/augment.h"
 #include "robustcv/error.h"
 #include "robustcv/train.h"
 
@@ -77,7 +78,9 @@ int cli_train_config(int argc, char **argv, const char *verb, const char *synops
         {"recipe", "NAME", "standard, augment-curriculum, fgsm, kurakin, stability, augmix or pgd (default standard; "
                            "docs/attacks.md)", NULL},
         {"raw-epochs", "N", "augment-curriculum: epochs on raw data before augmenting (default 5)", NULL},
-        {"augment", "SPEC", "augment-curriculum: augmentation spec (default 'default')", NULL},
+        {"augment", "SPEC", "augmentation pipeline, e.g. hflip:p=0.5,crop:pad=4,erase:value=random, or a preset such as "
+                            "seed-fce (robustcv train --augment help lists them); every epoch, or from --raw-epochs "
+                            "on with augment-curriculum (default there: seed-fce)", NULL},
         {"fgsm-alpha", "X", "fgsm: weight of the clean loss (default 0.5)", NULL},
         {"adv-eps", "X", "fgsm, kurakin: FGSM eps in pixels (default 0.2 * std: the seed's 0.2 on normalized inputs)", NULL},
         {"adv-k", "K", "kurakin: adversarial images per batch (default batch / 2: the seed's 16 of 32)", NULL},
@@ -149,7 +152,13 @@ int cli_train_config(int argc, char **argv, const char *verb, const char *synops
         fprintf(stderr, "robustcv %s: %s\n", verb, rcv_error());
         return 2;
     }
-    if ((v = rcv_arg(opts, "augment"))) snprintf(rp->augment, sizeof rp->augment, "%s", v);
+    if ((v = rcv_arg(opts, "augment"))) {
+        if (!strcmp(v, "help")) {
+            fputs(rcv_augment_help(), stdout);
+            return 1;
+        }
+        snprintf(c.augment, sizeof c.augment, "%s", v);
+    }
     if (rcv_arg(opts, "small-input")) small = 1;
     if ((v = getenv("RCV_CUDA_DEVICE")) && *v) c.device = atoi(v);
     c.opt.nesterov = nesterov;

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "robustcv/attack.h"
+#include "robustcv/augment.h"
 #include "robustcv/error.h"
 #include "robustcv/metrics.h"
 #include "robustcv/suite.h"
@@ -20,6 +21,31 @@ void rcv_suite_defaults(rcv_suite_cfg *c) {
     c->symmetries = 1;
     c->transfer = 1;
     c->uap = 500;
+    c->denoise = 1;
+    c->transforms = rcv_suite_default_transforms;
+    c->corruptions = 500;
+}
+
+const char *const rcv_suite_default_transforms =
+    "hflip:p=1;vflip:p=1;crop:pad=4;rotate:degrees=15;affine:degrees=10:translate=0.1/0.1:scale=0.9/1.1;"
+    "perspective:p=1;jitter:brightness=0.4:contrast=0.4;blur:kernel_size=3:sigma=1/1;erase:p=1:value=random;gray:p=1";
+
+// An 8-bit RGB copy of image i of x (c = 1 is replicated), for the uint8 image operations.
+static void to_rgb8(const float *x, int hw, int c, uint8_t *rgb) {
+    for (int p = 0; p < hw; p++)
+        for (int k = 0; k < 3; k++) {
+            float v = x[(size_t)p * c + (c == 3 ? k : 0)] * 255.0f + 0.5f;
+            rgb[p * 3 + k] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+        }
+}
+// Back to c channels: gray takes the luma (PIL's convert("L") weights).
+static void from_rgb8(const uint8_t *rgb, int hw, int c, float *x) {
+    for (int p = 0; p < hw; p++) {
+        if (c == 3)
+            for (int k = 0; k < 3; k++) x[(size_t)p * 3 + k] = rgb[p * 3 + k] / 255.0f;
+        else
+            x[p] = ((19595 * rgb[p * 3] + 38470 * rgb[p * 3 + 1] + 7471 * rgb[p * 3 + 2] + 32768) >> 16) / 255.0f;
+    }
 }
 
 void rcv_suite_score(const float *logits, const int32_t *labels, int n, int k, double *top1, double *top5,
@@ -55,21 +81,6 @@ int rcv_model_logits(rcv_model *m, const float *x, int n, int batch, float *logi
     }
     rcv_graph_set_training(g, was);
     return 0;
-}
-
-void rcv_square_symmetry(int k, const float *src, float *dst, int s, int c) {
-    int flip = k >= 4, rot = k & 3;
-    for (int i = 0; i < s; i++)
-        for (int j = 0; j < s; j++) {
-            // dst(i, j) = src after: optional horizontal flip, then rot quarter turns counter-clockwise.
-            int a = i, b = j;
-            for (int r = 0; r < rot; r++) { // undo one CCW turn: (a, b) <- (b, s-1-a)
-                int t = a;
-                a = b, b = s - 1 - t;
-            }
-            if (flip) b = s - 1 - b;
-            memcpy(dst + ((size_t)i * s + j) * c, src + ((size_t)a * s + b) * c, (size_t)c * sizeof(float));
-        }
 }
 
 // --- the sets ------------------------------------------------------------------------
@@ -114,8 +125,15 @@ static int score(run *R, const char *name, const float *const *xs, int shared) {
 }
 
 // Sets per model: clean, noise, fgsm, pgd, (8 sym + tta), (2 transfer per fgsm/pgd eps).
+static int n_transforms(const char *t) {
+    int n = t && *t ? 1 : 0;
+    for (; t && *t; t++) n += *t == ';';
+    return n;
+}
+
 static int count_sets(const rcv_suite_cfg *c, int n_models, int square) {
-    int t = 1 + c->n_noise + c->n_fgsm + c->n_pgd;
+    int t = 1 + c->n_noise + c->n_fgsm + c->n_pgd + (c->denoise ? 1 : 0) + n_transforms(c->transforms) +
+            (c->corruptions > 0 ? 5 * rcv_corruption_count() : 0);
     if (c->symmetries && square) t += 9;
     if (c->transfer && n_models > 1) t += c->n_fgsm + c->n_pgd;
     return t;
@@ -159,7 +177,7 @@ int rcv_suite_run(rcv_model *const *models, int n_models, const rcv_dataset *d, 
     rcv_rng rng;
     rcv_rng_init(&rng, cfg->seed);
     const float *shared[1] = {x};
-    char name[64];
+    char name[96];
 
     if (score(&R, "clean", shared, 1)) goto out;
     // Gaussian noise in pixel space, clamped: what stability training defends against.
@@ -170,6 +188,81 @@ int rcv_suite_run(rcv_model *const *models, int n_models, const rcv_dataset *d, 
         snprintf(name, sizeof name, "noise:%g", cfg->noise_sigma[e]);
         shared[0] = xp;
         if (score(&R, name, shared, 1)) goto out;
+    }
+    int hw = d->h * d->w;
+    // NL-means denoised test set (the seeds' "blurred" sets).
+    if (cfg->denoise) {
+        int bad = 0;
+#pragma omp parallel
+        {
+            uint8_t *a = rcv_xmalloc((size_t)hw * 3), *b = rcv_xmalloc((size_t)hw * 3);
+#pragma omp for schedule(dynamic, 8)
+            for (int i = 0; i < n; i++) {
+                to_rgb8(x + i * per, hw, d->c, a);
+                if (rcv_nlmeans_colored(a, b, d->h, d->w, 10, 10, 7, 21)) bad = 1;
+                from_rgb8(b, hw, d->c, xp + i * per);
+            }
+            free(a), free(b);
+        }
+        if (bad) {
+            rcv_fail("evaluate: NL-means failed");
+            goto out;
+        }
+        shared[0] = xp;
+        if (score(&R, "denoised", shared, 1)) goto out;
+    }
+    // Each transform alone on the test set (Figure 2), one draw per image from a fixed seed.
+    for (const char *t = cfg->transforms; t && *t;) {
+        const char *e = strchr(t, ';');
+        size_t len = e ? (size_t)(e - t) : strlen(t);
+        char spec[80];
+        snprintf(spec, sizeof spec, "%.*s", (int)(len < 79 ? len : 79), t);
+        t = e ? e + 1 : t + len;
+        rcv_augment *aug;
+        if (rcv_augment_parse(&aug, spec)) goto out;
+        rcv_rng tr = rcv_rng_fork(&rng, 300 + (uint64_t)R.set);
+        memcpy(xp, x, xn * sizeof(float));
+#pragma omp parallel for schedule(dynamic, 16)
+        for (int i = 0; i < n; i++) {
+            rcv_rng ri = rcv_rng_fork(&tr, (uint64_t)i);
+            rcv_augment_apply(aug, &ri, xp + i * per, d->h, d->w, d->c, NULL, 0);
+        }
+        rcv_augment_free(aug);
+        snprintf(name, sizeof name, "transform:%s", spec);
+        shared[0] = xp;
+        if (score(&R, name, shared, 1)) goto out;
+    }
+    // The 15 corruptions x 5 severities on the first cfg->corruptions images.
+    if (cfg->corruptions > 0) {
+        int nc = cfg->corruptions < n ? cfg->corruptions : n, n_keep = R.n;
+        R.n = nc; // scored on the corrupted subset
+        for (int ci = 0; rcv_corruption_names[ci]; ci++)
+            for (int sev = 1; sev <= 5; sev++) {
+                int bad = 0;
+#pragma omp parallel
+                {
+                    uint8_t *a = rcv_xmalloc((size_t)hw * 3);
+#pragma omp for schedule(dynamic, 8)
+                    for (int i = 0; i < nc; i++) {
+                        to_rgb8(x + i * per, hw, d->c, a);
+                        if (rcv_corrupt(a, a, d->h, d->w, rcv_corruption_names[ci], sev, cfg->seed * 1000003u + i))
+                            bad = 1;
+                        from_rgb8(a, hw, d->c, xp + i * per);
+                    }
+                    free(a);
+                }
+                if (bad) {
+                    R.n = n_keep;
+                    goto out;
+                }
+                snprintf(name, sizeof name, "corrupt:%s:%d", rcv_corruption_names[ci], sev);
+                shared[0] = xp;
+                if (score(&R, name, shared, 1)) {
+                    R.n = n_keep;
+                    goto out;
+                }
+            }
+        R.n = n_keep;
     }
     // White-box attacks: crafted on each model against itself.
     for (int e = 0; e < cfg->n_fgsm; e++) {
@@ -197,7 +290,7 @@ int rcv_suite_run(rcv_model *const *models, int n_models, const rcv_dataset *d, 
     if (cfg->symmetries && square) {
         double *prob = rcv_xcalloc((size_t)n_models * n * k, sizeof(double));
         for (int s = 0; s < 8; s++) {
-            for (int i = 0; i < n; i++) rcv_square_symmetry(s, x + i * per, xp + i * per, d->h, d->c);
+            for (int i = 0; i < n; i++) rcv_sym_apply(s, x + i * per, xp + i * per, d->h, d->w, d->c);
             snprintf(name, sizeof name, "sym:%d", s);
             shared[0] = xp;
             if (score(&R, name, shared, 1)) {

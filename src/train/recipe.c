@@ -19,7 +19,7 @@ static const char *const names[RCV_RECIPE_COUNT] = {"standard", "augment-curricu
 void rcv_recipe_defaults(rcv_recipe_cfg *c) {
     memset(c, 0, sizeof *c);
     c->raw_epochs = 5;
-    snprintf(c->augment, sizeof c->augment, "default");
+    snprintf(c->augment, sizeof c->augment, "seed-fce");
     c->fgsm_alpha = 0.5f;
     c->adv_eps = -1;
     c->adv_k = -1;

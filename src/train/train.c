@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "robustcv/augment.h"
 #include "robustcv/error.h"
 #include "robustcv/fileio.h"
 #include "robustcv/train.h"
@@ -84,6 +85,10 @@ static int append_line(const char *path, const char *line) {
 
 static int file_exists(const char *p) { return access(p, F_OK) == 0; }
 
+static void augment_sample(void *ctx, rcv_rng *r, float *x, int h, int w, int c, float *boxes, int n_boxes) {
+    rcv_augment_apply(ctx, r, x, h, w, c, boxes, n_boxes);
+}
+
 int rcv_train_run(const rcv_train_cfg *cfg) {
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
     if (cfg->batch <= 0 || cfg->epochs <= 0)
@@ -93,6 +98,7 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
     rcv_optim opt = {0};
     rcv_ckpt_info info = {0};
     rcv_recipe rec = {0};
+    rcv_augment *aug = NULL;
     int *perm = NULL, rc = -1;
     rcv_loader *loader = NULL;
     float *stage_x = NULL, *stage_z = NULL;
@@ -160,7 +166,17 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
 
     m.g->device = cfg->device;
     rcv_graph_set_precision(m.g, cfg->backend, cfg->precision);
-    if (cfg->recipe.kind == RCV_RECIPE_AUGMENT_CURRICULUM && !cfg->sample_fn) {
+    // Augmentation on the loader threads: the caller's hook, else the --augment pipeline (every
+    // epoch; from raw_epochs on for augment-curriculum, whose default is the recipe's spec).
+    rcv_sample_fn sample_fn = cfg->sample_fn;
+    void *sample_ctx = cfg->sample_ctx;
+    int curriculum = cfg->recipe.kind == RCV_RECIPE_AUGMENT_CURRICULUM;
+    const char *spec = cfg->augment[0] ? cfg->augment : curriculum ? cfg->recipe.augment : "";
+    if (!sample_fn && spec[0]) {
+        if (rcv_augment_parse(&aug, spec)) goto out;
+        sample_fn = augment_sample, sample_ctx = aug;
+    }
+    if (curriculum && !sample_fn) {
         rcv_fail("train: --recipe augment-curriculum needs an augmentation pipeline (--augment SPEC)");
         goto out;
     }
@@ -212,10 +228,9 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
         // augmentation curriculum trains its first raw_epochs on raw images.
         rcv_rng sr = rcv_rng_fork(&rng, 2000000u + (uint64_t)epoch);
         rcv_rng rr = rcv_rng_fork(&rng, 3000000u + (uint64_t)epoch); // the recipe's noise, AugMix, PGD starts
-        int aug = cfg->sample_fn && (cfg->recipe.kind != RCV_RECIPE_AUGMENT_CURRICULUM ||
-                                     rcv_recipe_augment_on(&cfg->recipe, epoch));
-        if (rcv_loader_open(&loader, &train, cfg->batch, perm, steps_per_epoch, aug ? cfg->sample_fn : NULL,
-                            cfg->sample_ctx, &sr, cfg->loader_threads))
+        int aug_on = sample_fn && (!curriculum || rcv_recipe_augment_on(&cfg->recipe, epoch));
+        if (rcv_loader_open(&loader, &train, cfg->batch, perm, steps_per_epoch, aug_on ? sample_fn : NULL, sample_ctx,
+                            &sr, cfg->loader_threads))
             goto out;
         rcv_graph_set_training(g, 1);
         char label[64];
@@ -323,6 +338,7 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
 out:
     rcv_loader_close(loader);
     rcv_recipe_free(&rec);
+    rcv_augment_free(aug);
     free(perm);
     free(stage_x);
     free(stage_z);

@@ -43,8 +43,10 @@ ok has "$T/e3.txt" "--target 12: the model has classes 0..9"
 ok has "$T/e4.txt" "needs --source"
 "$BIN" train --recipe bogus --quiet > /dev/null 2> "$T/e5.txt"; ok test $? -eq 2
 ok has "$T/e5.txt" "--recipe 'bogus': expected standard"
-"$BIN" train --recipe augment-curriculum --subset 100 --batch 50 --quiet --out "$T/c" > /dev/null 2> "$T/e6.txt"; ok test $? -eq 1
-ok has "$T/e6.txt" "augmentation stage"
+# augment-curriculum: raw epochs, then the default seed-fce pipeline; a bad spec is refused by name.
+"$BIN" train --recipe augment-curriculum --raw-epochs 1 --epochs 2 --subset 100 --batch 50 --quiet --out "$T/c" > /dev/null 2>&1; ok test $? -eq 0
+"$BIN" train --recipe augment-curriculum --augment bogus --subset 100 --batch 50 --quiet --out "$T/c2" > /dev/null 2> "$T/e6.txt"; ok test $? -eq 1
+ok has "$T/e6.txt" "unknown transform 'bogus'"
 "$BIN" search --param nope=0:1 --trials 1 > /dev/null 2> "$T/e7.txt"; ok test $? -eq 2
 ok has "$T/e7.txt" "unknown parameter 'nope'"
 "$BIN" search --param lr=0:1:log --trials 1 > /dev/null 2> "$T/e8.txt"; ok test $? -eq 2

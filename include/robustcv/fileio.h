@@ -28,4 +28,7 @@ void rcv_atomic_abort(rcv_atomic_file *a);
 // The above in one call.
 int rcv_file_write_atomic(const char *path, const void *data, size_t len);
 
+// mkdir -p: creates path and its missing parents. -1 names the directory that failed.
+int rcv_mkdir_p(const char *path);
+
 #endif

@@ -271,8 +271,7 @@ static int rcv_run(const rcv_run_cfg *c) {
     double t0 = now_s();
     char ckpt[N_MEMBERS][700];
     const char *names[N_MEMBERS];
-    if (mkdir(c->out, 0755) && access(c->out, W_OK))
-        return rcv_fail("run: cannot create %s", c->out);
+    if (rcv_mkdir_p(c->out)) return -1;
     for (int i = 0; i < N_MEMBERS; i++) {
         names[i] = members[i].name;
         if (train_member(c, i, ckpt[i], sizeof ckpt[i])) return rcv_fail_ctx("run: member '%s': ", members[i].name);
@@ -351,10 +350,7 @@ static int rcv_run(const rcv_run_cfg *c) {
     rcv_json_begin_array(&w);
     char cams[700];
     snprintf(cams, sizeof cams, "%s/cams", c->out);
-    if (mkdir(cams, 0755) && access(cams, W_OK)) {
-        rcv_fail("run: cannot create %s", cams);
-        goto out;
-    }
+    if (rcv_mkdir_p(cams)) goto out;
     for (int i = 0; i < N_MEMBERS; i++) {
         char dir[700], lim[16];
         snprintf(dir, sizeof dir, "%s/cams/%s", c->out, names[i]);

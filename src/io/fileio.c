@@ -124,3 +124,16 @@ int rcv_file_write_atomic(const char *path, const void *data, size_t len) {
     if (rcv_atomic_write(&a, data, len)) { rcv_atomic_abort(&a); return -1; }
     return rcv_atomic_commit(&a);
 }
+
+int rcv_mkdir_p(const char *path) {
+    char tmp[512];
+    snprintf(tmp, sizeof tmp, "%s", path);
+    for (char *p = tmp + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        if (mkdir(tmp, 0755) && errno != EEXIST) return rcv_fail("cannot create directory %s: %s", tmp, strerror(errno));
+        *p = '/';
+    }
+    if (mkdir(tmp, 0755) && errno != EEXIST) return rcv_fail("cannot create directory %s: %s", tmp, strerror(errno));
+    return 0;
+}

@@ -37,18 +37,6 @@ void rcv_train_cfg_defaults(rcv_train_cfg *c) {
     rcv_recipe_defaults(&c->recipe);
 }
 
-static int mkdir_p(const char *path) {
-    char tmp[512];
-    snprintf(tmp, sizeof tmp, "%s", path);
-    for (char *p = tmp + 1; *p; p++) {
-        if (*p != '/') continue;
-        *p = 0;
-        if (mkdir(tmp, 0755) && errno != EEXIST) return rcv_fail("cannot create directory %s: %s", tmp, strerror(errno));
-        *p = '/';
-    }
-    if (mkdir(tmp, 0755) && errno != EEXIST) return rcv_fail("cannot create directory %s: %s", tmp, strerror(errno));
-    return 0;
-}
 
 // On resume, drop metric lines of epochs past the checkpoint (a run killed between
 // writing its metrics and its checkpoint would otherwise repeat them).
@@ -116,7 +104,7 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
         rcv_fail("train: %s has %d training images, fewer than one batch of %d", cfg->data, train.n, cfg->batch);
         goto out;
     }
-    if (mkdir_p(cfg->out_dir)) goto out;
+    if (rcv_mkdir_p(cfg->out_dir)) goto out;
 
     int start_epoch = 0;
     int64_t step = 0;

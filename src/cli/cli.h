@@ -6,6 +6,8 @@ int cli_train(int argc, char **argv);
 int cli_eval(int argc, char **argv);
 int cli_predict(int argc, char **argv);
 int cli_models(int argc, char **argv);
+int cli_denoise(int argc, char **argv);
+int cli_corrupt(int argc, char **argv);
 
 #include "robustcv/graph.h"
 // --device NAME -> backend; prints and returns -1 on an unknown name.

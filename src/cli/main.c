@@ -13,6 +13,8 @@ static const struct {
     {"eval", cli_eval, "evaluate a checkpoint: top-1, top-5, loss, per-class accuracy, confusion matrix"},
     {"predict", cli_predict, "top-5 classes for image files"},
     {"models", cli_models, "list the models"},
+    {"denoise", cli_denoise, "write an NL-means denoised copy of an image tree (OpenCV-equivalent)"},
+    {"corrupt", cli_corrupt, "write a Tiny-ImageNet-C tree: 15 corruptions x 5 severities"},
 };
 
 static void usage(FILE *f) {

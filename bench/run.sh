@@ -27,7 +27,7 @@ if [ -x "$BUILD/bench_augment" ]; then
   for nl in nlmeans nlmeans-seed; do
     ours=$(OMP_NUM_THREADS=1 "$BUILD/bench_augment" $nl 20 2>/dev/null)
     peer=$($PY bench/peer_augment.py $nl 5 2>/dev/null || echo nan)
-    label="NL-means 64x64 ms/img, 1 thread ($([ $nl = nlmeans ] && echo '7/21' || echo "seed's 21/21"))"
+    label="NL-means 64x64 ms/img, 1 thr ($([ $nl = nlmeans ] && echo 'tmpl 7/21' || echo 'seed 21/21'))"
     printf "%-44s %10s %10s %6.2fx\n" "$label" "$ours" "$peer" "$(awk -v a="$ours" -v b="$peer" 'BEGIN{print b/a}')"
   done
   ours=$(OMP_NUM_THREADS=2 "$BUILD/bench_augment" pipeline 20000 2>/dev/null)

@@ -26,5 +26,19 @@ run "resnet18 3x64x64 200 cls b128 bf16 (vs fp32)" resnet18 3 64 64 200 128 "$ST
 run "smallcnn 1x28x28 10 cls b128 fp32" smallcnn 1 28 28 10 128 "$((STEPS * 5))"
 run "smallcnn 1x28x28 10 cls b128 bf16 (vs fp32)" smallcnn 1 28 28 10 128 "$((STEPS * 5))" "- bf16"
 [ -x "$BUILD/bench_ops" ] && "$BUILD/bench_ops"
+# Augmentation and NL-means (bench/bench_augment.c vs bench/peer_augment.py: OpenCV, torchvision).
+if [ -x "$BUILD/bench_augment" ]; then
+  printf "%-44s %10s %10s %7s\n" "case (augment / denoise)" "ours" "peer" "ratio"
+  for nl in nlmeans nlmeans-seed; do
+    ours=$(OMP_NUM_THREADS=1 "$BUILD/bench_augment" $nl 20 2>/dev/null)
+    peer=$($PY bench/peer_augment.py $nl 5 2>/dev/null || echo nan)
+    label="NL-means 64x64 ms/img, 1 thr ($([ $nl = nlmeans ] && echo 'tmpl 7/21' || echo 'seed 21/21'))"
+    printf "%-44s %10s %10s %6.2fx\n" "$label" "$ours" "$peer" "$(awk -v a="$ours" -v b="$peer" 'BEGIN{print b/a}')"
+  done
+  ours=$(OMP_NUM_THREADS=2 "$BUILD/bench_augment" pipeline 20000 2>/dev/null)
+  peer=$($PY bench/peer_augment.py pipeline 4000 2 2>/dev/null || echo nan)
+  printf "%-44s %10s %10s %6.2fx\n" "flip+crop4+jitter+erase+norm img/s, 2 thr" "$ours" "$peer" "$(awk -v a="$ours" -v b="$peer" 'BEGIN{print a/b}')"
+fi
+# The model zoo last: the slowest part.
 [ -x "$BUILD/bench_models" ] && STEPS=${STEPS_MODELS:-3} bench/models.sh "$BUILD"
 exit 0

@@ -32,5 +32,8 @@ void rcv_image_to_rgb(const rcv_image *src, rcv_image *dst);
 
 // Writes c = 1, 3 or 4 as an 8-bit PNG, atomically (temporary + fsync + rename).
 int rcv_png_write(const char *path, const rcv_image *img);
+// Writes c = 1 or 3 as a baseline JPEG (4:2:0 for colour, accurate DCT, as PIL and OpenCV
+// write them) at quality 1..100, atomically.
+int rcv_jpeg_write(const char *path, const rcv_image *img, int quality);
 
 #endif

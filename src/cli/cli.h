@@ -13,6 +13,8 @@ int cli_run(int argc, char **argv);
 int cli_ensemble(int argc, char **argv);
 int cli_explain(int argc, char **argv);
 int cli_report(int argc, char **argv);
+int cli_denoise(int argc, char **argv);
+int cli_corrupt(int argc, char **argv);
 
 #include "robustcv/graph.h"
 #include "robustcv/train.h"

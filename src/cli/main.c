@@ -20,6 +20,8 @@ static const struct {
     {"ensemble", cli_ensemble, "every subset of checkpoints: averaging (top-1/top-5) and majority vote (Table 2)"},
     {"explain", cli_explain, "CAM / Grad-CAM / Grad-CAM++ grids of the top-3 classes, first-layer filters"},
     {"report", cli_report, "RUN_DIR/results.json -> self-contained report.html and report.md"},
+    {"denoise", cli_denoise, "write an NL-means denoised copy of an image tree (OpenCV-equivalent)"},
+    {"corrupt", cli_corrupt, "write a Tiny-ImageNet-C tree: 15 corruptions x 5 severities"},
 };
 
 static void usage(FILE *f) {

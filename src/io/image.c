@@ -227,3 +227,25 @@ int rcv_png_write(const char *path, const rcv_image *img) {
     png_image_free(&pi);
     return rcv_atomic_commit(&a);
 }
+
+int rcv_jpeg_write(const char *path, const rcv_image *img, int quality) {
+    if (img->c != 1 && img->c != 3) return rcv_fail("%s: image has %d channels, expected 1 or 3 for JPEG", path, img->c);
+    if (img->w <= 0 || img->h <= 0) return rcv_fail("%s: image is %d x %d, expected a positive size", path, img->w, img->h);
+    if (quality < 1 || quality > 100) return rcv_fail("%s: JPEG quality %d, expected 1..100", path, quality);
+    tjhandle tj = tjInitCompress();
+    if (!tj) return rcv_fail("%s: cannot start the JPEG encoder: %s", path, tjGetErrorStr2(NULL));
+    unsigned char *buf = NULL;
+    unsigned long len = 0;
+    int gray = img->c == 1;
+    // TurboJPEG defaults to the fast DCT when compressing; libjpeg (PIL, OpenCV) uses the accurate one.
+    if (tjCompress2(tj, img->pix, img->w, 0, img->h, gray ? TJPF_GRAY : TJPF_RGB, &buf, &len,
+                    gray ? TJSAMP_GRAY : TJSAMP_420, quality, TJFLAG_ACCURATEDCT)) {
+        rcv_fail("%s: JPEG encoding failed: %s", path, tjGetErrorStr2(tj));
+        tjDestroy(tj);
+        return -1;
+    }
+    tjDestroy(tj);
+    int rc = rcv_file_write_atomic(path, buf, len);
+    tjFree(buf);
+    return rc;
+}

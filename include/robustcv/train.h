@@ -27,12 +27,17 @@ typedef struct {
     int quiet;
     rcv_precision precision; // RCV_BF16: bf16 convolutions, fp32 master weights (--precision bf16)
     int profile;             // print the per-op time profile after training (--profile)
+    // Data-parallel (mpirun -np N, dist.h): batch stays the global batch, each rank takes
+    // its contiguous batch/N slice of every global batch of the one global permutation.
+    int sync_bn;             // batchnorm statistics over all ranks' samples (--sync-bn)
+    float bucket_mb;         // gradient allreduce bucket size in MiB (default 25)
 } rcv_train_cfg;
 
 void rcv_train_cfg_defaults(rcv_train_cfg *c);
 // Trains, evaluating on the test split after each epoch; writes out_dir/last.safetensors
 // (model, optimizer, RNG, epoch) atomically after each epoch and appends one JSON line per
 // epoch to out_dir/metrics.jsonl. Returns 0 or -1 with a message.
+// Under mpirun every rank runs this: rank 0 alone writes the checkpoint and metrics.
 int rcv_train_run(const rcv_train_cfg *cfg);
 
 // Evaluation of a built model on a dataset.
@@ -41,6 +46,8 @@ typedef struct {
     double top1, top5, loss; // fractions, mean cross-entropy
     int64_t *confusion;      // n_classes x n_classes, [true][pred]
 } rcv_eval_result;
+// Under mpirun each rank evaluates a contiguous 1/N of the dataset; the counts, loss and
+// confusion matrix are summed, so every rank returns the whole dataset's result.
 int rcv_evaluate(rcv_model *m, const rcv_dataset *d, int batch, rcv_backend backend, rcv_eval_result *r);
 void rcv_eval_result_free(rcv_eval_result *r);
 

@@ -23,7 +23,8 @@ int cli_train(int argc, char **argv) {
         {"data", "SPEC", "data source: fashion-mnist[:DIR] (default fashion-mnist)", NULL},
         {"model", "NAME", "model name, see `robustcv models` (default smallcnn)", NULL},
         {"epochs", "N", "epochs (default 10)", NULL},
-        {"batch", "N", "batch size (default 128); the last partial batch of an epoch is dropped", NULL},
+        {"batch", "N", "batch size (default 128), the global batch under mpirun (split evenly over ranks); the last "
+                       "partial batch of an epoch is dropped", NULL},
         {"optimizer", "NAME", "sgd, adam or adamw (default sgd)", NULL},
         {"lr", "X", "base learning rate (default 0.1 for sgd, 1e-3 for adam/adamw)", NULL},
         {"momentum", "X", "SGD momentum (default 0.9)", NULL},
@@ -38,7 +39,9 @@ int cli_train(int argc, char **argv) {
         {"seed", "N", "random seed (default 0); same seed and threads give the same run", NULL},
         {"out", "DIR", "run directory for last.safetensors and metrics.jsonl (default runs/default)", NULL},
         {"resume", NULL, "continue from DIR/last.safetensors (weights, optimizer, epoch, RNG)", NULL},
-        {"threads", "N", "threads (default: all cores)", NULL},
+        {"threads", "N", "threads per process (default: all cores; under mpirun, cores / ranks on the machine)", NULL},
+        {"sync-bn", NULL, "under mpirun: batchnorm statistics over the whole global batch (all ranks)", NULL},
+        {"bucket-mb", "X", "under mpirun: gradient allreduce bucket size in MiB (default 25)", NULL},
         {"device", "NAME", "cpu (oneDNN, default) or ref (reference kernels, slow)", NULL},
         {"max-steps", "N", "stop after N optimizer steps in total (default no limit)", NULL},
         {"subset", "N", "use only the first N train and N test images (quick experiments)", NULL},
@@ -82,6 +85,7 @@ int cli_train(int argc, char **argv) {
         rcv_arg_float(opts, "clip", &c.clip) || rcv_arg_float(opts, "label-smoothing", &c.label_smoothing) ||
         rcv_arg_float(opts, "dropout", &c.mcfg.dropout) || rcv_arg_u64(opts, "seed", &seed) ||
         rcv_arg_int(opts, "threads", &c.threads) || rcv_arg_int(opts, "max-steps", &c.max_steps) || rcv_arg_int(opts, "subset", &c.subset) ||
+        rcv_arg_float(opts, "bucket-mb", &c.bucket_mb) ||
         cli_parse_device(rcv_arg(opts, "device"), &c.backend))
         return 2;
     if (rcv_arg(opts, "small-input")) small = 1;
@@ -91,6 +95,11 @@ int cli_train(int argc, char **argv) {
     c.resume = rcv_arg(opts, "resume") != NULL;
     c.quiet = rcv_arg(opts, "quiet") != NULL;
     c.profile = rcv_arg(opts, "profile") != NULL;
+    c.sync_bn = rcv_arg(opts, "sync-bn") != NULL;
+    if (!(c.bucket_mb > 0)) {
+        fprintf(stderr, "robustcv train: --bucket-mb %g, expected a positive size in MiB\n", c.bucket_mb);
+        return 2;
+    }
     if ((v = rcv_arg(opts, "precision"))) {
         if (!strcmp(v, "bf16")) c.precision = RCV_BF16;
         else if (strcmp(v, "fp32")) {

@@ -425,6 +425,8 @@ static void backward_from(rcv_graph *g, int loss) {
         double t0 = g->prof ? now_s() : 0;
         rcv_backend_kernels(g->backend, n->op)->backward(g, n);
         if (g->prof) g->prof[2 * i + 1] += now_s() - t0;
+        // Every node >= i is done: parameter gradients owned there are final (dist.h's buckets).
+        if (g->on_backward_node) g->on_backward_node(g->hook_ctx, g, i);
     }
 }
 

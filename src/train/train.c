@@ -1,6 +1,11 @@
 // The training loop: shuffle, batch, forward, backward, clip, step; evaluate and
 // checkpoint after every epoch. Everything random comes from one seed, so a run
 // resumed from its last checkpoint ends where the uninterrupted run would.
+//
+// Data-parallel (mpirun -np N): every rank holds the whole model and dataset, draws the
+// same global permutation, and takes its contiguous batch/N slice of each global batch;
+// gradients are averaged over ranks (dist.h), so with --sync-bn N ranks step like one
+// rank with the whole batch. Nothing in the checkpoint depends on the rank count.
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
@@ -10,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "robustcv/dist.h"
 #include "robustcv/error.h"
 #include "robustcv/fileio.h"
 #include "robustcv/train.h"
@@ -32,6 +38,7 @@ void rcv_train_cfg_defaults(rcv_train_cfg *c) {
     c->seed = 0;
     snprintf(c->out_dir, sizeof c->out_dir, "runs/default");
     c->backend = RCV_BACKEND_CPU;
+    c->bucket_mb = 25;
 }
 
 static int mkdir_p(const char *path) {
@@ -83,9 +90,18 @@ static int append_line(const char *path, const char *line) {
 static int file_exists(const char *p) { return access(p, F_OK) == 0; }
 
 int rcv_train_run(const rcv_train_cfg *cfg) {
+    int rank = rcv_dist_rank(), nr = rcv_dist_size();
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
+    else if (nr > 1) { // ranks on one machine share its cores
+        int t = omp_get_num_procs() / rcv_dist_local_size();
+        omp_set_num_threads(t > 0 ? t : 1);
+    }
     if (cfg->batch <= 0 || cfg->epochs <= 0)
         return rcv_fail("train: batch %d and epochs %d must be positive", cfg->batch, cfg->epochs);
+    if (cfg->batch % nr)
+        return rcv_fail("train: --batch %d (the global batch) is not divisible by the %d ranks", cfg->batch, nr);
+    int local = cfg->batch / nr, quiet = cfg->quiet || rank != 0;
+    rcv_grad_sync *gsync = NULL;
     rcv_dataset train = {0}, test = {0};
     rcv_model m = {0};
     rcv_optim opt = {0};
@@ -104,14 +120,17 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
         rcv_fail("train: %s has %d training images, fewer than one batch of %d", cfg->data, train.n, cfg->batch);
         goto out;
     }
-    if (mkdir_p(cfg->out_dir)) goto out;
+    if (rcv_dist_any(rank == 0 && mkdir_p(cfg->out_dir))) {
+        if (rank) rcv_fail("train: rank 0 could not create %s", cfg->out_dir);
+        goto out;
+    }
 
     int start_epoch = 0;
     int64_t step = 0;
     rcv_rng rng;
     rcv_rng_init(&rng, cfg->seed);
     int resuming = cfg->resume && file_exists(ckpt);
-    if (cfg->resume && !resuming && !cfg->quiet)
+    if (cfg->resume && !resuming && !quiet)
         fprintf(stderr, "resume: no checkpoint at %s, starting from scratch\n", ckpt);
     if (resuming) {
         if (rcv_ckpt_load_model(ckpt, &m, &info)) goto out;
@@ -146,18 +165,33 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
     rcv_sched_set_total(&sched, cfg->epochs);
 
     if (cfg->precision == RCV_BF16) rcv_graph_set_precision(m.g, RCV_BF16);
-    if (rcv_graph_plan(m.g, cfg->batch, cfg->backend)) goto out;
+    if (rcv_graph_plan(m.g, local, cfg->backend)) goto out;
     if (cfg->profile) rcv_graph_profile(m.g, 1);
-    if (resuming) {
-        if (trim_metrics(metrics, start_epoch)) goto out;
-    } else if (file_exists(metrics) && remove(metrics)) {
-        rcv_fail("cannot remove old %s: %s", metrics, strerror(errno));
+    // Every rank starts from rank 0's weights (they agree already: same seed or checkpoint).
+    rcv_dist_bcast(m.g->params, m.g->n_param_floats * sizeof(float), 0);
+    rcv_dist_bcast(m.g->buffers, m.g->n_buffer_floats * sizeof(float), 0);
+    if (cfg->sync_bn) rcv_dist_sync_bn(m.g, 1);
+    m.g->shard = rank;
+    m.g->n_shards = nr;
+    gsync = rcv_grad_sync_new(m.g, (size_t)((double)cfg->bucket_mb * 1048576.0));
+    int bad = 0;
+    if (rank == 0) {
+        if (resuming) bad = trim_metrics(metrics, start_epoch);
+        else if (file_exists(metrics) && remove(metrics))
+            bad = rcv_fail("cannot remove old %s: %s", metrics, strerror(errno));
+    }
+    if (rcv_dist_any(bad)) {
+        if (rank) rcv_fail("train: rank 0 could not prepare %s", metrics);
         goto out;
     }
-    if (!cfg->quiet)
+    if (!quiet) {
         fprintf(stderr, "train: %s (%zu parameters) on %s: %d train / %d test images, batch %d, %d epochs%s\n", m.name,
                 rcv_graph_param_count(m.g), cfg->data, train.n, test.n, cfg->batch, cfg->epochs,
                 resuming ? " (resumed)" : "");
+        if (nr > 1)
+            fprintf(stderr, "train: %d ranks x batch %d, %d gradient bucket(s)%s\n", nr, local,
+                    rcv_grad_sync_buckets(gsync), cfg->sync_bn ? ", synchronised batchnorm" : "");
+    }
 
     int steps_per_epoch = train.n / cfg->batch; // the last partial batch is dropped (drop_last)
     perm = rcv_xmalloc((size_t)train.n * sizeof(int));
@@ -176,7 +210,7 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
         char label[64];
         snprintf(label, sizeof label, "epoch %d/%d", epoch + 1, cfg->epochs);
         rcv_progress pr;
-        rcv_progress_start(&pr, label, (long)steps_per_epoch * cfg->batch, cfg->quiet);
+        rcv_progress_start(&pr, label, (long)steps_per_epoch * cfg->batch, quiet);
         double loss_sum = 0, t0 = rcv_now();
         long correct = 0, seen = 0;
         float lr = 0;
@@ -186,9 +220,14 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
                 rc = 0;
                 goto out;
             }
-            rcv_dataset_batch(&train, perm + (size_t)s * cfg->batch, cfg->batch, x, lab);
+            rcv_dataset_batch(&train, perm + (size_t)s * cfg->batch + (size_t)rank * local, local, x, lab);
             rcv_graph_forward(g);
             float loss = g->nodes[m.loss].out[0];
+            if (nr > 1) { // the global batch's mean loss: every rank sees (and stops on) the same value
+                double l = loss;
+                rcv_dist_allreduce_f64(&l, 1);
+                loss = (float)(l / nr);
+            }
             if (!isfinite(loss)) {
                 rcv_fail("train: loss is %g at epoch %d step %d (lr %g); stopping. The last good checkpoint, if any, "
                          "is %s", loss, epoch + 1, s + 1, lr, ckpt);
@@ -196,24 +235,31 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
             }
             rcv_graph_zero_grad(g);
             rcv_graph_backward(g, m.loss, 1.0f);
+            rcv_grad_sync_finish(gsync);
             if (cfg->clip > 0) rcv_clip_grad_norm(g, cfg->clip);
             lr = rcv_sched_lr(&sched, cfg->opt.lr, epoch + (double)s / steps_per_epoch);
             rcv_optim_step(&opt, g, lr);
             step++;
             loss_sum += loss;
-            for (int i = 0; i < cfg->batch; i++) {
+            for (int i = 0; i < local; i++) {
                 const float *zi = z + (size_t)i * k;
                 int am = 0;
                 for (int j = 1; j < k; j++)
                     if (zi[j] > zi[am]) am = j;
                 correct += am == lab[i];
             }
-            seen += cfg->batch;
+            seen += local;
             char extra[64];
             snprintf(extra, sizeof extra, "loss %.4f", loss_sum / (s + 1));
-            rcv_progress_update(&pr, seen, extra);
+            rcv_progress_update(&pr, seen * nr, extra);
         }
         double t_train = rcv_now() - t0;
+        if (nr > 1) {
+            int64_t cs[2] = {correct, seen};
+            rcv_dist_allreduce_i64(cs, 2);
+            correct = (long)cs[0], seen = (long)cs[1];
+            if (!cfg->sync_bn) rcv_dist_average_buffers(g); // one set of running stats to save
+        }
         char extra[64];
         snprintf(extra, sizeof extra, "loss %.4f", loss_sum / steps_per_epoch);
         rcv_progress_end(&pr, extra);
@@ -221,13 +267,12 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
         rcv_eval_result ev;
         double *prof = g->prof; // the profile is of training steps only
         g->prof = NULL;
-        int bad = rcv_evaluate(&m, &test, cfg->batch, cfg->backend, &ev);
+        bad = rcv_evaluate(&m, &test, local, cfg->backend, &ev);
         g->prof = prof;
         if (bad) goto out;
         rcv_eval_result_free(&ev);
 
         rcv_ckpt_info ci = {epoch + 1, step, rng, train.class_names, train.n_classes};
-        if (rcv_ckpt_save(ckpt, &m, &opt, &ci)) goto out;
         char line[1024];
         snprintf(line, sizeof line,
                  "{\"epoch\": %d, \"step\": %lld, \"lr\": %.6g, \"train_loss\": %.6f, \"train_acc\": %.6f, "
@@ -235,16 +280,22 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
                  "\"images_per_second\": %.1f}\n",
                  epoch + 1, (long long)step, lr, loss_sum / steps_per_epoch, (double)correct / seen, ev.loss, ev.top1,
                  ev.top5, t_train, seen / t_train);
-        if (append_line(metrics, line)) goto out;
-        if (!cfg->quiet)
+        // Rank 0 writes; the others wait here (and stop with it if it fails).
+        bad = rank == 0 && (rcv_ckpt_save(ckpt, &m, &opt, &ci) || append_line(metrics, line));
+        if (rcv_dist_any(bad)) {
+            if (rank) rcv_fail("train: rank 0 could not write %s or %s", ckpt, metrics);
+            goto out;
+        }
+        if (!quiet)
             fprintf(stderr, "epoch %d/%d: train loss %.4f acc %.2f%% | test loss %.4f top-1 %.2f%% top-5 %.2f%% | %.1f s\n",
                     epoch + 1, cfg->epochs, loss_sum / steps_per_epoch, 100.0 * correct / seen, ev.loss,
                     100 * ev.top1, 100 * ev.top5, t_train);
     }
-    if (!cfg->quiet) fprintf(stderr, "train: done in %.1f s; checkpoint %s\n", rcv_now() - t_start, ckpt);
-    if (cfg->profile) rcv_graph_profile_print(m.g, stderr, 20);
+    if (!quiet) fprintf(stderr, "train: done in %.1f s; checkpoint %s\n", rcv_now() - t_start, ckpt);
+    if (cfg->profile && rank == 0) rcv_graph_profile_print(m.g, stderr, 20);
     rc = 0;
 out:
+    rcv_grad_sync_free(gsync);
     free(perm);
     rcv_optim_free(&opt);
     if (m.g) rcv_model_free(&m);

@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
-"""Compares two safetensors files tensor by tensor (numpy only, independent of robustcv's
-reader): for each tensor, max |a - b| / max(max |b|, 1e-3). Prints the worst tensors and
-exits 1 if any exceeds --tol, if the tensor names or shapes differ, or on a bad file.
+"""Compares two safetensors files (numpy only, independent of robustcv's reader). Prints
+the relative L2 error over all compared float tensors together, ||a - b|| / ||b||, and per
+tensor max |a - b| / max(max |b|, 1e-3) for the worst three. Exits 1 if the L2 error
+exceeds --tol, a tensor's exceeds --tol-tensor (if given), the tensor names or shapes
+differ, or on a bad file.
 
-usage: compare_safetensors.py A B [--tol 1e-5] [--skip PREFIX ...]
+usage: compare_safetensors.py A B [--tol 1e-5] [--tol-tensor X] [--skip PREFIX ...]
 """
 import json
 import struct
@@ -34,11 +36,13 @@ def load(path):
 
 def main():
     args = sys.argv[1:]
-    tol, skip, files = 1e-5, [], []
+    tol, tol_tensor, skip, files = 1e-5, None, [], []
     i = 0
     while i < len(args):
         if args[i] == "--tol":
             tol = float(args[i + 1]); i += 2
+        elif args[i] == "--tol-tensor":
+            tol_tensor = float(args[i + 1]); i += 2
         elif args[i] == "--skip":
             skip.append(args[i + 1]); i += 2
         else:
@@ -52,22 +56,26 @@ def main():
         print(f"tensor names differ: only in A {sorted(set(names) - set(bnames))}, "
               f"only in B {sorted(set(bnames) - set(names))}")
         return 1
-    errs = []
+    errs, num, den = [], 0.0, 0.0
     for n in names:
         if a[n].shape != b[n].shape:
             print(f"{n}: shape {a[n].shape} vs {b[n].shape}")
             return 1
         x, y = a[n].astype(np.float64), b[n].astype(np.float64)
+        if a[n].dtype.kind == "f":
+            num += float(((x - y) ** 2).sum())
+            den += float((y ** 2).sum())
         scale = max(float(np.abs(y).max()) if y.size else 0.0, 1e-3)
         errs.append((float(np.abs(x - y).max()) / scale if y.size else 0.0, n))
     errs.sort(reverse=True)
     worst = errs[0][0] if errs else 0.0
-    print(f"{len(errs)} tensors, max relative error {worst:.3e} ({errs[0][1] if errs else '-'}); "
+    l2 = (num / den) ** 0.5 if den > 0 else (0.0 if num == 0 else float("inf"))
+    print(f"{len(errs)} tensors, relative L2 error {l2:.3e}, worst tensor {worst:.3e} ({errs[0][1] if errs else '-'}); "
           f"epoch {ma.get('robustcv.epoch')} vs {mb.get('robustcv.epoch')}, "
           f"step {ma.get('robustcv.step')} vs {mb.get('robustcv.step')}")
     for e, n in errs[:3]:
         print(f"  {n}: {e:.3e}")
-    return 0 if worst <= tol else 1
+    return 0 if l2 <= tol and (tol_tensor is None or worst <= tol_tensor) else 1
 
 
 if __name__ == "__main__":

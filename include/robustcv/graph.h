@@ -214,7 +214,30 @@ struct rcv_graph {
 
     double *prof;            // rcv_graph_profile: per node, seconds in forward [2i] and backward [2i+1]
     long prof_steps;         // forward calls while profiling
+
+    // Data-parallel training (include/robustcv/dist.h); all NULL / 0 in a single process.
+    // Called after each node's backward kernel: starts gradient-bucket allreduces.
+    void (*on_backward_node)(void *ctx, rcv_graph *g, int node);
+    void *hook_ctx;
+    // Set: synchronised batchnorm. In-place sum over ranks of n doubles; batchnorm kernels
+    // in training mode reduce their per-channel sums through it.
+    void (*bn_allreduce)(rcv_graph *g, double *x, size_t n);
+    // This process holds shard `shard` of `n_shards` equal slices of the global batch;
+    // stochastic ops draw that slice of the global batch's stream (rcv_graph_shard_rng).
+    int shard, n_shards;
 };
+
+// The random stream for a draw of `numel` values over this process's slice of the batch:
+// the global batch draws n_shards * numel values from g->rng, this shard takes values
+// [shard * numel, (shard + 1) * numel). When numel % 4 == 0 (Philox blocks of 4) the
+// masks equal those of one process with the whole batch, whatever the rank count.
+static inline rcv_rng rcv_graph_shard_rng(rcv_graph *g, size_t numel) {
+    uint64_t blocks = (numel + 3) / 4;
+    rcv_rng r = g->rng;
+    r.counter += (uint64_t)g->shard * blocks;
+    g->rng.counter += (uint64_t)(g->n_shards > 1 ? g->n_shards : 1) * blocks;
+    return r;
+}
 
 // --- building ---
 rcv_graph *rcv_graph_new(void);

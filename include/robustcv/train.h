@@ -58,6 +58,10 @@ typedef struct {
     void *sample_ctx;
     rcv_recipe_cfg recipe;   // how a step makes its gradients (recipe.h); default standard
     rcv_finetune_cfg transfer;
+    // Data-parallel (mpirun -np N, dist.h): batch stays the global batch, each rank takes
+    // its contiguous batch/N slice of every global batch of the one global permutation.
+    int sync_bn;             // batchnorm statistics over all ranks' samples (--sync-bn)
+    float bucket_mb;         // gradient allreduce bucket size in MiB (default 25)
 } rcv_train_cfg;
 
 void rcv_train_cfg_defaults(rcv_train_cfg *c);
@@ -65,6 +69,7 @@ void rcv_train_cfg_defaults(rcv_train_cfg *c);
 // (model, optimizer, RNG, epoch) atomically after each epoch and appends one JSON line per
 // epoch to out_dir/metrics.jsonl. With a cyclic schedule it also writes
 // out_dir/snapshot_K.safetensors at the end of cycle K (1, 2, ...: snapshot ensembles).
+// Under mpirun every rank runs this: rank 0 alone writes the checkpoints and metrics.
 // Returns 0 or -1 with a message.
 int rcv_train_run(const rcv_train_cfg *cfg);
 
@@ -74,6 +79,8 @@ typedef struct {
     double top1, top5, loss; // fractions, mean cross-entropy
     int64_t *confusion;      // n_classes x n_classes, [true][pred]
 } rcv_eval_result;
+// Under mpirun each rank evaluates a contiguous 1/N of the dataset; the counts, loss and
+// confusion matrix are summed, so every rank returns the whole dataset's result.
 int rcv_evaluate(rcv_model *m, const rcv_dataset *d, int batch, rcv_backend backend, rcv_eval_result *r);
 void rcv_eval_result_free(rcv_eval_result *r);
 // Logits of images [0, n) of d (n <= d->n; n <= 0 = all) in eval mode: out (n, n_classes), the

@@ -3,6 +3,8 @@
 #include <string.h>
 
 #include "cli/cli.h"
+#include "robustcv/dist.h"
+#include "robustcv/error.h"
 
 static const struct {
     const char *verb;
@@ -35,7 +37,17 @@ int main(int argc, char **argv) {
         return argc < 2 ? 2 : 0;
     }
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++)
-        if (!strcmp(argv[1], verbs[i].verb)) return verbs[i].run(argc - 1, argv + 1);
+        if (!strcmp(argv[1], verbs[i].verb)) {
+            // Under mpirun every rank runs the verb (train and eval shard their work).
+            if (rcv_dist_init(&argc, &argv)) {
+                fprintf(stderr, "robustcv: %s\n", rcv_error());
+                return 1;
+            }
+            int rc = verbs[i].run(argc - 1, argv + 1);
+            if (rc && rcv_dist_size() > 1) rcv_dist_abort(rc); // the other ranks may be waiting on this one
+            rcv_dist_finalize();
+            return rc;
+        }
     fprintf(stderr, "robustcv: unknown verb '%s'\n", argv[1]);
     usage(stderr);
     return 2;

@@ -42,7 +42,8 @@ int cli_train_config(int argc, char **argv, const char *verb, const char *synops
                          "default $RCV_CACHE_DIR or ~/.cache/robustcv)", NULL},
         {"model", "NAME", "model name, see `robustcv models` (default smallcnn)", NULL},
         {"epochs", "N", "epochs (default 10)", NULL},
-        {"batch", "N", "batch size (default 128); the last partial batch of an epoch is dropped", NULL},
+        {"batch", "N", "batch size (default 128), the global batch under mpirun (split evenly over ranks); the last "
+                       "partial batch of an epoch is dropped", NULL},
         {"optimizer", "NAME", "sgd, adam or adamw (default sgd)", NULL},
         {"lr", "X", "base learning rate (default 0.1 for sgd, 1e-3 for adam/adamw)", NULL},
         {"momentum", "X", "SGD momentum (default 0.9)", NULL},
@@ -65,8 +66,10 @@ int cli_train_config(int argc, char **argv, const char *verb, const char *synops
         {"seed", "N", "random seed (default 0); same seed and threads give the same run", NULL},
         {"out", "DIR", "run directory for last.safetensors and metrics.jsonl (default runs/default)", NULL},
         {"resume", NULL, "continue from DIR/last.safetensors (weights, optimizer, epoch, RNG)", NULL},
-        {"threads", "N", "threads (default: all cores)", NULL},
+        {"threads", "N", "threads per process (default: all cores; under mpirun, cores / ranks on the machine)", NULL},
         {"loader-threads", "N", "threads preparing batches ahead (default 2; 0 = none); results do not depend on it", NULL},
+        {"sync-bn", NULL, "under mpirun: batchnorm statistics over the whole global batch (all ranks)", NULL},
+        {"bucket-mb", "X", "under mpirun: gradient allreduce bucket size in MiB (default 25)", NULL},
         {"device", "NAME", "cpu (oneDNN, default), ref (reference kernels, slow) or cuda (GPU 0; RCV_CUDA_DEVICE picks another)", NULL},
         {"max-steps", "N", "stop after N optimizer steps in total (default no limit)", NULL},
         {"subset", "N", "use only the first N train and N test images (quick experiments)", NULL},
@@ -146,7 +149,8 @@ int cli_train_config(int argc, char **argv, const char *verb, const char *synops
         rcv_arg_int(opts, "augmix-severity", &rp->augmix.severity) || rcv_arg_float(opts, "pgd-eps", &rp->pgd_eps) ||
         rcv_arg_float(opts, "pgd-alpha", &rp->pgd_alpha) || rcv_arg_int(opts, "pgd-steps", &rp->pgd_steps) ||
         rcv_arg_int(opts, "pgd-random-start", &rp->pgd_random_start) ||
-        cli_parse_precision(rcv_arg(opts, "precision"), &c.precision))
+        cli_parse_precision(rcv_arg(opts, "precision"), &c.precision) ||
+        rcv_arg_float(opts, "bucket-mb", &c.bucket_mb))
         return 2;
     if ((v = rcv_arg(opts, "recipe")) && rcv_recipe_parse(v, &rp->kind)) {
         fprintf(stderr, "robustcv %s: %s\n", verb, rcv_error());
@@ -167,6 +171,11 @@ int cli_train_config(int argc, char **argv, const char *verb, const char *synops
     c.resume = rcv_arg(opts, "resume") != NULL;
     c.quiet = rcv_arg(opts, "quiet") != NULL;
     c.profile = rcv_arg(opts, "profile") != NULL;
+    c.sync_bn = rcv_arg(opts, "sync-bn") != NULL;
+    if (!(c.bucket_mb > 0)) {
+        fprintf(stderr, "robustcv train: --bucket-mb %g, expected a positive size in MiB\n", c.bucket_mb);
+        return 2;
+    }
     *c_out = c;
     return 0;
 }

@@ -483,6 +483,8 @@ static void backward_from(rcv_graph *g, int loss) {
             rcv_graph_sync(g);
             g->prof[2 * i + 1] += now_s() - t0;
         }
+        // Every node >= i is done: parameter gradients owned there are final (dist.h's buckets).
+        if (g->on_backward_node) g->on_backward_node(g->hook_ctx, g, i);
     }
 }
 

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "robustcv/dist.h"
 #include "robustcv/error.h"
 #include "robustcv/train.h"
 
@@ -47,8 +48,11 @@ int rcv_evaluate(rcv_model *m, const rcv_dataset *d, int batch, rcv_backend back
     const float *z = on_dev ? sz : g->nodes[m->logits].out;
     double loss = 0;
     long c1 = 0, c5 = 0;
-    for (int s = 0; s < d->n; s += batch) {
-        int nb = d->n - s < batch ? d->n - s : batch;
+    // This rank's contiguous share [lo, hi) of the samples (all of them with one rank).
+    int rank = rcv_dist_rank(), size = rcv_dist_size();
+    int lo = (int)((int64_t)d->n * rank / size), hi = (int)((int64_t)d->n * (rank + 1) / size);
+    for (int s = lo; s < hi; s += batch) {
+        int nb = hi - s < batch ? hi - s : batch;
         for (int i = 0; i < nb; i++) idx[i] = s + i;
         rcv_dataset_batch(d, idx, nb, x, lab);
         // A short last batch is padded with zeros: eval-mode ops are per sample.
@@ -63,11 +67,11 @@ int rcv_evaluate(rcv_model *m, const rcv_dataset *d, int batch, rcv_backend back
         rcv_graph_forward(g);
         if (on_dev) rcv_graph_download(g, sz, g->nodes[m->logits].out, (size_t)batch * k * sizeof(float));
         for (int i = 0; i < nb; i++) {
-            int y = lab[i], rank;
+            int y = lab[i], pos;
             const float *zi = z + (size_t)i * k;
-            loss += sample_ce(zi, k, y, &rank);
-            c1 += rank == 0;
-            c5 += rank < 5;
+            loss += sample_ce(zi, k, y, &pos);
+            c1 += pos == 0;
+            c5 += pos < 5;
             int am = 0;
             for (int j = 1; j < k; j++)
                 if (zi[j] > zi[am]) am = j;
@@ -78,6 +82,12 @@ int rcv_evaluate(rcv_model *m, const rcv_dataset *d, int batch, rcv_backend back
     free(sx);
     free(slab);
     free(sz);
+    if (size > 1) {
+        double sums[3] = {loss, (double)c1, (double)c5};
+        rcv_dist_allreduce_f64(sums, 3);
+        loss = sums[0], c1 = (long)sums[1], c5 = (long)sums[2];
+        rcv_dist_allreduce_i64(r->confusion, (size_t)k * k);
+    }
     rcv_graph_set_training(g, was_training);
     r->top1 = (double)c1 / d->n;
     r->top5 = (double)c5 / d->n;

@@ -1,6 +1,11 @@
 // The training loop: shuffle, batch, forward, backward, clip, step; evaluate and
 // checkpoint after every epoch. Everything random comes from one seed, so a run
 // resumed from its last checkpoint ends where the uninterrupted run would.
+//
+// Data-parallel (mpirun -np N): every rank holds the whole model and dataset, draws the
+// same global permutation, and takes its contiguous batch/N slice of each global batch;
+// gradients are averaged over ranks (dist.h), so with --sync-bn N ranks step like one
+// rank with the whole batch. Nothing in the checkpoint depends on the rank count.
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
@@ -11,6 +16,7 @@
 #include <unistd.h>
 
 #include "robustcv/augment.h"
+#include "robustcv/dist.h"
 #include "robustcv/error.h"
 #include "robustcv/fileio.h"
 #include "robustcv/train.h"
@@ -35,6 +41,7 @@ void rcv_train_cfg_defaults(rcv_train_cfg *c) {
     c->backend = RCV_BACKEND_CPU;
     c->loader_threads = 2;
     rcv_recipe_defaults(&c->recipe);
+    c->bucket_mb = 25;
 }
 
 
@@ -78,16 +85,25 @@ static void augment_sample(void *ctx, rcv_rng *r, float *x, int h, int w, int c,
 }
 
 int rcv_train_run(const rcv_train_cfg *cfg) {
+    int rank = rcv_dist_rank(), nr = rcv_dist_size();
     if (cfg->threads > 0) omp_set_num_threads(cfg->threads);
+    else if (nr > 1) { // ranks on one machine share its cores
+        int t = omp_get_num_procs() / rcv_dist_local_size();
+        omp_set_num_threads(t > 0 ? t : 1);
+    }
     if (cfg->batch <= 0 || cfg->epochs <= 0)
         return rcv_fail("train: batch %d and epochs %d must be positive", cfg->batch, cfg->epochs);
+    if (cfg->batch % nr)
+        return rcv_fail("train: --batch %d (the global batch) is not divisible by the %d ranks", cfg->batch, nr);
+    int local = cfg->batch / nr, quiet = cfg->quiet || rank != 0;
+    rcv_grad_sync *gsync = NULL;
     rcv_dataset train = {0}, test = {0};
     rcv_model m = {0};
     rcv_optim opt = {0};
     rcv_ckpt_info info = {0};
     rcv_recipe rec = {0};
     rcv_augment *aug = NULL;
-    int *perm = NULL, rc = -1;
+    int *perm = NULL, *lperm = NULL, rc = -1;
     rcv_loader *loader = NULL;
     float *stage_x = NULL, *stage_z = NULL;
     int32_t *stage_lab = NULL;
@@ -104,14 +120,17 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
         rcv_fail("train: %s has %d training images, fewer than one batch of %d", cfg->data, train.n, cfg->batch);
         goto out;
     }
-    if (rcv_mkdir_p(cfg->out_dir)) goto out;
+    if (rcv_dist_any(rank == 0 && rcv_mkdir_p(cfg->out_dir))) {
+        if (rank) rcv_fail("train: rank 0 could not create %s", cfg->out_dir);
+        goto out;
+    }
 
     int start_epoch = 0;
     int64_t step = 0;
     rcv_rng rng;
     rcv_rng_init(&rng, cfg->seed);
     int resuming = cfg->resume && file_exists(ckpt);
-    if (cfg->resume && !resuming && !cfg->quiet)
+    if (cfg->resume && !resuming && !quiet)
         fprintf(stderr, "resume: no checkpoint at %s, starting from scratch\n", ckpt);
     if (resuming) {
         if (rcv_ckpt_load_model(ckpt, &m, &info)) goto out;
@@ -173,31 +192,54 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
                  rcv_recipe_name(cfg->recipe.kind));
         goto out;
     }
-    if (cfg->backend != RCV_BACKEND_CUDA && rcv_recipe_init(&rec, &cfg->recipe, &m)) goto out;
-    if (rcv_graph_plan(m.g, cfg->batch, cfg->backend)) goto out;
-    if (cfg->profile) rcv_graph_profile(m.g, 1);
-    if (resuming) {
-        if (trim_metrics(metrics, start_epoch)) goto out;
-    } else if (file_exists(metrics) && remove(metrics)) {
-        rcv_fail("cannot remove old %s: %s", metrics, strerror(errno));
+    // Data-parallel gradients are allreduced during one backward pass; the robust recipes run
+    // two or more per step, so they stay on one rank.
+    if (nr > 1 && cfg->recipe.kind != RCV_RECIPE_STANDARD && cfg->recipe.kind != RCV_RECIPE_AUGMENT_CURRICULUM) {
+        rcv_fail("train: --recipe %s runs on one rank (it takes several backward passes per step); run it "
+                 "without mpirun", rcv_recipe_name(cfg->recipe.kind));
         goto out;
     }
-    if (!cfg->quiet)
+    if (cfg->backend != RCV_BACKEND_CUDA && rcv_recipe_init(&rec, &cfg->recipe, &m)) goto out;
+    if (rcv_graph_plan(m.g, local, cfg->backend)) goto out;
+    if (cfg->profile) rcv_graph_profile(m.g, 1);
+    // Every rank starts from rank 0's weights (they agree already: same seed or checkpoint).
+    rcv_dist_bcast(m.g->params, m.g->n_param_floats * sizeof(float), 0);
+    rcv_dist_bcast(m.g->buffers, m.g->n_buffer_floats * sizeof(float), 0);
+    if (cfg->sync_bn) rcv_dist_sync_bn(m.g, 1);
+    m.g->shard = rank;
+    m.g->n_shards = nr;
+    gsync = rcv_grad_sync_new(m.g, (size_t)((double)cfg->bucket_mb * 1048576.0));
+    int bad = 0;
+    if (rank == 0) {
+        if (resuming) bad = trim_metrics(metrics, start_epoch);
+        else if (file_exists(metrics) && remove(metrics))
+            bad = rcv_fail("cannot remove old %s: %s", metrics, strerror(errno));
+    }
+    if (rcv_dist_any(bad)) {
+        if (rank) rcv_fail("train: rank 0 could not prepare %s", metrics);
+        goto out;
+    }
+    if (!quiet) {
         fprintf(stderr, "train: %s (%zu parameters) on %s: %d train / %d test images, batch %d, %d epochs, recipe %s%s\n",
                 m.name, rcv_graph_param_count(m.g), cfg->data, train.n, test.n, cfg->batch, cfg->epochs,
                 rcv_recipe_name(cfg->recipe.kind), resuming ? " (resumed)" : "");
+        if (nr > 1)
+            fprintf(stderr, "train: %d ranks x batch %d, %d gradient bucket(s)%s\n", nr, local,
+                    rcv_grad_sync_buckets(gsync), cfg->sync_bn ? ", synchronised batchnorm" : "");
+    }
 
     int steps_per_epoch = train.n / cfg->batch; // the last partial batch is dropped (drop_last)
     perm = rcv_xmalloc((size_t)train.n * sizeof(int));
+    lperm = rcv_xmalloc((size_t)train.n * sizeof(int));
     rcv_graph *g = m.g;
     int k = m.cfg.n_classes;
     // A GPU plan is fed from host staging buffers; its logits come back once per step.
     int on_dev = rcv_graph_on_device(g);
-    size_t x_floats = (size_t)cfg->batch * train.c * train.h * train.w;
+    size_t x_floats = (size_t)local * train.c * train.h * train.w;
     if (on_dev) {
         stage_x = rcv_xmalloc(x_floats * sizeof(float));
-        stage_lab = rcv_xmalloc((size_t)cfg->batch * sizeof(int32_t));
-        stage_z = rcv_xmalloc((size_t)cfg->batch * k * sizeof(float));
+        stage_lab = rcv_xmalloc((size_t)local * sizeof(int32_t));
+        stage_z = rcv_xmalloc((size_t)local * k * sizeof(float));
     }
     float *x = on_dev ? stage_x : g->nodes[m.input].out;
     int32_t *lab = on_dev ? stage_lab : g->nodes[m.labels].idata;
@@ -217,14 +259,18 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
         rcv_rng sr = rcv_rng_fork(&rng, 2000000u + (uint64_t)epoch);
         rcv_rng rr = rcv_rng_fork(&rng, 3000000u + (uint64_t)epoch); // the recipe's noise, AugMix, PGD starts
         int aug_on = sample_fn && (!curriculum || rcv_recipe_augment_on(&cfg->recipe, epoch));
-        if (rcv_loader_open(&loader, &train, cfg->batch, perm, steps_per_epoch, aug_on ? sample_fn : NULL, sample_ctx,
+        // This rank's slice of every global batch (all of it on one rank).
+        for (int st = 0; st < steps_per_epoch; st++)
+            memmove(lperm + (size_t)st * local, perm + (size_t)st * cfg->batch + (size_t)rank * local,
+                    (size_t)local * sizeof(int));
+        if (rcv_loader_open(&loader, &train, local, lperm, steps_per_epoch, aug_on ? sample_fn : NULL, sample_ctx,
                             &sr, cfg->loader_threads))
             goto out;
         rcv_graph_set_training(g, 1);
         char label[64];
         snprintf(label, sizeof label, "epoch %d/%d", epoch + 1, cfg->epochs);
         rcv_progress pr;
-        rcv_progress_start(&pr, label, (long)steps_per_epoch * cfg->batch, cfg->quiet);
+        rcv_progress_start(&pr, label, (long)steps_per_epoch * cfg->batch, quiet);
         double loss_sum = 0, t0 = rcv_now();
         long correct = 0, seen = 0;
         float lr = 0;
@@ -238,12 +284,17 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
             float loss;
             if (on_dev) {
                 rcv_graph_upload(g, g->nodes[m.input].out, x, x_floats * sizeof(float));
-                rcv_graph_upload(g, g->nodes[m.labels].idata, lab, (size_t)cfg->batch * sizeof(int32_t));
+                rcv_graph_upload(g, g->nodes[m.labels].idata, lab, (size_t)local * sizeof(int32_t));
                 rcv_graph_forward(g);
                 rcv_graph_download(g, &loss, g->nodes[m.loss].out, sizeof loss);
             } else {
                 loss = rcv_recipe_step(&rec, &rr); // forward, zero_grad, backward: the recipe's gradient
                 z = rcv_recipe_logits(&rec);
+            }
+            if (nr > 1) { // the global batch's mean loss: every rank sees (and stops on) the same value
+                double l = loss;
+                rcv_dist_allreduce_f64(&l, 1);
+                loss = (float)(l / nr);
             }
             if (!isfinite(loss)) {
                 rcv_fail("train: loss is %g at epoch %d step %d (lr %g); stopping. The last good checkpoint, if any, "
@@ -254,6 +305,7 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
                 rcv_graph_zero_grad(g);
                 rcv_graph_backward(g, m.loss, loss_scale);
             }
+            rcv_grad_sync_finish(gsync); // the data-parallel allreduce (a no-op on one rank)
             int skip = 0;
             if (loss_scale != 1.0f) {
                 float norm = rcv_grad_norm(g);
@@ -269,24 +321,30 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
             if (cfg->clip > 0 && !skip) rcv_clip_grad_norm(g, cfg->clip);
             lr = rcv_sched_lr(&sched, cfg->opt.lr, epoch + (double)s / steps_per_epoch);
             if (!skip && rcv_optim_step(&opt, g, lr)) goto out;
-            if (on_dev) rcv_graph_download(g, stage_z, g->nodes[m.logits].out, (size_t)cfg->batch * k * sizeof(float));
+            if (on_dev) rcv_graph_download(g, stage_z, g->nodes[m.logits].out, (size_t)local * k * sizeof(float));
             step++;
             loss_sum += loss;
-            for (int i = 0; i < cfg->batch; i++) {
+            for (int i = 0; i < local; i++) {
                 const float *zi = z + (size_t)i * k;
                 int am = 0;
                 for (int j = 1; j < k; j++)
                     if (zi[j] > zi[am]) am = j;
                 correct += am == lab[i];
             }
-            seen += cfg->batch;
+            seen += local;
             char extra[64];
             snprintf(extra, sizeof extra, "loss %.4f", loss_sum / (s + 1));
-            rcv_progress_update(&pr, seen, extra);
+            rcv_progress_update(&pr, seen * nr, extra);
         }
         rcv_loader_close(loader);
         loader = NULL;
         double t_train = rcv_now() - t0;
+        if (nr > 1) {
+            int64_t cs[2] = {correct, seen};
+            rcv_dist_allreduce_i64(cs, 2);
+            correct = (long)cs[0], seen = (long)cs[1];
+            if (!cfg->sync_bn) rcv_dist_average_buffers(g); // one set of running stats to save
+        }
         char extra[64];
         snprintf(extra, sizeof extra, "loss %.4f", loss_sum / steps_per_epoch);
         rcv_progress_end(&pr, extra);
@@ -294,19 +352,20 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
         rcv_eval_result ev;
         double *prof = g->prof; // the profile is of training steps only
         g->prof = NULL;
-        int bad = rcv_evaluate(&m, &test, cfg->batch, cfg->backend, &ev);
+        bad = rcv_evaluate(&m, &test, local, cfg->backend, &ev);
         g->prof = prof;
         if (bad) goto out;
         rcv_eval_result_free(&ev);
 
         rcv_ckpt_info ci = {epoch + 1, step, rng, train.class_names, train.n_classes};
-        if (rcv_ckpt_save(ckpt, &m, &opt, &ci)) goto out;
-        if (rcv_sched_cycle_end(&sched, epoch)) {
+        bad = 0;
+        if (rank == 0 && rcv_sched_cycle_end(&sched, epoch)) {
             char snap[600];
             snprintf(snap, sizeof snap, "%s/snapshot_%d.safetensors", cfg->out_dir, (epoch + 1) / (2 * sched.step_size + 1));
-            if (rcv_ckpt_save(snap, &m, NULL, &ci)) goto out;
-            if (!cfg->quiet) fprintf(stderr, "snapshot: %s (end of cycle at epoch %d)\n", snap, epoch + 1);
+            bad = rcv_ckpt_save(snap, &m, NULL, &ci);
+            if (!bad && !quiet) fprintf(stderr, "snapshot: %s (end of cycle at epoch %d)\n", snap, epoch + 1);
         }
+        if (rcv_dist_any(bad)) goto out;
         char line[1024];
         snprintf(line, sizeof line,
                  "{\"epoch\": %d, \"step\": %lld, \"lr\": %.6g, \"train_loss\": %.6f, \"train_acc\": %.6f, "
@@ -314,20 +373,27 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
                  "\"images_per_second\": %.1f}\n",
                  epoch + 1, (long long)step, lr, loss_sum / steps_per_epoch, (double)correct / seen, ev.loss, ev.top1,
                  ev.top5, t_train, seen / t_train);
-        if (append_line(metrics, line)) goto out;
-        if (!cfg->quiet)
+        // Rank 0 writes; the others wait here (and stop with it if it fails).
+        bad = rank == 0 && (rcv_ckpt_save(ckpt, &m, &opt, &ci) || append_line(metrics, line));
+        if (rcv_dist_any(bad)) {
+            if (rank) rcv_fail("train: rank 0 could not write %s or %s", ckpt, metrics);
+            goto out;
+        }
+        if (!quiet)
             fprintf(stderr, "epoch %d/%d: train loss %.4f acc %.2f%% | test loss %.4f top-1 %.2f%% top-5 %.2f%% | %.1f s\n",
                     epoch + 1, cfg->epochs, loss_sum / steps_per_epoch, 100.0 * correct / seen, ev.loss,
                     100 * ev.top1, 100 * ev.top5, t_train);
     }
-    if (!cfg->quiet) fprintf(stderr, "train: done in %.1f s; checkpoint %s\n", rcv_now() - t_start, ckpt);
-    if (cfg->profile) rcv_graph_profile_print(m.g, stderr, 20);
+    if (!quiet) fprintf(stderr, "train: done in %.1f s; checkpoint %s\n", rcv_now() - t_start, ckpt);
+    if (cfg->profile && rank == 0) rcv_graph_profile_print(m.g, stderr, 20);
     rc = 0;
 out:
     rcv_loader_close(loader);
     rcv_recipe_free(&rec);
     rcv_augment_free(aug);
+    rcv_grad_sync_free(gsync);
     free(perm);
+    free(lperm);
     free(stage_x);
     free(stage_z);
     free(stage_lab);

@@ -58,7 +58,8 @@ static void dropout_forward(rcv_graph *g, rcv_node *n) {
     float p = n->attr.dropout.p;
     if (g->training) {
         float keep = (float)(1.0 / (1.0 - (double)p));
-        rcv_rng_fill_uniform(&g->rng, mask, total, 0.0f, 1.0f);
+        rcv_rng r = rcv_graph_shard_rng(g, total);
+        rcv_rng_fill_uniform(&r, mask, total, 0.0f, 1.0f);
 #pragma omp parallel for simd if (total > RCV_PAR_MIN) schedule(static)
         for (size_t i = 0; i < total; i++) {
             mask[i] = mask[i] >= p ? keep : 0.0f;

@@ -14,16 +14,32 @@
 // ReLU mask (its workspace) after the statistics in n->saved for backward, which then
 // takes the ReLU's output gradient directly.
 //
+// Synchronised batchnorm (training with g->bn_allreduce set, dist.h): per-channel sum and
+// sum of squares of this rank's x are summed over ranks with the element count M, giving
+// mean = S/M and biased var = Q/M - mean^2; the global-stats primitive (the eval one, with
+// fused ReLU if any) normalises with them, and running stats take var * M/(M-1).
+// Backward runs the global-stats backward, which yields oneDNN's masked dy times
+// weight * invstd and the local sums db = sum(dy), dw = sum(dy xhat); those two (and M)
+// are summed over ranks and the batch-statistics terms subtracted:
+//   dx = w invstd (dy - sum_dy/M - xhat sum_dy_xhat/M).
+// dweight, dbias stay local (the gradient allreduce sums them).
+//
 // Scratch (bytes): [dx when accumulating or not wanted | dweight (C) | dbias (C) | scratchpad].
+#include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "backend/cpu/dnnl_ctx.h"
 #include "robustcv/error.h"
 
+#define RCV_BN_PAR_MIN 32768
+
 typedef struct {
     rcv_dnnl_prim fwd_train, fwd_eval, bwd_train, bwd_eval;
     size_t off_dx, off_dw, off_db, off_pad;
-    int last_training;
+    int last_training, last_sync;
+    double *acc;     // sync-bn: 2C + 1 sums reduced over ranks
+    float *ca, *cb;  // sync-bn backward: dx -= ca[c] + x cb[c]
 } bn_state;
 
 // [mean (C) | var (C) | ReLU mask (at most one byte per element) when fused]
@@ -39,6 +55,9 @@ static void bn_release(rcv_node *n) {
     rcv_dnnl_prim_free(&s->fwd_eval);
     rcv_dnnl_prim_free(&s->bwd_train);
     rcv_dnnl_prim_free(&s->bwd_eval);
+    free(s->acc);
+    free(s->ca);
+    free(s->cb);
     free(s);
     n->kstate = NULL;
 }
@@ -85,6 +104,10 @@ static int bn_prepare(rcv_graph *g, rcv_node *n) {
     bn_state *s = calloc(1, sizeof *s);
     if (!s) return rcv_fail("batchnorm2d: out of memory");
     n->kstate = s;
+    s->acc = calloc(2 * (size_t)n->shape.c + 1, sizeof(double));
+    s->ca = calloc((size_t)n->shape.c, sizeof(float));
+    s->cb = calloc((size_t)n->shape.c, sizeof(float));
+    if (!s->acc || !s->ca || !s->cb) return rcv_fail("batchnorm2d: out of memory");
     dnnl_memory_desc_t md;
     if (rcv_dnnl_md_nhwc(&md, n->shape)) return -1;
     dnnl_primitive_attr_t attr;
@@ -105,6 +128,39 @@ static int bn_prepare(rcv_graph *g, rcv_node *n) {
     return 0;
 }
 
+// Sync-bn: s->acc = [sum x (C) | sum x^2 (C) | M] over all ranks; mean, var (C) from them.
+static double bn_sync_stats(rcv_graph *g, rcv_node *n, float *mean, float *var) {
+    bn_state *s = n->kstate;
+    const float *x = rcv_in(g, n, 0);
+    int C = n->shape.c;
+    size_t rows = (size_t)n->shape.n * n->shape.h * n->shape.w;
+    double *acc = s->acc;
+    // Threads own blocks of 16 channels and walk all rows (NHWC: a block is contiguous).
+#pragma omp parallel for schedule(static) if (rows * (size_t)C > RCV_BN_PAR_MIN)
+    for (int c0 = 0; c0 < C; c0 += 16) {
+        int nc = C - c0 < 16 ? C - c0 : 16;
+        double sm[16] = {0}, sq[16] = {0};
+        for (size_t r = 0; r < rows; r++) {
+            const float *xr = x + r * C + c0;
+            for (int j = 0; j < nc; j++) {
+                double v = xr[j];
+                sm[j] += v;
+                sq[j] += v * v;
+            }
+        }
+        for (int j = 0; j < nc; j++) acc[c0 + j] = sm[j], acc[C + c0 + j] = sq[j];
+    }
+    acc[2 * C] = (double)rows;
+    g->bn_allreduce(g, acc, 2 * (size_t)C + 1);
+    double M = acc[2 * C];
+    for (int c = 0; c < C; c++) {
+        double mu = acc[c] / M, v = acc[C + c] / M - mu * mu;
+        mean[c] = (float)mu;
+        var[c] = (float)(v > 0 ? v : 0);
+    }
+    return M;
+}
+
 static void bn_forward(rcv_graph *g, rcv_node *n) {
     bn_state *s = n->kstate;
     char *pad = (char *)g->scratch + s->off_pad;
@@ -113,6 +169,7 @@ static void bn_forward(rcv_graph *g, rcv_node *n) {
     float *rm = rcv_param_data(g, n->buf[0]), *rv = rcv_param_data(g, n->buf[1]);
     void *ws = n->saved + 2 * C;
     s->last_training = g->training && !n->frozen_stats; // frozen: running stats, not updated
+    s->last_sync = s->last_training && g->bn_allreduce;
     if (!s->last_training) {
         void *args[7] = {rcv_in(g, n, 0), n->out, w, b, rm, rv, ws};
         rcv_dnnl_run(g, &s->fwd_eval, args, pad);
@@ -120,14 +177,49 @@ static void bn_forward(rcv_graph *g, rcv_node *n) {
     }
     float *mean = n->saved, *var = n->saved + C;
     void *args[7] = {rcv_in(g, n, 0), n->out, w, b, mean, var, ws};
-    rcv_dnnl_run(g, &s->fwd_train, args, pad);
     double cnt = (double)n->shape.n * n->shape.h * n->shape.w;
+    if (s->last_sync) {
+        cnt = bn_sync_stats(g, n, mean, var);
+        rcv_dnnl_run(g, &s->fwd_eval, args, pad);
+    } else {
+        rcv_dnnl_run(g, &s->fwd_train, args, pad);
+    }
     float m = n->attr.bn.momentum, unbias = cnt > 1 ? (float)(cnt / (cnt - 1)) : 1.0f;
     for (int c = 0; c < C; c++) {
         rm[c] = (1 - m) * rm[c] + m * mean[c];
         rv[c] = (1 - m) * rv[c] + m * var[c] * unbias;
     }
     if (n->buf[2] >= 0) g->ibuffers[g->param_info[n->buf[2]].offset] += 1;
+}
+
+// Sync-bn: dxw holds w invstd dy (masked by the fused ReLU); subtract the batch-statistics
+// terms with the sums over ranks: dx -= w invstd (sum_dy/M + xhat sum_dy_xhat/M), written
+// per channel as dx -= ca + x cb with xhat = (x - mean) invstd.
+static void bn_sync_backward_dx(rcv_graph *g, rcv_node *n, float *dxw, const float *dw, const float *db) {
+    bn_state *s = n->kstate;
+    int C = n->shape.c;
+    const float *x = rcv_in(g, n, 0), *w = rcv_param_data(g, n->param[0]);
+    const float *mean = n->saved, *var = n->saved + C;
+    double *acc = s->acc;
+    for (int c = 0; c < C; c++) acc[c] = db[c], acc[C + c] = dw[c];
+    acc[2 * C] = (double)n->shape.n * n->shape.h * n->shape.w;
+    g->bn_allreduce(g, acc, 2 * (size_t)C + 1);
+    double M = acc[2 * C];
+    for (int c = 0; c < C; c++) {
+        double invstd = 1.0 / sqrt((double)var[c] + n->attr.bn.eps), k = w[c] * invstd / M;
+        double k2 = k * acc[C + c] * invstd; // coefficient of x
+        s->cb[c] = (float)k2;
+        s->ca[c] = (float)(k * acc[c] - k2 * mean[c]);
+    }
+    size_t rows = (size_t)n->shape.n * n->shape.h * n->shape.w;
+    const float *ca = s->ca, *cb = s->cb;
+#pragma omp parallel for schedule(static) if (rows * (size_t)C > RCV_BN_PAR_MIN)
+    for (size_t r = 0; r < rows; r++) {
+        float *d = dxw + r * C;
+        const float *xr = x + r * C;
+#pragma omp simd
+        for (int c = 0; c < C; c++) d[c] -= ca[c] + xr[c] * cb[c];
+    }
 }
 
 static void bn_backward(rcv_graph *g, rcv_node *n) {
@@ -141,13 +233,16 @@ static void bn_backward(rcv_graph *g, rcv_node *n) {
     float *w = rcv_param_data(g, n->param[0]), *b = rcv_param_data(g, n->param[1]);
     float *mean, *var;
     rcv_dnnl_prim *p;
-    if (s->last_training) {
+    if (s->last_sync) {
+        mean = n->saved, var = n->saved + C, p = &s->bwd_eval;
+    } else if (s->last_training) {
         mean = n->saved, var = n->saved + C, p = &s->bwd_train;
     } else {
         mean = rcv_param_data(g, n->buf[0]), var = rcv_param_data(g, n->buf[1]), p = &s->bwd_eval;
     }
     void *args[10] = {rcv_in(g, n, 0), mean, var, n->grad, w, dxw, dw, db, b, n->saved + 2 * C};
     rcv_dnnl_run(g, p, args, scr + s->off_pad);
+    if (dx && s->last_sync) bn_sync_backward_dx(g, n, dxw, dw, db);
     if (dx && !direct) rcv_cpu_add_to(dx, dxw, rcv_numel(n->shape));
     float *gw = rcv_param_grad(g, n->param[0]), *gb = rcv_param_grad(g, n->param[1]);
     for (int c = 0; c < C; c++) {

@@ -1,12 +1,39 @@
 // ref batchnorm2d and normalize.
 #include <math.h>
+#include <string.h>
 
 #include "backend/ref/ref.h"
 
 // saved: mean (C), invstd (C), and one flag: 1 when the forward used batch
-// statistics (training), 0 when it used the running ones. Backward follows the
-// forward's mode, whatever g->training says by then.
+// statistics (training), 0 when it used the running ones, 2 when they were synchronised
+// over ranks (g->bn_allreduce set, dist.h). Backward follows the forward's mode,
+// whatever g->training says by then.
 static size_t bn_saved_size(const rcv_graph *g, const rcv_node *n) { return 2 * (size_t)n->shape.c + 1; }
+
+// Sync-bn statistics: per-channel sum and sum of squares over this rank's (N, H, W),
+// summed over ranks with the element count; mean = S/M, biased var = Q/M - mean^2.
+// Fills mean_out, var_out (C) and returns the global count M.
+static double bn_sync_stats(rcv_graph *g, rcv_node *n, const float *x, double *mean_out, double *var_out) {
+    rcv_shape s = n->shape;
+    double acc[2 * s.c + 1];
+    memset(acc, 0, sizeof acc);
+    size_t rows = (size_t)s.n * s.h * s.w;
+    for (size_t r = 0; r < rows; r++)
+        for (int c = 0; c < s.c; c++) {
+            double v = x[r * s.c + c];
+            acc[c] += v;
+            acc[s.c + c] += v * v;
+        }
+    acc[2 * s.c] = (double)rows;
+    g->bn_allreduce(g, acc, 2 * (size_t)s.c + 1);
+    double M = acc[2 * s.c];
+    for (int c = 0; c < s.c; c++) {
+        mean_out[c] = acc[c] / M;
+        double v = acc[s.c + c] / M - mean_out[c] * mean_out[c];
+        var_out[c] = v > 0 ? v : 0;
+    }
+    return M;
+}
 
 // x, y: (N, C, H, W). Training: batch mean and biased variance over (N, H, W);
 // running_mean = (1 - m) rm + m mean, running_var = (1 - m) rv + m var * M/(M-1)
@@ -22,10 +49,19 @@ static void bn_forward(rcv_graph *g, rcv_node *n) {
     float eps = n->attr.bn.eps, m = n->attr.bn.momentum;
     size_t M = (size_t)s.n * s.h * s.w;
     int training = g->training && !n->frozen_stats; // frozen: eval-mode batchnorm inside a training step
-    n->saved[2 * s.c] = training ? 1.0f : 0.0f;
+    int sync = training && g->bn_allreduce;
+    n->saved[2 * s.c] = sync ? 2.0f : training ? 1.0f : 0.0f;
+    double smean[sync ? s.c : 1], svar[sync ? s.c : 1];
+    if (sync) M = (size_t)bn_sync_stats(g, n, x, smean, svar);
     for (int c = 0; c < s.c; c++) {
         double mu, var;
-        if (training) {
+        if (sync) {
+            mu = smean[c];
+            var = svar[c];
+            double unbiased = M > 1 ? var * (double)M / (double)(M - 1) : var;
+            rm[c] = (float)((1.0 - m) * rm[c] + m * mu);
+            rv[c] = (float)((1.0 - m) * rv[c] + m * unbiased);
+        } else if (training) {
             double sum = 0, sq = 0;
             for (int b_ = 0; b_ < s.n; b_++)
                 for (int h = 0; h < s.h; h++)
@@ -59,15 +95,17 @@ static void bn_forward(rcv_graph *g, rcv_node *n) {
 // Training (batch statistics), with xhat = (x - mean) * invstd, dxhat = dy * weight:
 //   dx = invstd / M * (M dxhat - sum(dxhat) - xhat sum(dxhat xhat))   (sums over N, H, W)
 // Eval (running statistics are constants): dx = dy * weight * invstd.
-// Both: dweight += sum(dy xhat), dbias += sum(dy).
+// Both: dweight += sum(dy xhat), dbias += sum(dy) over this rank's elements.
+// Synchronised (flag 2): the two sums in dx and M are summed over ranks first.
 static void bn_backward(rcv_graph *g, rcv_node *n) {
     rcv_shape s = n->shape;
     const float *x = rcv_in(g, n, 0), *w = ref_param(g, n, 0), *dy = n->grad;
     const float *mean = n->saved, *invstd = n->saved + s.c;
-    int batch_stats = n->saved[2 * s.c] != 0.0f;
+    int batch_stats = n->saved[2 * s.c] != 0.0f, sync = n->saved[2 * s.c] == 2.0f;
     float *dw = ref_param_grad(g, n, 0), *db = ref_param_grad(g, n, 1);
     float *dx = ref_in_grad(g, n, 0);
-    double M = (double)s.n * s.h * s.w;
+    // acc: sum(dy) (C) | sum(dy xhat) (C) | M
+    double acc[2 * s.c + 1];
     for (int c = 0; c < s.c; c++) {
         double sum_dy = 0, sum_dy_xhat = 0;
         for (int b_ = 0; b_ < s.n; b_++)
@@ -80,7 +118,15 @@ static void bn_backward(rcv_graph *g, rcv_node *n) {
                 }
         dw[c] += (float)sum_dy_xhat;
         db[c] += (float)sum_dy;
-        if (!dx) continue;
+        acc[c] = sum_dy;
+        acc[s.c + c] = sum_dy_xhat;
+    }
+    acc[2 * s.c] = (double)s.n * s.h * s.w;
+    if (!dx) return;
+    if (sync) g->bn_allreduce(g, acc, 2 * (size_t)s.c + 1);
+    double M = acc[2 * s.c];
+    for (int c = 0; c < s.c; c++) {
+        double sum_dy = acc[c], sum_dy_xhat = acc[s.c + c];
         for (int b_ = 0; b_ < s.n; b_++)
             for (int h = 0; h < s.h; h++)
                 for (int w_ = 0; w_ < s.w; w_++) {

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "robustcv/data.h"
+#include "robustcv/image.h"
 #include "robustcv/loader.h"
 #include "robustcv/models.h"
 #include "robustcv/optim.h"
@@ -85,6 +86,10 @@ int rcv_evaluate(rcv_model *m, const rcv_dataset *d, int batch, rcv_backend back
 void rcv_eval_result_free(rcv_eval_result *r);
 // Logits of images [0, n) of d (n <= d->n; n <= 0 = all) in eval mode: out (n, n_classes), the
 // plain input for metrics.h and ensemble.h. Batches of `batch`, the last one zero-padded.
+// An image file's pixels as the model's input: converted to its channel count (gray: PIL's
+// luma; RGB), resized bilinearly to its size, scaled to [0, 1] into x (H, W, C). *shown (may
+// be NULL) receives the 8-bit image the model sees (caller frees).
+void rcv_image_to_input(const rcv_image *img, const rcv_model_cfg *c, float *x, rcv_image *shown);
 int rcv_predict_logits(rcv_model *m, const rcv_dataset *d, int n, int batch, rcv_backend backend, float *out);
 
 // Checkpoints (safetensors): the model's state_dict under torchvision names, plus

@@ -16,16 +16,6 @@
 #include "robustcv/metrics.h"
 #include "robustcv/train.h"
 
-// img -> x (H, W, C) in [0, 1] at the model's size and channel count; *shown = what the model sees.
-static void to_input(const rcv_image *img, const rcv_model_cfg *c, float *x, rcv_image *shown) {
-    rcv_image conv = {0};
-    if (c->in_c == 1) rcv_image_to_gray(img, &conv);
-    else rcv_image_to_rgb(img, &conv);
-    rcv_image_resize_bilinear(&conv, c->in_w, c->in_h, shown);
-    for (size_t i = 0; i < (size_t)c->in_h * c->in_w * c->in_c; i++) x[i] = shown->pix[i] / 255.0f;
-    rcv_image_free(&conv);
-}
-
 int cli_explain(int argc, char **argv) {
     rcv_opt opts[] = {
         {"checkpoint", "FILE", "checkpoint written by `robustcv train` (required)", NULL},
@@ -102,7 +92,7 @@ int cli_explain(int argc, char **argv) {
                 bad = 1;
                 break;
             }
-            to_input(&img, c, x + (size_t)i * per, &shown[i]);
+            rcv_image_to_input(&img, c, x + (size_t)i * per, &shown[i]);
             rcv_image_free(&img);
         }
         free(buf);

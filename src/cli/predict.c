@@ -13,17 +13,6 @@
 #include "robustcv/image.h"
 #include "robustcv/train.h"
 
-// img -> x (H, W, C) in [0, 1] at the model's size and channel count.
-static void to_input(const rcv_image *img, const rcv_model_cfg *c, float *x) {
-    rcv_image conv = {0}, sized = {0};
-    if (c->in_c == 1) rcv_image_to_gray(img, &conv);
-    else rcv_image_to_rgb(img, &conv);
-    rcv_image_resize_bilinear(&conv, c->in_w, c->in_h, &sized);
-    for (size_t i = 0; i < (size_t)c->in_h * c->in_w * c->in_c; i++) x[i] = sized.pix[i] / 255.0f;
-    rcv_image_free(&conv);
-    rcv_image_free(&sized);
-}
-
 int cli_predict(int argc, char **argv) {
     rcv_opt opts[] = {
         {"checkpoint", "FILE", "checkpoint written by `robustcv train` (required)", NULL},
@@ -81,7 +70,7 @@ int cli_predict(int argc, char **argv) {
             rc = 1;
             continue;
         }
-        to_input(&img, &m.cfg, x);
+        rcv_image_to_input(&img, &m.cfg, x, NULL);
         rcv_image_free(&img);
         if (on_dev) rcv_graph_upload(m.g, m.g->nodes[m.input].out, x, x_floats * sizeof(float));
         rcv_graph_forward(m.g);

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 
 #include "robustcv/error.h"
+#include "robustcv/image.h"
 #include "robustcv/train.h"
 
 int rcv_predict_logits(rcv_model *m, const rcv_dataset *d, int n, int batch, rcv_backend backend, float *out) {
@@ -32,4 +33,15 @@ int rcv_predict_logits(rcv_model *m, const rcv_dataset *d, int n, int batch, rcv
     free(idx);
     rcv_graph_set_training(g, was_training);
     return 0;
+}
+
+void rcv_image_to_input(const rcv_image *img, const rcv_model_cfg *c, float *x, rcv_image *shown) {
+    rcv_image conv = {0}, sized = {0};
+    if (c->in_c == 1) rcv_image_to_gray(img, &conv);
+    else rcv_image_to_rgb(img, &conv);
+    rcv_image *out = shown ? shown : &sized;
+    rcv_image_resize_bilinear(&conv, c->in_w, c->in_h, out);
+    for (size_t i = 0; i < (size_t)c->in_h * c->in_w * c->in_c; i++) x[i] = out->pix[i] / 255.0f;
+    rcv_image_free(&conv);
+    rcv_image_free(&sized);
 }

@@ -86,5 +86,9 @@ void rcv_dataset_shuffle(rcv_rng *r, int *perm, int n);
 void rcv_dataset_mean_std(const rcv_dataset *d, float *mean, float *std);
 // Images per class: counts has n_classes entries.
 void rcv_dataset_class_counts(const rcv_dataset *d, int *counts);
+// Boxes (x0, y0, x1, y1) in pixels of a w x h image -> fractions of the image size, each
+// coordinate clamped to [0, 1]: the targets of a NAME+box model ("boxes" input). n boxes from
+// px into out (out may equal px).
+void rcv_boxes_normalize(const float *px, int n, int w, int h, float *out);
 
 #endif

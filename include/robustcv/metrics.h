@@ -47,4 +47,12 @@ double rcv_metric_ece(const float *probs, const int32_t *labels, int n, int k, i
 int rcv_metric_corruption(const double *err, const double *base_err, int n_corr, int n_sev, double clean_err,
                           double base_clean_err, double *ce, double *rel_ce, double *mce, double *rel_mce);
 
+// Intersection over union of two boxes (x0, y0, x1, y1), the metric of NAME+box models:
+//   IoU = area(a n b) / (area(a) + area(b) - area(a n b)),  area = (x1 - x0) (y1 - y0)
+// in continuous coordinates (no +1 for pixel indices), as torchvision.ops.box_iou. A box with
+// x1 < x0 or y1 < y0 is empty (torchvision would give it a negative area). 0 when the union is
+// empty (torchvision: NaN for two empty boxes). Any unit, the same for both boxes; robustcv
+// scores boxes normalised by the image size (rcv_boxes_normalize in data.h).
+double rcv_box_iou(const float *a, const float *b);
+
 #endif

@@ -17,6 +17,7 @@
 //   "boxes"      (N, 4, 1, 1) input: the target box, same normalisation
 //   "loss_cls"   cross-entropy; "loss_box" smooth_l1(box, boxes, beta 1), mean over N x 4
 //   "loss"       loss_cls + box_lambda * loss_box (box_lambda 1 by default)
+// (rcv_box_iou in metrics.h scores the predicted box; rcv_boxes_normalize in data.h makes targets.)
 //
 // Node names follow module paths, and the last node built under a module path
 // is that module's output (like a forward hook): rcv_model_find_node(m, "layer4")
@@ -75,11 +76,9 @@ int rcv_model_find_node(const rcv_model *m, const char *module);
 // (torchvision's "GFLOPS" column counts these); FLOPs = 2 x MACs.
 double rcv_model_macs(const rcv_model *m);
 
-// Intersection over union of two boxes (x0, y0, x1, y1) with x0 <= x1, y0 <= y1 (any unit; a
-// reversed coordinate pair is an empty box). 0 when the union is empty.
-double rcv_box_iou(const float *a, const float *b);
-
 // Changes the loss node's label smoothing (0..1); no rebuild or re-plan needed.
 int rcv_model_set_label_smoothing(rcv_model *m, float ls);
+// NAME+box models: changes lambda of loss = CE + lambda * smooth-L1 (finite, >= 0); no re-plan needed.
+int rcv_model_set_box_lambda(rcv_model *m, float lambda);
 
 #endif

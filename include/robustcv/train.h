@@ -79,9 +79,16 @@ typedef struct {
     int n, n_classes;
     double top1, top5, loss; // fractions, mean cross-entropy
     int64_t *confusion;      // n_classes x n_classes, [true][pred]
+    // NAME+box models on data with boxes (else box_n = 0), boxes normalised by the image size
+    // (rcv_boxes_normalize) and compared with the predicted box (the "box.sigmoid" node):
+    int box_n;               // images scored (= n)
+    double box_iou;          // mean rcv_box_iou (metrics.h)
+    double box_iou50;        // fraction with IoU >= 0.5
+    double box_loss;         // mean smooth-L1 (beta 1) over the 4 coordinates, the "loss_box" term
 } rcv_eval_result;
 // Under mpirun each rank evaluates a contiguous 1/N of the dataset; the counts, loss and
-// confusion matrix are summed, so every rank returns the whole dataset's result.
+// confusion matrix are summed, so every rank returns the whole dataset's result. A box model on
+// data without boxes is scored on classification only (box_n = 0).
 int rcv_evaluate(rcv_model *m, const rcv_dataset *d, int batch, rcv_backend backend, rcv_eval_result *r);
 void rcv_eval_result_free(rcv_eval_result *r);
 // Logits of images [0, n) of d (n <= d->n; n <= 0 = all) in eval mode: out (n, n_classes), the

@@ -1,4 +1,5 @@
-// robustcv eval: accuracy, loss, per-class accuracy and confusion matrix of a checkpoint.
+// robustcv eval: accuracy, loss, per-class accuracy and confusion matrix of a checkpoint; for a
+// NAME+box model also the mean IoU of its boxes.
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,7 +61,13 @@ int cli_eval(int argc, char **argv) {
     char **names = info.n_classes == r.n_classes ? info.classes : d.class_names;
     printf("checkpoint %s (%s, epoch %d) on %s %s: %d images\n", ck, m.name, info.epoch, data ? data : "fashion-mnist",
            train ? "train" : "test", r.n);
-    printf("top-1 %.2f%%  top-5 %.2f%%  loss %.4f\n\n", 100 * r.top1, 100 * r.top5, r.loss);
+    printf("top-1 %.2f%%  top-5 %.2f%%  loss %.4f\n", 100 * r.top1, 100 * r.top5, r.loss);
+    if (r.box_n)
+        printf("box: mean IoU %.4f  IoU >= 0.5: %.2f%%  smooth-L1 %.4f (%d images)\n", r.box_iou, 100 * r.box_iou50,
+               r.box_loss, r.box_n);
+    else if (m.box >= 0)
+        printf("box: not scored, %s has no boxes for this split\n", data ? data : "fashion-mnist");
+    printf("\n");
     printf("%-24s %8s %8s\n", "class", "images", "top-1");
     int k = r.n_classes;
     for (int i = 0; i < k; i++) {
@@ -86,8 +93,12 @@ int cli_eval(int argc, char **argv) {
             fprintf(stderr, "robustcv eval: cannot write %s\n", jp);
             goto out;
         }
-        fprintf(f, "{\"checkpoint\": \"%s\", \"images\": %d, \"top1\": %.6f, \"top5\": %.6f, \"loss\": %.6f, "
-                   "\"confusion\": [", ck, r.n, r.top1, r.top5, r.loss);
+        fprintf(f, "{\"checkpoint\": \"%s\", \"images\": %d, \"top1\": %.6f, \"top5\": %.6f, \"loss\": %.6f, ", ck,
+                r.n, r.top1, r.top5, r.loss);
+        if (r.box_n)
+            fprintf(f, "\"box_images\": %d, \"box_iou\": %.6f, \"box_iou50\": %.6f, \"box_loss\": %.6f, ", r.box_n,
+                    r.box_iou, r.box_iou50, r.box_loss);
+        fprintf(f, "\"confusion\": [");
         for (int i = 0; i < k; i++) {
             fprintf(f, "%s[", i ? ", " : "");
             for (int j = 0; j < k; j++) fprintf(f, "%s%lld", j ? ", " : "", (long long)r.confusion[(size_t)i * k + j]);

@@ -57,6 +57,8 @@ int cli_train_config(int argc, char **argv, const char *verb, const char *synops
         {"small-input", NULL, "stem for small images: ResNet/DenseNet/attention 3x3 stride-1 conv and no max-pool, "
                               "VGG without its last max-pool", NULL},
         {"gamma", "X", "ResNet-D geometric residual decay (seed paper: 0.04278; default 0 = plain ResNet)", NULL},
+        {"box-lambda", "X", "NAME+box models: loss = cross-entropy + X * smooth-L1 of the box (default 1); the data "
+                            "must carry boxes (tiny-imagenet)", NULL},
         {"init", "FILE", "start from a (torchvision) state_dict in safetensors, e.g. from PyTorch: "
                          "save_file(m.state_dict(), 'r18.safetensors')", NULL},
         {"reset", "PREFIXES", "comma list of modules kept at fresh initialisation, e.g. fc (new class count)", NULL},
@@ -141,6 +143,7 @@ int cli_train_config(int argc, char **argv, const char *verb, const char *synops
         rcv_arg_float(opts, "dropout", &c.mcfg.dropout) || rcv_arg_u64(opts, "seed", &seed) ||
         rcv_arg_int(opts, "threads", &c.threads) || rcv_arg_int(opts, "loader-threads", &c.loader_threads) || rcv_arg_int(opts, "max-steps", &c.max_steps) || rcv_arg_int(opts, "subset", &c.subset) ||
         cli_parse_device(rcv_arg(opts, "device"), &c.backend) || rcv_arg_float(opts, "gamma", &c.mcfg.gamma) ||
+        rcv_arg_float(opts, "box-lambda", &c.mcfg.box_lambda) ||
         rcv_arg_int(opts, "raw-epochs", &rp->raw_epochs) || rcv_arg_float(opts, "fgsm-alpha", &rp->fgsm_alpha) ||
         rcv_arg_float(opts, "adv-eps", &rp->adv_eps) || rcv_arg_int(opts, "adv-k", &rp->adv_k) ||
         rcv_arg_float(opts, "lambda", &rp->lambda) || rcv_arg_float(opts, "stability-alpha", &rp->stab_alpha) ||

@@ -70,3 +70,10 @@ void rcv_dataset_class_counts(const rcv_dataset *d, int *counts) {
     for (int i = 0; i < d->n; i++)
         if (d->labels[i] >= 0 && d->labels[i] < d->n_classes) counts[d->labels[i]]++;
 }
+
+void rcv_boxes_normalize(const float *px, int n, int w, int h, float *out) {
+    for (size_t i = 0; i < 4 * (size_t)n; i++) {
+        float v = px[i] / (float)(i % 2 ? h : w); // x0, y0, x1, y1: even entries are x
+        out[i] = fminf(fmaxf(v, 0.0f), 1.0f);     // fmaxf drops a NaN: it becomes 0
+    }
+}

@@ -124,3 +124,12 @@ int rcv_metric_corruption(const double *err, const double *base_err, int n_corr,
     if (rel_mce) *rel_mce = sum_rel / n_corr;
     return 0;
 }
+
+double rcv_box_iou(const float *a, const float *b) {
+    double aw = fmax(0.0, (double)a[2] - a[0]), ah = fmax(0.0, (double)a[3] - a[1]);
+    double bw = fmax(0.0, (double)b[2] - b[0]), bh = fmax(0.0, (double)b[3] - b[1]);
+    double iw = fmin(a[2], b[2]) - fmax(a[0], b[0]), ih = fmin(a[3], b[3]) - fmax(a[1], b[1]);
+    double inter = (iw > 0 && ih > 0) ? iw * ih : 0.0;
+    double uni = aw * ah + bw * bh - inter;
+    return uni > 0 ? inter / uni : 0.0;
+}

@@ -1,7 +1,5 @@
 // Multi-task head: bounding-box regression next to the classifier, on the same
-// pooled features (hard parameter sharing), and the IoU metric.
-#include <math.h>
-
+// pooled features (hard parameter sharing). Its metric, rcv_box_iou, is in src/eval/metrics.c.
 #include "nn/nn.h"
 #include "robustcv/error.h"
 
@@ -21,13 +19,4 @@ int rcv_nn_box_head(rcv_model *m, float lambda) {
     m->loss_box = rcv_smooth_l1(g, "loss_box", m->box, m->boxes, 1.0f);
     m->loss = m->loss_box < 0 ? -1 : rcv_scale_add(g, "loss", m->loss_cls, m->loss_box, 1.0f, lambda);
     return m->loss < 0 ? -1 : 0;
-}
-
-double rcv_box_iou(const float *a, const float *b) {
-    double aw = fmax(0.0, (double)a[2] - a[0]), ah = fmax(0.0, (double)a[3] - a[1]);
-    double bw = fmax(0.0, (double)b[2] - b[0]), bh = fmax(0.0, (double)b[3] - b[1]);
-    double iw = fmin(a[2], b[2]) - fmax(a[0], b[0]), ih = fmin(a[3], b[3]) - fmax(a[1], b[1]);
-    double inter = (iw > 0 && ih > 0) ? iw * ih : 0.0;
-    double uni = aw * ah + bw * bh - inter;
-    return uni > 0 ? inter / uni : 0.0;
 }

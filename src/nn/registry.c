@@ -218,3 +218,13 @@ int rcv_model_set_label_smoothing(rcv_model *m, float ls) {
     m->cfg.label_smoothing = ls;
     return 0;
 }
+
+int rcv_model_set_box_lambda(rcv_model *m, float lambda) {
+    if (!m->g || m->loss < 0) return rcv_fail("rcv_model_set_box_lambda: model is not built");
+    if (m->loss_box < 0) return rcv_fail("--box-lambda %g: model '%s' has no box head (use NAME+box)", lambda, m->name);
+    if (!(lambda >= 0) || !isfinite(lambda))
+        return rcv_fail("box loss weight lambda %g, expected a finite number >= 0", lambda);
+    m->g->nodes[m->loss].attr.loss.beta2 = lambda; // the "loss" node is scale_add(loss_cls, loss_box, 1, lambda)
+    m->cfg.box_lambda = lambda;
+    return 0;
+}

@@ -46,6 +46,7 @@ int rcv_ckpt_save(const char *path, const rcv_model *m, const rcv_optim *o, cons
     meta_f4(w, "robustcv.std", c->std);
     meta_f(w, "robustcv.gamma", c->gamma);
     meta_f(w, "robustcv.dropout", c->dropout);
+    if (m->boxes >= 0) meta_f(w, "robustcv.box_lambda", c->box_lambda);
     if (info) {
         meta_i(w, "robustcv.epoch", info->epoch);
         meta_i(w, "robustcv.step", (long long)info->step);
@@ -156,6 +157,8 @@ int rcv_ckpt_load_model(const char *path, rcv_model *m, rcv_ckpt_info *info) {
     if (s) c.gamma = strtof(s, NULL);
     s = rcv_st_meta(&st, "robustcv.dropout");
     if (s) c.dropout = strtof(s, NULL);
+    s = rcv_st_meta(&st, "robustcv.box_lambda");
+    if (s) c.box_lambda = strtof(s, NULL);
     if (rcv_model_build(m, name, &c)) {
         rcv_fail_ctx("%s: ", path);
         goto out;

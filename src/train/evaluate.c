@@ -1,10 +1,12 @@
-// Evaluation: top-1, top-5, mean cross-entropy and the confusion matrix.
+// Evaluation: top-1, top-5, mean cross-entropy and the confusion matrix; for NAME+box
+// models also the IoU of the predicted boxes.
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "robustcv/dist.h"
 #include "robustcv/error.h"
+#include "robustcv/metrics.h"
 #include "robustcv/train.h"
 
 // Per-sample cross-entropy and rank of the true class. z: (K) logits.
@@ -20,6 +22,16 @@ static double sample_ce(const float *z, int k, int y, int *rank) {
     }
     *rank = r;
     return log(s) + mx - (double)z[y];
+}
+
+// Smooth-L1 (beta 1) summed over the 4 coordinates of one box, as the "loss_box" node.
+static double box_smooth_l1(const float *p, const float *t) {
+    double s = 0;
+    for (int j = 0; j < 4; j++) {
+        double d = fabs((double)p[j] - t[j]);
+        s += d < 1 ? 0.5 * d * d : d - 0.5;
+    }
+    return s;
 }
 
 int rcv_evaluate(rcv_model *m, const rcv_dataset *d, int batch, rcv_backend backend, rcv_eval_result *r) {
@@ -46,8 +58,12 @@ int rcv_evaluate(rcv_model *m, const rcv_dataset *d, int batch, rcv_backend back
     float *x = on_dev ? sx : g->nodes[m->input].out;
     int32_t *lab = on_dev ? slab : g->nodes[m->labels].idata;
     const float *z = on_dev ? sz : g->nodes[m->logits].out;
-    double loss = 0;
-    long c1 = 0, c5 = 0;
+    // Box models: predicted boxes (batch, 4) in [0, 1], scored against the normalised truth.
+    int boxes = m->box >= 0 && d->boxes;
+    float *sb = boxes && on_dev ? rcv_xmalloc((size_t)batch * 4 * sizeof(float)) : NULL;
+    const float *pb = boxes ? (on_dev ? sb : g->nodes[m->box].out) : NULL;
+    double loss = 0, iou = 0, bloss = 0;
+    long c1 = 0, c5 = 0, c50 = 0;
     // This rank's contiguous share [lo, hi) of the samples (all of them with one rank).
     int rank = rcv_dist_rank(), size = rcv_dist_size();
     int lo = (int)((int64_t)d->n * rank / size), hi = (int)((int64_t)d->n * (rank + 1) / size);
@@ -66,6 +82,15 @@ int rcv_evaluate(rcv_model *m, const rcv_dataset *d, int batch, rcv_backend back
         }
         rcv_graph_forward(g);
         if (on_dev) rcv_graph_download(g, sz, g->nodes[m->logits].out, (size_t)batch * k * sizeof(float));
+        if (sb) rcv_graph_download(g, sb, g->nodes[m->box].out, (size_t)batch * 4 * sizeof(float));
+        for (int i = 0; boxes && i < nb; i++) {
+            float t[4];
+            rcv_boxes_normalize(d->boxes + 4 * (size_t)(s + i), 1, d->w, d->h, t);
+            double v = rcv_box_iou(pb + 4 * (size_t)i, t);
+            iou += v;
+            c50 += v >= 0.5;
+            bloss += box_smooth_l1(pb + 4 * (size_t)i, t);
+        }
         for (int i = 0; i < nb; i++) {
             int y = lab[i], pos;
             const float *zi = z + (size_t)i * k;
@@ -82,16 +107,24 @@ int rcv_evaluate(rcv_model *m, const rcv_dataset *d, int batch, rcv_backend back
     free(sx);
     free(slab);
     free(sz);
+    free(sb);
     if (size > 1) {
-        double sums[3] = {loss, (double)c1, (double)c5};
-        rcv_dist_allreduce_f64(sums, 3);
+        double sums[6] = {loss, (double)c1, (double)c5, iou, (double)c50, bloss};
+        rcv_dist_allreduce_f64(sums, 6);
         loss = sums[0], c1 = (long)sums[1], c5 = (long)sums[2];
+        iou = sums[3], c50 = (long)sums[4], bloss = sums[5];
         rcv_dist_allreduce_i64(r->confusion, (size_t)k * k);
     }
     rcv_graph_set_training(g, was_training);
     r->top1 = (double)c1 / d->n;
     r->top5 = (double)c5 / d->n;
     r->loss = loss / d->n;
+    if (boxes) {
+        r->box_n = d->n;
+        r->box_iou = iou / d->n;
+        r->box_iou50 = (double)c50 / d->n;
+        r->box_loss = bloss / (4.0 * d->n);
+    }
     return 0;
 }
 

@@ -6,6 +6,10 @@
 // same global permutation, and takes its contiguous batch/N slice of each global batch;
 // gradients are averaged over ranks (dist.h), so with --sync-bn N ranks step like one
 // rank with the whole batch. Nothing in the checkpoint depends on the rank count.
+//
+// NAME+box models (multi-task): each batch's boxes come from the loader after augmentation,
+// normalised by the image size into the model's "boxes" input; the loss node is then
+// CE + lambda smooth-L1, and the box loss and IoU are logged next to the accuracy.
 #include <errno.h>
 #include <math.h>
 #include <omp.h>
@@ -19,6 +23,7 @@
 #include "robustcv/dist.h"
 #include "robustcv/error.h"
 #include "robustcv/fileio.h"
+#include "robustcv/metrics.h"
 #include "robustcv/train.h"
 #include "train/progress.h"
 
@@ -105,7 +110,7 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
     rcv_augment *aug = NULL;
     int *perm = NULL, *lperm = NULL, rc = -1;
     rcv_loader *loader = NULL;
-    float *stage_x = NULL, *stage_z = NULL;
+    float *stage_x = NULL, *stage_z = NULL, *box_px = NULL, *stage_box = NULL, *stage_pb = NULL;
     int32_t *stage_lab = NULL;
     char ckpt[600], metrics[600];
     snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", cfg->out_dir);
@@ -157,11 +162,25 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
         goto out;
     }
     if (cfg->label_smoothing > 0 && rcv_model_set_label_smoothing(&m, cfg->label_smoothing)) goto out;
-    if (m.boxes >= 0) {
-        rcv_fail("train: model '%s' has a box head and needs bounding boxes; data source %s has none", m.name,
-                 cfg->data);
+    int with_box = m.boxes >= 0;
+    if (with_box && !train.boxes) {
+        rcv_fail("train: model '%s' has a box head and needs bounding boxes; data source %s has none (Tiny "
+                 "ImageNet's train/ and val/ carry them)", m.name, cfg->data);
         goto out;
     }
+    // The other recipes build their own loss from the logits and would drop the box term.
+    if (with_box && cfg->recipe.kind != RCV_RECIPE_STANDARD && cfg->recipe.kind != RCV_RECIPE_AUGMENT_CURRICULUM) {
+        rcv_fail("train: --recipe %s does not support box models ('%s'); use standard or augment-curriculum",
+                 rcv_recipe_name(cfg->recipe.kind), m.name);
+        goto out;
+    }
+    if (!with_box && cfg->mcfg.box_lambda != 1.0f) {
+        rcv_fail("train: --box-lambda %g applies to box models (NAME+box); '%s' has no box head", cfg->mcfg.box_lambda,
+                 m.name);
+        goto out;
+    }
+    // On resume the command line's lambda applies, as its other loss settings do.
+    if (with_box && rcv_model_set_box_lambda(&m, cfg->mcfg.box_lambda)) goto out;
     // Transfer learning: weights only on a fresh start; freezing and rates again on resume (not checkpointed).
     if (rcv_transfer_apply(&m, &cfg->transfer, !resuming, cfg->quiet)) goto out;
 
@@ -241,6 +260,18 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
         stage_lab = rcv_xmalloc((size_t)local * sizeof(int32_t));
         stage_z = rcv_xmalloc((size_t)local * k * sizeof(float));
     }
+    // Box models: the loader's boxes (local, 4) in pixels, the normalised targets and the predictions.
+    float *tbox = NULL;
+    const float *pbox = NULL;
+    if (with_box) {
+        box_px = rcv_xmalloc((size_t)local * 4 * sizeof(float));
+        if (on_dev) {
+            stage_box = rcv_xmalloc((size_t)local * 4 * sizeof(float));
+            stage_pb = rcv_xmalloc((size_t)local * 4 * sizeof(float));
+        }
+        tbox = on_dev ? stage_box : g->nodes[m.boxes].out;
+        pbox = on_dev ? stage_pb : g->nodes[m.box].out;
+    }
     float *x = on_dev ? stage_x : g->nodes[m.input].out;
     int32_t *lab = on_dev ? stage_lab : g->nodes[m.labels].idata;
     const float *z = on_dev ? stage_z : g->nodes[m.logits].out; // a recipe may point it elsewhere
@@ -271,7 +302,7 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
         snprintf(label, sizeof label, "epoch %d/%d", epoch + 1, cfg->epochs);
         rcv_progress pr;
         rcv_progress_start(&pr, label, (long)steps_per_epoch * cfg->batch, quiet);
-        double loss_sum = 0, t0 = rcv_now();
+        double loss_sum = 0, box_loss_sum = 0, iou_sum = 0, t0 = rcv_now();
         long correct = 0, seen = 0;
         float lr = 0;
         for (int s = 0; s < steps_per_epoch; s++) {
@@ -280,21 +311,25 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
                 rc = 0;
                 goto out;
             }
-            if (rcv_loader_next(loader, x, lab, NULL)) goto out;
-            float loss;
+            if (rcv_loader_next(loader, x, lab, box_px)) goto out;
+            if (with_box) rcv_boxes_normalize(box_px, local, train.w, train.h, tbox);
+            float loss, box_loss = 0;
             if (on_dev) {
                 rcv_graph_upload(g, g->nodes[m.input].out, x, x_floats * sizeof(float));
                 rcv_graph_upload(g, g->nodes[m.labels].idata, lab, (size_t)local * sizeof(int32_t));
+                if (with_box) rcv_graph_upload(g, g->nodes[m.boxes].out, tbox, (size_t)local * 4 * sizeof(float));
                 rcv_graph_forward(g);
                 rcv_graph_download(g, &loss, g->nodes[m.loss].out, sizeof loss);
+                if (with_box) rcv_graph_download(g, &box_loss, g->nodes[m.loss_box].out, sizeof box_loss);
             } else {
                 loss = rcv_recipe_step(&rec, &rr); // forward, zero_grad, backward: the recipe's gradient
                 z = rcv_recipe_logits(&rec);
+                if (with_box) box_loss = g->nodes[m.loss_box].out[0]; // outputs outlive the backward pass
             }
             if (nr > 1) { // the global batch's mean loss: every rank sees (and stops on) the same value
-                double l = loss;
-                rcv_dist_allreduce_f64(&l, 1);
-                loss = (float)(l / nr);
+                double l[2] = {loss, box_loss};
+                rcv_dist_allreduce_f64(l, 2);
+                loss = (float)(l[0] / nr), box_loss = (float)(l[1] / nr);
             }
             if (!isfinite(loss)) {
                 rcv_fail("train: loss is %g at epoch %d step %d (lr %g); stopping. The last good checkpoint, if any, "
@@ -322,8 +357,11 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
             lr = rcv_sched_lr(&sched, cfg->opt.lr, epoch + (double)s / steps_per_epoch);
             if (!skip && rcv_optim_step(&opt, g, lr)) goto out;
             if (on_dev) rcv_graph_download(g, stage_z, g->nodes[m.logits].out, (size_t)local * k * sizeof(float));
+            if (on_dev && with_box) rcv_graph_download(g, stage_pb, g->nodes[m.box].out, (size_t)local * 4 * sizeof(float));
             step++;
             loss_sum += loss;
+            box_loss_sum += box_loss;
+            for (int i = 0; with_box && i < local; i++) iou_sum += rcv_box_iou(pbox + 4 * (size_t)i, tbox + 4 * (size_t)i);
             for (int i = 0; i < local; i++) {
                 const float *zi = z + (size_t)i * k;
                 int am = 0;
@@ -333,7 +371,8 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
             }
             seen += local;
             char extra[64];
-            snprintf(extra, sizeof extra, "loss %.4f", loss_sum / (s + 1));
+            if (with_box) snprintf(extra, sizeof extra, "loss %.4f iou %.3f", loss_sum / (s + 1), iou_sum / seen);
+            else snprintf(extra, sizeof extra, "loss %.4f", loss_sum / (s + 1));
             rcv_progress_update(&pr, seen * nr, extra);
         }
         rcv_loader_close(loader);
@@ -343,6 +382,7 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
             int64_t cs[2] = {correct, seen};
             rcv_dist_allreduce_i64(cs, 2);
             correct = (long)cs[0], seen = (long)cs[1];
+            rcv_dist_allreduce_f64(&iou_sum, 1);
             if (!cfg->sync_bn) rcv_dist_average_buffers(g); // one set of running stats to save
         }
         char extra[64];
@@ -366,23 +406,36 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
             if (!bad && !quiet) fprintf(stderr, "snapshot: %s (end of cycle at epoch %d)\n", snap, epoch + 1);
         }
         if (rcv_dist_any(bad)) goto out;
-        char line[1024];
+        // Box models add their terms (train_loss is then CE + lambda box loss; test_loss stays CE).
+        char boxf[256] = "";
+        if (with_box) {
+            int nb = snprintf(boxf, sizeof boxf, ", \"train_box_loss\": %.6f, \"train_iou\": %.6f",
+                              box_loss_sum / steps_per_epoch, iou_sum / seen);
+            if (ev.box_n)
+                snprintf(boxf + nb, sizeof boxf - (size_t)nb, ", \"test_box_loss\": %.6f, \"test_iou\": %.6f, "
+                         "\"test_iou50\": %.6f", ev.box_loss, ev.box_iou, ev.box_iou50);
+        }
+        char line[1280];
         snprintf(line, sizeof line,
                  "{\"epoch\": %d, \"step\": %lld, \"lr\": %.6g, \"train_loss\": %.6f, \"train_acc\": %.6f, "
-                 "\"test_loss\": %.6f, \"test_top1\": %.6f, \"test_top5\": %.6f, \"train_seconds\": %.3f, "
+                 "\"test_loss\": %.6f, \"test_top1\": %.6f, \"test_top5\": %.6f%s, \"train_seconds\": %.3f, "
                  "\"images_per_second\": %.1f}\n",
                  epoch + 1, (long long)step, lr, loss_sum / steps_per_epoch, (double)correct / seen, ev.loss, ev.top1,
-                 ev.top5, t_train, seen / t_train);
+                 ev.top5, boxf, t_train, seen / t_train);
         // Rank 0 writes; the others wait here (and stop with it if it fails).
         bad = rank == 0 && (rcv_ckpt_save(ckpt, &m, &opt, &ci) || append_line(metrics, line));
         if (rcv_dist_any(bad)) {
             if (rank) rcv_fail("train: rank 0 could not write %s or %s", ckpt, metrics);
             goto out;
         }
-        if (!quiet)
-            fprintf(stderr, "epoch %d/%d: train loss %.4f acc %.2f%% | test loss %.4f top-1 %.2f%% top-5 %.2f%% | %.1f s\n",
-                    epoch + 1, cfg->epochs, loss_sum / steps_per_epoch, 100.0 * correct / seen, ev.loss,
-                    100 * ev.top1, 100 * ev.top5, t_train);
+        if (!quiet) {
+            char bt[96] = "", bv[96] = "";
+            if (with_box) snprintf(bt, sizeof bt, " box %.4f iou %.3f", box_loss_sum / steps_per_epoch, iou_sum / seen);
+            if (ev.box_n) snprintf(bv, sizeof bv, " iou %.3f (>= 0.5: %.1f%%)", ev.box_iou, 100 * ev.box_iou50);
+            fprintf(stderr, "epoch %d/%d: train loss %.4f acc %.2f%%%s | test loss %.4f top-1 %.2f%% top-5 %.2f%%%s | %.1f s\n",
+                    epoch + 1, cfg->epochs, loss_sum / steps_per_epoch, 100.0 * correct / seen, bt, ev.loss,
+                    100 * ev.top1, 100 * ev.top5, bv, t_train);
+        }
     }
     if (!quiet) fprintf(stderr, "train: done in %.1f s; checkpoint %s\n", rcv_now() - t_start, ckpt);
     if (cfg->profile && rank == 0) rcv_graph_profile_print(m.g, stderr, 20);
@@ -397,6 +450,9 @@ out:
     free(stage_x);
     free(stage_z);
     free(stage_lab);
+    free(box_px);
+    free(stage_box);
+    free(stage_pb);
     rcv_optim_free(&opt);
     if (m.g) rcv_model_free(&m);
     rcv_ckpt_info_free(&info);

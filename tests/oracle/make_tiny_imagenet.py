@@ -7,7 +7,10 @@ and Python's sorted() (ImageFolder's class and file order):
   ref_<split>.u8    the images decoded by PIL, convert("RGB"), resized to 64x64: n x 64 x 64 x 3
   ref_classes.txt   "wnid<TAB>name" in label order
 
-usage: make_tiny_imagenet.py OUT [classes] [train_per_class] [val_per_class]
+usage: make_tiny_imagenet.py [--box-content] OUT [classes] [train_per_class] [val_per_class]
+
+--box-content paints each Tiny ImageNet train/val image's box as a bright rectangle, so the box
+is visible in the pixels (a +box model can learn it; tests/test_box_train.sh).
 """
 import os
 import random
@@ -16,10 +19,12 @@ import sys
 import numpy as np
 from PIL import Image
 
-out = sys.argv[1]
-K = int(sys.argv[2]) if len(sys.argv) > 2 else 5
-NTR = int(sys.argv[3]) if len(sys.argv) > 3 else 20
-NVA = int(sys.argv[4]) if len(sys.argv) > 4 else 5
+args = [a for a in sys.argv[1:] if a != "--box-content"]
+BOX_CONTENT = len(args) < len(sys.argv) - 1
+out = args[0]
+K = int(args[1]) if len(args) > 1 else 5
+NTR = int(args[2]) if len(args) > 2 else 20
+NVA = int(args[3]) if len(args) > 3 else 5
 S = 64
 rng = random.Random(1234)
 nrng = np.random.RandomState(1234)
@@ -36,6 +41,16 @@ def make_image(label, w=S, h=S):
     base = np.array([(37 * label) % 256, (91 * label + 60) % 256, (151 * label + 120) % 256], np.float32)
     img = base[None, None, :] * 0.6 + 40 * np.sin(xx[..., None] / (3 + label) + yy[..., None] / 7.0) + nrng.normal(0, 12, (h, w, 3))
     return Image.fromarray(np.clip(img, 0, 255).astype(np.uint8), "RGB")
+
+
+def paint_box(img, box):
+    """--box-content: the box (inclusive pixel corners x0, y0, x1, y1) as a bright, noisy rectangle."""
+    if not BOX_CONTENT:
+        return img
+    a = np.asarray(img).copy()
+    x0, y0, x1, y1 = box
+    a[y0:y1 + 1, x0:x1 + 1] = np.clip(230 + nrng.normal(0, 10, a[y0:y1 + 1, x0:x1 + 1].shape), 0, 255).astype(np.uint8)
+    return Image.fromarray(a, "RGB")
 
 
 def save(img, path, mode):
@@ -94,9 +109,10 @@ for k, w in enumerate(wnids):
         fn = "%s_%d.JPEG" % (w, i)
         mode = "L" if i % 7 == 3 else ("CMYK" if (k == 1 and i == 5) else "RGB")
         iw, ih = (80, 48) if (k == 0 and i == 2) else (S, S)
-        save(make_image(label, iw, ih), os.path.join(d, "images", fn), mode)
+        img = make_image(label, iw, ih)
         x0, y0 = rng.randint(0, iw // 2), rng.randint(0, ih // 2)
         boxes.append((fn, x0, y0, rng.randint(x0 + 1, iw - 1), rng.randint(y0 + 1, ih - 1)))
+        save(paint_box(img, boxes[-1][1:]), os.path.join(d, "images", fn), mode)
     rng.shuffle(boxes)  # the boxes file's order is not the images' order
     with open(os.path.join(d, "%s_boxes.txt" % w), "w") as f:
         for b in boxes:
@@ -115,8 +131,9 @@ with open(os.path.join(root, "val", "val_annotations.txt"), "w") as f:
         w = wnids[rng.randrange(K)]
         fn = "val_%d.JPEG" % i
         p = os.path.join(root, "val", "images", fn)
-        save(make_image(order.index(w)), p, "L" if i % 6 == 1 else "RGB")
+        img = make_image(order.index(w))
         b = (rng.randint(0, 20), rng.randint(0, 20), rng.randint(30, 63), rng.randint(30, 63))
+        save(paint_box(img, b), p, "L" if i % 6 == 1 else "RGB")
         f.write("%s\t%s\t%d\t%d\t%d\t%d\n" % ((fn, w) + b))
         val_rows.append((order.index(w), b, p))
 write_ref("val", val_rows)

@@ -382,7 +382,7 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
             int64_t cs[2] = {correct, seen};
             rcv_dist_allreduce_i64(cs, 2);
             correct = (long)cs[0], seen = (long)cs[1];
-            rcv_dist_allreduce_f64(&iou_sum, 1);
+            if (with_box) rcv_dist_allreduce_f64(&iou_sum, 1);
             if (!cfg->sync_bn) rcv_dist_average_buffers(g); // one set of running stats to save
         }
         char extra[64];

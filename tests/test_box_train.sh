@@ -66,7 +66,8 @@ ok grep -q "^box: mean IoU " "$T/eval.txt"
 iou=$(grep -o '"box_iou": [0-9.]*' "$T/eval.json" | cut -d' ' -f2)
 n=$(grep -o '"box_images": [0-9]*' "$T/eval.json" | cut -d' ' -f2)
 ok test "$n" = 50
-echo "smallcnn+box on val: mean IoU $iou (constant-box baseline $base)"
+i50=$(grep -o '"box_iou50": [0-9.]*' "$T/eval.json" | cut -d' ' -f2)
+echo "smallcnn+box on val: mean IoU $iou, IoU >= 0.5 on a fraction $i50 (constant-box baseline $base)"
 ok awk -v a="$iou" -v b="$base" 'BEGIN { exit !(a >= b + 0.15) }'
 # eval and the trainer's last test evaluation score the same checkpoint on the same data.
 tlast=$(tail -1 "$T/run/metrics.jsonl" | grep -o '"test_iou": [0-9.]*' | cut -d' ' -f2)

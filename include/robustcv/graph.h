@@ -150,11 +150,24 @@ struct rcv_node {
     uint8_t needs_grad;      // gradient flows into this node's output
     uint8_t fused_relu;      // BN followed by its only consumer, a RELU: BN's kernel applies the ReLU
     uint8_t skip;            // that RELU: out and grad alias the BN's, its kernels do not run
+    uint8_t blocked;         // out and grad in oneDNN's nChw16c, (N, C/16, H, W, 16): the NHWC
+                             // layout of shape rcv_lshape(n) = (N*C/16, 16, H, W). cpu fp32 only;
+                             // the planner sets it on chains between convolutions (plan_layouts)
     uint8_t frozen_stats;    // BATCHNORM2D: always use (and never update) the running statistics,
                              // whatever g->training says: batchnorm in a frozen part (transfer learning)
 
     void *kstate;            // backend-private state (oneDNN primitives, ...)
 };
+
+// What a kernel does with blocked (nChw16c) tensors, rcv_kernels.layout:
+typedef enum {
+    RCV_LAYOUT_NHWC = 0, // reads and writes NHWC only
+    RCV_LAYOUT_TIED,     // output and every input share one layout, either (elementwise ops,
+                         // batchnorm, pooling that runs on the (N*C/16, 16, H, W) view)
+    RCV_LAYOUT_FREE,     // reads its input and writes its output in either layout, independently
+    RCV_LAYOUT_READS,    // reads its input in either layout, writes NHWC (global average pool:
+                         // its (N, C, 1, 1) output is the same bytes in both)
+} rcv_layout_kind;
 
 // Kernels of one op on one backend. A backward kernel handles inputs in index
 // order and honours in_beta[i] for each (a node may read one input twice). prepare runs once at plan time (after out,
@@ -165,6 +178,9 @@ typedef struct {
     void (*backward)(rcv_graph *g, rcv_node *n); // NULL for ops with no gradient (labels)
     void (*release)(rcv_node *n);                // frees kstate; may be NULL
     size_t (*saved_size)(const rcv_graph *g, const rcv_node *n); // floats of n->saved; may be NULL
+    // Which layouts the kernels handle (see rcv_node.blocked); NULL = NHWC only. Asked at plan
+    // time before saved_size and prepare, with the precision set.
+    rcv_layout_kind (*layout)(const rcv_graph *g, const rcv_node *n);
 } rcv_kernels;
 
 // 0 when backend b can run here; -1 with a message otherwise (cuda: "no CUDA device/driver:
@@ -192,7 +208,8 @@ struct rcv_graph {
     rcv_backend backend;
     int batch;               // planned batch size, 0 = not planned
     int training;            // batchnorm batch statistics, dropout active
-    uint8_t *want_grad;      // per node: caller asked for its gradient (inputs, feature maps)
+    uint8_t *want_grad;      // per node: caller reads its gradient (bit 1: inputs, feature maps)
+                             // or its output (bit 2); rcv_graph_require_grad / _require_out
     int keep_grads;          // every node's gradient kept after backward and no fusion (tests)
     size_t grad_floats;      // planned gradient memory (floats)
     float *scratch;          // shared scratch for kernels (size scratch_len floats)
@@ -262,6 +279,10 @@ int rcv_graph_find_node(const rcv_graph *g, const char *name);  // -1 if absent
 // Marks a node whose gradient the caller wants (an INPUT for attacks, a feature map for Grad-CAM).
 // Must precede rcv_graph_plan.
 void rcv_graph_require_grad(rcv_graph *g, int node);
+// Marks an inner node whose output the caller reads after forward (CAM's feature map): the
+// planner keeps it in NHWC and does not fuse it away. Outputs without consumers always are.
+// (A node marked for its gradient is kept likewise.)
+void rcv_graph_require_out(rcv_graph *g, int node);
 // Allocates every buffer for `batch` and prepares the backend kernels. Re-planning
 // with another batch size or backend frees and redoes it. Parameters are kept.
 int rcv_graph_plan(rcv_graph *g, int batch, rcv_backend backend);
@@ -288,6 +309,13 @@ static inline rcv_node *rcv_node_at(rcv_graph *g, int id) { return &g->nodes[id]
 static inline float *rcv_in(rcv_graph *g, rcv_node *n, int i) { return g->nodes[n->in[i]].out; }
 static inline float *rcv_in_grad(rcv_graph *g, rcv_node *n, int i) { return g->nodes[n->in[i]].grad; }
 static inline rcv_shape rcv_in_shape(rcv_graph *g, rcv_node *n, int i) { return g->nodes[n->in[i]].shape; }
+// The shape whose NHWC layout is the node's memory: its own, or (N*C/16, 16, H, W) when blocked.
+static inline rcv_shape rcv_lshape(const rcv_node *n) {
+    rcv_shape s = n->shape;
+    if (n->blocked) s.n *= s.c / 16, s.c = 16;
+    return s;
+}
+static inline rcv_shape rcv_in_lshape(rcv_graph *g, rcv_node *n, int i) { return rcv_lshape(&g->nodes[n->in[i]]); }
 
 // --- host <-> device (every backend; plain memcpy on ref/cpu plans) ---
 // 1 when the plan's storage (node out/grad/saved/idata, dparams, ...) is GPU memory.

@@ -214,12 +214,15 @@ int rcv_graph_find_node(const rcv_graph *g, const char *name) {
     return -1;
 }
 
-void rcv_graph_require_grad(rcv_graph *g, int node) {
-    if (node >= 0 && node < g->n_nodes) {
-        g->want_grad[node] = 1;
-        if (g->batch) g->batch = -g->batch; // force a re-plan
+// want_grad bits: 1 = the caller reads the node's gradient, 2 = its output (kept NHWC, unfused).
+static void want(rcv_graph *g, int node, uint8_t bit) {
+    if (node >= 0 && node < g->n_nodes && !(g->want_grad[node] & bit)) {
+        g->want_grad[node] |= bit;
+        if (g->batch > 0) g->batch = -g->batch; // force a re-plan
     }
 }
+void rcv_graph_require_grad(rcv_graph *g, int node) { want(g, node, 1); }
+void rcv_graph_require_out(rcv_graph *g, int node) { want(g, node, 2); }
 
 static int has_params(const rcv_node *n) { return n->param[0] >= 0; }
 
@@ -257,6 +260,51 @@ static void fuse_bn_relu(rcv_graph *g, rcv_backend backend) {
     free(uses);
 }
 
+// Blocked activations. oneDNN's fp32 Winograd and direct convolutions compute in nChw16c;
+// reordering each conv's input, output and both their gradients from and to NHWC took ~9 ms of
+// the small CNN's 66 ms training step. So the planner keeps whole chains blocked: a cluster is a
+// set of tensors tied to one layout by RCV_LAYOUT_TIED ops (batchnorm, ReLU, max-pool, same-shape
+// adds); it goes blocked when every tensor in it has C % 16 == 0, is made by a TIED or FREE
+// (convolution) kernel, is read only by TIED, FREE or READS (global pool) kernels, and is not a
+// tensor the caller reads: an output (no consumer) or a node marked with rcv_graph_require_grad
+// (attack inputs, CAM layers). keep_grads (tests comparing every node with ref) plans NHWC.
+static int uf_find(int *p, int i) {
+    while (p[i] != i) i = p[i] = p[p[i]];
+    return i;
+}
+
+static void plan_layouts(rcv_graph *g, rcv_backend backend) {
+    int nn = g->n_nodes;
+    for (int i = 0; i < nn; i++) g->nodes[i].blocked = 0;
+    if (backend != RCV_BACKEND_CPU || g->keep_grads || getenv("RCV_NO_BLOCKED") || nn == 0) return;
+    int *parent = rcv_xmalloc((size_t)nn * sizeof(int)), *uses = rcv_xcalloc((size_t)nn, sizeof(int));
+    uint8_t *kind = rcv_xmalloc((size_t)nn), *ok = rcv_xmalloc((size_t)nn);
+    for (int i = 0; i < nn; i++) {
+        const rcv_node *n = &g->nodes[i];
+        const rcv_kernels *k = rcv_backend_kernels(backend, n->op);
+        kind[i] = k && k->layout ? (uint8_t)k->layout(g, n) : RCV_LAYOUT_NHWC;
+        parent[i] = i;
+        for (int j = 0; j < n->n_in; j++) uses[n->in[j]]++;
+    }
+    for (int i = 0; i < nn; i++)
+        if (kind[i] == RCV_LAYOUT_TIED)
+            for (int j = 0; j < g->nodes[i].n_in; j++) parent[uf_find(parent, g->nodes[i].in[j])] = uf_find(parent, i);
+    for (int i = 0; i < nn; i++) ok[i] = 1;
+    for (int i = 0; i < nn; i++) {
+        const rcv_node *n = &g->nodes[i];
+        int fits = n->shape.c % 16 == 0 && uses[i] > 0 && !g->want_grad[i] &&
+                   (kind[i] == RCV_LAYOUT_TIED || kind[i] == RCV_LAYOUT_FREE);
+        if (!fits) ok[uf_find(parent, i)] = 0;
+        for (int j = 0; j < n->n_in; j++) // a reader that handles NHWC only pins its input
+            if (kind[i] == RCV_LAYOUT_NHWC) ok[uf_find(parent, n->in[j])] = 0;
+    }
+    for (int i = 0; i < nn; i++) g->nodes[i].blocked = ok[uf_find(parent, i)];
+    free(parent);
+    free(uses);
+    free(kind);
+    free(ok);
+}
+
 // Gradient memory. Backward visits nodes in reverse order; node i's gradient is first
 // written by the backward of its last consumer (step c = max consumer index) and last read
 // by its own backward (step i), so it lives over steps [i, c]. Gradients whose lives do not
@@ -268,7 +316,7 @@ static void fuse_bn_relu(rcv_graph *g, rcv_backend backend) {
 static size_t assign_grads(rcv_graph *g, size_t *off) {
     int nn = g->n_nodes;
     int *first = rcv_xmalloc((size_t)(nn ? nn : 1) * sizeof(int)), *last = rcv_xmalloc((size_t)(nn ? nn : 1) * sizeof(int));
-    for (int i = 0; i < nn; i++) first[i] = nn, last[i] = g->want_grad[i] || g->keep_grads ? 0 : i;
+    for (int i = 0; i < nn; i++) first[i] = nn, last[i] = (g->want_grad[i] & 1) || g->keep_grads ? 0 : i;
     // A node with no consumer is a seed (live from the start: first = nn); otherwise its
     // last consumer writes it first.
     int *has_cons = rcv_xcalloc((size_t)(nn ? nn : 1), sizeof(int));
@@ -332,7 +380,7 @@ int rcv_graph_plan(rcv_graph *g, int batch, rcv_backend backend) {
     // Which nodes carry a gradient: those downstream of a parameter or of a node the caller asked for.
     for (int i = 0; i < g->n_nodes; i++) {
         rcv_node *n = &g->nodes[i];
-        n->needs_grad = g->want_grad[i] || has_params(n);
+        n->needs_grad = (g->want_grad[i] & 1) || has_params(n);
         for (int j = 0; j < n->n_in && !n->needs_grad; j++)
             if (g->nodes[n->in[j]].needs_grad) n->needs_grad = 1;
         if (n->op == RCV_OP_LABELS) n->needs_grad = 0;
@@ -343,6 +391,7 @@ int rcv_graph_plan(rcv_graph *g, int batch, rcv_backend backend) {
     }
     g->batch = batch;
     fuse_bn_relu(g, backend);
+    plan_layouts(g, backend);
 
     // The context first: a device backend must find its device before allocating.
     g->backend_ctx = rcv_backend_ctx_new(backend, g);
@@ -426,7 +475,7 @@ rcv_precision rcv_graph_set_precision(rcv_graph *g, rcv_backend backend, rcv_pre
                 backend == RCV_BACKEND_CPU && p == RCV_PREC_BF16 ? " (this CPU has no AVX512-BF16 or AMX)" : "");
         p = RCV_PREC_FP32;
     }
-    if (g->precision != p && g->batch) g->batch = -g->batch; // forces a re-plan (kernels depend on it)
+    if (g->precision != p && g->batch > 0) g->batch = -g->batch; // forces a re-plan (kernels depend on it)
     g->precision = p;
     return p;
 }

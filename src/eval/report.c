@@ -107,7 +107,7 @@ static const rcv_json_value *get(rep *r, const rcv_json_value *o, const char *pa
     if (!v || v->type == RCV_JSON_NULL) return NULL;
     if (v->type != t) {
         char p[300];
-        snprintf(p, sizeof p, "%s%s%s", path, *path ? "." : "", key);
+        if (snprintf(p, sizeof p, "%s%s%s", path, *path ? "." : "", key) >= (int)sizeof p) p[sizeof p - 2] = '~';
         type_error(r, p, rcv_json_type_name(t), v);
         return NULL;
     }

@@ -54,6 +54,7 @@ int rcv_explainer_init(rcv_explainer *e, rcv_model *m, rcv_cam_method method, co
         ln->op == RCV_OP_SMOOTH_L1 || id > m->logits)
         return rcv_fail("explain: layer '%s' (%s) is not a feature map before the logits", ln->name, rcv_op_name(ln->op));
     if (method == RCV_CAM_CAM && check_cam_head(m, id)) return -1;
+    rcv_graph_require_out(m->g, id);
     if (method != RCV_CAM_CAM) rcv_graph_require_grad(m->g, id);
     if (rcv_graph_plan(m->g, batch, backend)) return -1;
     ln = &m->g->nodes[id];

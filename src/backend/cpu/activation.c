@@ -23,7 +23,7 @@ static void relu_backward(rcv_graph *g, rcv_node *n) {
     RCV_PAR_PUT(acc, total, dx, i, y[i] > 0 ? dy[i] : 0.0f);
 }
 
-const rcv_kernels rcv_cpu_relu = {.forward = relu_forward, .backward = relu_backward};
+const rcv_kernels rcv_cpu_relu = {.forward = relu_forward, .backward = relu_backward, .layout = rcv_cpu_layout_tied};
 
 // y = 1 / (1 + exp(-x))
 static void sigmoid_forward(rcv_graph *g, rcv_node *n) {

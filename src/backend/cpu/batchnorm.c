@@ -29,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu_util.h"
 #include "backend/cpu/dnnl_ctx.h"
 #include "robustcv/error.h"
 
@@ -109,7 +110,7 @@ static int bn_prepare(rcv_graph *g, rcv_node *n) {
     s->cb = calloc((size_t)n->shape.c, sizeof(float));
     if (!s->acc || !s->ca || !s->cb) return rcv_fail("batchnorm2d: out of memory");
     dnnl_memory_desc_t md;
-    if (rcv_dnnl_md_nhwc(&md, n->shape)) return -1;
+    if (rcv_dnnl_md_act(&md, n->shape, n->blocked)) return -1;
     dnnl_primitive_attr_t attr;
     if (rcv_dnnl_attr(&attr, 0)) return -1;
     unsigned flags = dnnl_use_scale | dnnl_use_shift | (n->fused_relu ? dnnl_fuse_norm_relu : 0);
@@ -128,6 +129,13 @@ static int bn_prepare(rcv_graph *g, rcv_node *n) {
     return 0;
 }
 
+// Channels c0 .. c0+15 of row r = (n, h, w) of an activation: NHWC, or nChw16c (c0 % 16 == 0).
+static inline size_t bn_row(const rcv_node *n, size_t r, int c0) {
+    if (!n->blocked) return r * (size_t)n->shape.c + (size_t)c0;
+    size_t hw = (size_t)n->shape.h * n->shape.w;
+    return (((r / hw) * (size_t)(n->shape.c / 16) + (size_t)(c0 / 16)) * hw + r % hw) * 16;
+}
+
 // Sync-bn: s->acc = [sum x (C) | sum x^2 (C) | M] over all ranks; mean, var (C) from them.
 static double bn_sync_stats(rcv_graph *g, rcv_node *n, float *mean, float *var) {
     bn_state *s = n->kstate;
@@ -141,7 +149,7 @@ static double bn_sync_stats(rcv_graph *g, rcv_node *n, float *mean, float *var) 
         int nc = C - c0 < 16 ? C - c0 : 16;
         double sm[16] = {0}, sq[16] = {0};
         for (size_t r = 0; r < rows; r++) {
-            const float *xr = x + r * C + c0;
+            const float *xr = x + bn_row(n, r, c0);
             for (int j = 0; j < nc; j++) {
                 double v = xr[j];
                 sm[j] += v;
@@ -214,12 +222,15 @@ static void bn_sync_backward_dx(rcv_graph *g, rcv_node *n, float *dxw, const flo
     size_t rows = (size_t)n->shape.n * n->shape.h * n->shape.w;
     const float *ca = s->ca, *cb = s->cb;
 #pragma omp parallel for schedule(static) if (rows * (size_t)C > RCV_BN_PAR_MIN)
-    for (size_t r = 0; r < rows; r++) {
-        float *d = dxw + r * C;
-        const float *xr = x + r * C;
+    for (size_t r = 0; r < rows; r++)
+        for (int c0 = 0; c0 < C; c0 += 16) {
+            size_t o = bn_row(n, r, c0);
+            int nc = C - c0 < 16 ? C - c0 : 16;
+            float *d = dxw + o;
+            const float *xr = x + o;
 #pragma omp simd
-        for (int c = 0; c < C; c++) d[c] -= ca[c] + xr[c] * cb[c];
-    }
+            for (int j = 0; j < nc; j++) d[j] -= ca[c0 + j] + xr[j] * cb[c0 + j];
+        }
 }
 
 static void bn_backward(rcv_graph *g, rcv_node *n) {
@@ -257,4 +268,5 @@ const rcv_kernels rcv_cpu_batchnorm2d = {
     .backward = bn_backward,
     .release = bn_release,
     .saved_size = bn_saved,
+    .layout = rcv_cpu_layout_tied,
 };

@@ -258,9 +258,25 @@ enum { DIRECT, BF16, WINO };
 // fp32 Winograd (oneDNN's F(4x4, 3x3), ~1.45x the direct kernels' speed on these shapes,
 // bench/bench_ops) needs the nChw16c layout, so x and dy are reordered in and y and dx out
 // around it. Taken for 3x3 stride-1 pad-1 convolutions with channel counts in 16s.
-static int wino_shape(const rcv_conv_attr *a, rcv_shape xs, rcv_shape ys) {
-    return a->kh == 3 && a->kw == 3 && a->sh == 1 && a->sw == 1 && a->dh == 1 && a->dw == 1 && a->ph == 1 &&
-           a->pw == 1 && a->groups == 1 && xs.c % 16 == 0 && ys.c % 16 == 0 && !use_gemm(a, ys);
+// oneDNN has it on AVX-512 only; RCV_NO_WINOGRAD=1 turns it off.
+static int use_wino(const rcv_conv_attr *a, rcv_shape xs, rcv_shape ys) {
+    static int avail = -1;
+    if (avail < 0)
+        avail = !getenv("RCV_NO_WINOGRAD") &&
+                ((unsigned)dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
+    return avail && a->kh == 3 && a->kw == 3 && a->sh == 1 && a->sw == 1 && a->dh == 1 && a->dw == 1 &&
+           a->ph == 1 && a->pw == 1 && a->groups == 1 && xs.c % 16 == 0 && ys.c % 16 == 0 && !use_gemm(a, ys);
+}
+
+// The layout the fp32 primitives compute in (1 = nChw16c): Winograd's is nChw16c; direct
+// convolutions use the tensors' own when x and y agree (oneDNN's jit kernels run nChw16c ->
+// nChw16c and NHWC -> NHWC but fall to reference code on a mix), else nChw16c when both
+// channel counts are in 16s, else NHWC. The side in the other layout is reordered.
+static int compute_blocked(const rcv_graph *g, const rcv_node *n, int wino) {
+    const rcv_node *x = &g->nodes[n->in[0]];
+    if (wino) return 1;
+    if (x->blocked == n->blocked) return n->blocked;
+    return x->shape.c % 16 == 0 && n->shape.c % 16 == 0;
 }
 
 static void conv_state_clear(conv_state *s) {
@@ -281,16 +297,11 @@ static int conv_build(rcv_graph *g, rcv_node *n, conv_state *s, int mode) {
     int G = a.groups, O = ys.c, C = xs.c, bf = mode == BF16, wino = mode == WINO;
     dnnl_alg_kind_t alg = wino ? dnnl_convolution_winograd : dnnl_convolution_direct;
     dnnl_data_type_t ct = bf ? dnnl_bf16 : dnnl_f32; // compute type of x, w, dy
-    if (rcv_dnnl_md_nhwc(&x_md, xs) || rcv_dnnl_md_nhwc(&y_md, ys) || rcv_dnnl_md_vec(&b_md, O)) return -1;
-    xc_md = dxc_md = x_md, dyc_md = yc_md = y_md;
+    int xblk = g->nodes[n->in[0]].blocked, yblk = n->blocked, cblk = compute_blocked(g, n, wino);
+    if (rcv_dnnl_md_act(&x_md, xs, xblk) || rcv_dnnl_md_act(&y_md, ys, yblk) || rcv_dnnl_md_vec(&b_md, O)) return -1;
+    if (rcv_dnnl_md_act(&xc_md, xs, cblk) || rcv_dnnl_md_act(&yc_md, ys, cblk)) return -1;
+    dxc_md = xc_md, dyc_md = yc_md;
     if (bf && (rcv_dnnl_md_nhwc_bf16(&xc_md, xs) || rcv_dnnl_md_nhwc_bf16(&dyc_md, ys))) return -1;
-    if (wino) {
-        dnnl_dims_t xd = {xs.n, xs.c, xs.h, xs.w}, yd = {ys.n, ys.c, ys.h, ys.w};
-        if (RCV_DNNL(dnnl_memory_desc_init_by_tag(&xc_md, 4, xd, dnnl_f32, dnnl_nChw16c)) ||
-            RCV_DNNL(dnnl_memory_desc_init_by_tag(&yc_md, 4, yd, dnnl_f32, dnnl_nChw16c)))
-            return -1;
-        dxc_md = xc_md, dyc_md = yc_md;
-    }
     if (G == 1) {
         dnnl_dims_t wd = {O, C, a.kh, a.kw};
         if (RCV_DNNL(dnnl_memory_desc_init_by_tag(&w_user, 4, wd, dnnl_f32, dnnl_oihw)) ||
@@ -304,12 +315,15 @@ static int conv_build(rcv_graph *g, rcv_node *n, conv_state *s, int mode) {
             RCV_DNNL(dnnl_memory_desc_init_by_tag(&dw_any, 5, wd, dnnl_f32, dnnl_format_tag_any)))
             return -1;
     }
-    if ((bf || wino) && (rcv_dnnl_reorder_init(g, &s->x_bf, &x_md, &xc_md, 0) ||
-                         rcv_dnnl_reorder_init(g, &s->dy_bf, &y_md, &dyc_md, 0)))
+    // Reorders only where a tensor's layout differs from the compute one (a blocked neighbour
+    // hands Winograd nChw16c directly).
+    int x_in = bf || xblk != cblk, y_in = bf || yblk != cblk;
+    if ((x_in && rcv_dnnl_reorder_init(g, &s->x_bf, &x_md, &xc_md, 0)) ||
+        (y_in && rcv_dnnl_reorder_init(g, &s->dy_bf, &y_md, &dyc_md, 0)))
         return -1;
-    if (wino && (rcv_dnnl_reorder_init(g, &s->y_out, &yc_md, &y_md, 0) ||
-                 rcv_dnnl_reorder_init(g, &s->dx_out[0], &dxc_md, &x_md, 0) ||
-                 rcv_dnnl_reorder_init(g, &s->dx_out[1], &dxc_md, &x_md, 1.0f)))
+    if (!bf && yblk != cblk && rcv_dnnl_reorder_init(g, &s->y_out, &yc_md, &y_md, 0)) return -1;
+    if (!bf && xblk != cblk && (rcv_dnnl_reorder_init(g, &s->dx_out[0], &dxc_md, &x_md, 0) ||
+                                rcv_dnnl_reorder_init(g, &s->dx_out[1], &dxc_md, &x_md, 1.0f)))
         return -1;
     dnnl_dims_t strides = {a.sh, a.sw}, dil = {a.dh - 1, a.dw - 1}, pl = {a.ph, a.pw};
     // PyTorch's floor rule equals oneDNN's with symmetric padding; the right pad may
@@ -365,7 +379,7 @@ static int conv_build(rcv_graph *g, rcv_node *n, conv_state *s, int mode) {
     s->off_dx = rcv_scratch_take(&top, dxbytes);
     s->off_db = rcv_scratch_take(&top, a.has_bias ? O * sizeof(float) : 0);
     // dy in its compute layout (backward) or y in it (Winograd forward): never both at once
-    s->off_dyb = rcv_scratch_take(&top, bf || wino ? dnnl_memory_desc_get_size(&dyc_md) : 0);
+    s->off_dyb = rcv_scratch_take(&top, y_in ? dnnl_memory_desc_get_size(&dyc_md) : 0);
     rcv_dnnl_prim *rs[] = {&s->x_bf, &s->dy_bf, &s->y_out, &s->dx_out[0], &s->dx_out[1]};
     for (size_t i = 0; i < sizeof rs / sizeof rs[0]; i++) pad = max_z(pad, rs[i]->scratchpad_bytes);
     s->off_pad = rcv_scratch_take(&top, pad);
@@ -392,7 +406,7 @@ static int conv_prepare(rcv_graph *g, rcv_node *n) {
         return 0;
     }
     if (g->precision == RCV_PREC_BF16) return conv_build(g, n, s, BF16);
-    if (wino_shape(&a, xs, ys) && !getenv("RCV_NO_WINOGRAD")) {
+    if (use_wino(&a, xs, ys)) {
         if (conv_build(g, n, s, WINO) == 0) {
             s->wino = 1;
             return 0;
@@ -427,9 +441,9 @@ static void conv_forward(rcv_graph *g, rcv_node *n) {
         rcv_dnnl_run(g, &s->x_bf, io, scr + s->off_pad);
         x = n->saved;
     }
-    void *args[4] = {x, w, s->wino ? (void *)(scr + s->off_dyb) : (void *)n->out, b};
+    void *args[4] = {x, w, s->y_out.prim ? (void *)(scr + s->off_dyb) : (void *)n->out, b};
     rcv_dnnl_run(g, &s->fwd, args, scr + s->off_pad);
-    if (s->wino) {
+    if (s->y_out.prim) {
         void *io[2] = {scr + s->off_dyb, n->out};
         rcv_dnnl_run(g, &s->y_out, io, scr + s->off_pad);
     }
@@ -453,8 +467,8 @@ static void conv_backward(rcv_graph *g, rcv_node *n) {
         void *io[2] = {dy, scr + s->off_dyb};
         rcv_dnnl_run(g, &s->dy_bf, io, scr + s->off_pad);
         dy = scr + s->off_dyb;
-        x = n->saved; // the copy forward made in the compute layout
     }
+    if (s->x_bf.prim) x = n->saved; // the copy forward made in the compute layout
     if (dx && s->bwd_d.prim) {
         void *w = rcv_param_data(g, n->param[0]);
         if (s->w_bwd_d.prim) {
@@ -463,7 +477,7 @@ static void conv_backward(rcv_graph *g, rcv_node *n) {
             w = scr + s->off_w;
         }
         int acc = n->in_beta[0];
-        if (s->wino) { // dx comes out blocked; the reorder back overwrites or accumulates
+        if (s->dx_out[0].prim) { // dx comes out blocked; the reorder back overwrites or accumulates
             void *args[3] = {dy, w, scr + s->off_dx};
             rcv_dnnl_run(g, &s->bwd_d, args, scr + s->off_pad);
             void *io[2] = {scr + s->off_dx, dx};
@@ -491,9 +505,18 @@ static size_t conv_saved_size(const rcv_graph *g, const rcv_node *n) {
     rcv_shape xs = g->nodes[n->in[0]].shape;
     if (use_gemm(&n->attr.conv, n->shape)) return 0;
     if (g->precision == RCV_PREC_BF16) return (rcv_numel(xs) + 1) / 2;
-    if (wino_shape(&n->attr.conv, xs, n->shape) && !getenv("RCV_NO_WINOGRAD"))
-        return (size_t)xs.n * ((xs.c + 15) / 16 * 16) * xs.h * xs.w;
-    return 0;
+    // fp32: a copy of x when it is not in the compute layout (which pads no channels: nChw16c
+    // is chosen only with C % 16 == 0). Sized for Winograd: prepare may fall back to direct.
+    int cblk = compute_blocked(g, n, use_wino(&n->attr.conv, xs, n->shape));
+    return g->nodes[n->in[0]].blocked != cblk ? rcv_numel(xs) : 0;
+}
+
+// fp32 oneDNN convolutions read and write either layout (compute_blocked). The im2col paths
+// and bf16 (whose compute copies are made here anyway) stay NHWC.
+static rcv_layout_kind conv_layout(const rcv_graph *g, const rcv_node *n) {
+    const rcv_conv_attr *a = &n->attr.conv;
+    return g->precision == RCV_PREC_FP32 && a->groups == 1 && !use_gemm(a, n->shape) ? RCV_LAYOUT_FREE
+                                                                                       : RCV_LAYOUT_NHWC;
 }
 
 const rcv_kernels rcv_cpu_conv2d = {
@@ -502,4 +525,5 @@ const rcv_kernels rcv_cpu_conv2d = {
     .forward = conv_forward,
     .backward = conv_backward,
     .release = conv_release,
+    .layout = conv_layout,
 };

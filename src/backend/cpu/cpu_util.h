@@ -50,4 +50,19 @@ static inline rcv_bc rcv_bc_of(rcv_shape a, rcv_shape b) {
     return RCV_BC_CHANNEL;
 }
 
+// rcv_kernels.layout of ops that work element by element, or per channel on the
+// (N*C/16, 16, H, W) view, so their output and inputs share either layout (rcv_layout_kind).
+static inline rcv_layout_kind rcv_cpu_layout_tied(const rcv_graph *g, const rcv_node *n) {
+    (void)g, (void)n;
+    return RCV_LAYOUT_TIED;
+}
+// The same for binary ops, when nothing broadcasts.
+static inline rcv_layout_kind rcv_cpu_layout_same(const rcv_graph *g, const rcv_node *n) {
+    for (int i = 0; i < n->n_in; i++) {
+        rcv_shape a = g->nodes[n->in[i]].shape;
+        if (a.c != n->shape.c || a.h != n->shape.h || a.w != n->shape.w) return RCV_LAYOUT_NHWC;
+    }
+    return RCV_LAYOUT_TIED;
+}
+
 #endif

@@ -118,6 +118,11 @@ int rcv_dnnl_md_nhwc(dnnl_memory_desc_t *md, rcv_shape s) {
     return RCV_DNNL(dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, dnnl_nhwc));
 }
 
+int rcv_dnnl_md_act(dnnl_memory_desc_t *md, rcv_shape s, int blocked) {
+    dnnl_dims_t d = {s.n, s.c, s.h, s.w};
+    return RCV_DNNL(dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, blocked ? dnnl_nChw16c : dnnl_nhwc));
+}
+
 int rcv_dnnl_md_vec(dnnl_memory_desc_t *md, int len) {
     dnnl_dims_t d = {len};
     return RCV_DNNL(dnnl_memory_desc_init_by_tag(md, 1, d, dnnl_f32, dnnl_a));

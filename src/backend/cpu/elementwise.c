@@ -133,8 +133,8 @@ static void add_backward(rcv_graph *g, rcv_node *n) { binary_backward(g, n, 0); 
 static void mul_forward(rcv_graph *g, rcv_node *n) { binary_forward(g, n, 1); }
 static void mul_backward(rcv_graph *g, rcv_node *n) { binary_backward(g, n, 1); }
 
-const rcv_kernels rcv_cpu_add = {.forward = add_forward, .backward = add_backward};
-const rcv_kernels rcv_cpu_mul = {.forward = mul_forward, .backward = mul_backward};
+const rcv_kernels rcv_cpu_add = {.forward = add_forward, .backward = add_backward, .layout = rcv_cpu_layout_same};
+const rcv_kernels rcv_cpu_mul = {.forward = mul_forward, .backward = mul_backward, .layout = rcv_cpu_layout_same};
 
 // ---------------------------------------------------------------- scale_add
 
@@ -157,7 +157,8 @@ static void scale_add_backward(rcv_graph *g, rcv_node *n) {
     }
 }
 
-const rcv_kernels rcv_cpu_scale_add = {.forward = scale_add_forward, .backward = scale_add_backward};
+const rcv_kernels rcv_cpu_scale_add = {
+    .forward = scale_add_forward, .backward = scale_add_backward, .layout = rcv_cpu_layout_tied};
 
 // ---------------------------------------------------------------- normalize
 

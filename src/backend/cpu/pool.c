@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/cpu/cpu_util.h"
 #include "robustcv/error.h"
 #include "robustcv/graph.h"
 
@@ -41,7 +42,7 @@ static inline void max_window(int o, int k, int s, int p, int in, int *st, int *
 // y[n, oh, ow, c] = max over the window; argmax to saved
 static void maxpool_forward(rcv_graph *g, rcv_node *n) {
     rcv_pool_attr a = n->attr.pool;
-    rcv_shape xs = rcv_in_shape(g, n, 0), ys = n->shape;
+    rcv_shape xs = rcv_in_lshape(g, n, 0), ys = rcv_lshape(n);
     const float *x = rcv_in(g, n, 0);
     float *y = n->out;
     uint8_t *arg = (uint8_t *)n->saved;
@@ -85,7 +86,7 @@ static void maxpool_backward(rcv_graph *g, rcv_node *n) {
     float *dx = rcv_in_grad(g, n, 0);
     if (!dx) return;
     rcv_pool_attr a = n->attr.pool;
-    rcv_shape xs = rcv_in_shape(g, n, 0), ys = n->shape;
+    rcv_shape xs = rcv_in_lshape(g, n, 0), ys = rcv_lshape(n);
     const float *dy = n->grad;
     const uint8_t *arg = (const uint8_t *)n->saved;
     int C = xs.c, acc = n->in_beta[0];
@@ -111,6 +112,7 @@ const rcv_kernels rcv_cpu_maxpool2d = {
     .forward = maxpool_forward,
     .backward = maxpool_backward,
     .saved_size = maxpool_saved,
+    .layout = rcv_cpu_layout_tied,
 };
 
 // ---------------------------------------------------------------- avg
@@ -197,8 +199,9 @@ const rcv_kernels rcv_cpu_avgpool2d = {
 // ---------------------------------------------------------------- global avg
 
 // y[n, c] = mean_{h,w} x[n, h, w, c]
+// On a blocked x the (N*C/16, 16, H, W) view gives y as (N*C/16, 16): the same bytes as (N, C).
 static void gap_forward(rcv_graph *g, rcv_node *n) {
-    rcv_shape xs = rcv_in_shape(g, n, 0);
+    rcv_shape xs = rcv_in_lshape(g, n, 0);
     const float *x = rcv_in(g, n, 0);
     float *y = n->out;
     int C = xs.c;
@@ -221,7 +224,7 @@ static void gap_forward(rcv_graph *g, rcv_node *n) {
 static void gap_backward(rcv_graph *g, rcv_node *n) {
     float *dx = rcv_in_grad(g, n, 0);
     if (!dx) return;
-    rcv_shape xs = rcv_in_shape(g, n, 0);
+    rcv_shape xs = rcv_in_lshape(g, n, 0);
     const float *dy = n->grad;
     int C = xs.c, acc = n->in_beta[0];
     size_t hw = (size_t)xs.h * xs.w;
@@ -242,9 +245,15 @@ static void gap_backward(rcv_graph *g, rcv_node *n) {
     }
 }
 
+static rcv_layout_kind gap_layout(const rcv_graph *g, const rcv_node *n) {
+    (void)g, (void)n;
+    return RCV_LAYOUT_READS;
+}
+
 const rcv_kernels rcv_cpu_global_avgpool = {
     .forward = gap_forward,
     .backward = gap_backward,
+    .layout = gap_layout,
 };
 
 // ---------------------------------------------------------------- adaptive avg

@@ -79,6 +79,23 @@ int main(int argc, char **argv) {
     }
     rcv_graph_sync(g);
     double mean = (now() - t0) / steps;
+    if (getenv("RCV_PROFILE")) { // where the step's time goes: each op synced (rcv_graph_profile), then the optimizer
+        rcv_graph_profile(g, 1);
+        double topt = 0;
+        for (int s = 0; s < steps; s++) {
+            rcv_graph_forward(g);
+            rcv_graph_zero_grad(g);
+            rcv_graph_backward(g, m.loss, 1.0f);
+            rcv_graph_sync(g);
+            double t1 = now();
+            rcv_optim_step(&opt, g, 0.01f);
+            rcv_graph_sync(g);
+            topt += now() - t1;
+        }
+        rcv_graph_profile_print(g, stderr, 12);
+        fprintf(stderr, "optimizer step %.3f ms; unprofiled step %.3f ms\n", 1e3 * topt / steps, 1e3 * mean);
+        rcv_graph_profile(g, 0);
+    }
     float loss;
     rcv_graph_download(g, &loss, g->nodes[m.loss].out, sizeof loss);
     printf("%.1f\n", batch / mean);

@@ -14,10 +14,15 @@
 //    TF32): max |cuda - ref| <= 1e-3 * max |ref| per tensor; dropout masks must match
 //    exactly (same Philox stream). The fan-out graphs exercise every accumulate (in_beta)
 //    path. bf16 and tf32 conv/linear cases use 3e-2 and 1e-2.
-// 3. Models: smallcnn (28x28x1) and resnet18 (small-input stem, 32x32x3), batch 4, training
+// 3. Models: smallcnn (28x28x1) and resnet18 (small-input stem, 16x16x3), batch 4, training
 //    mode, same weights: logits, loss and every parameter gradient vs the cpu backend
 //    (tolerance 1e-3 of the largest |cpu| value per tensor), then one SGD step on each backend
-//    (momentum, nesterov, weight decay) and the updated parameters compared.
+//    (momentum, nesterov, weight decay) and the updated parameters compared. Gradients are
+//    compared on the first input seed whose ReLU masks agree on both backends: a
+//    pre-activation within rounding of 0 flips a mask bit and moves every gradient below it
+//    by far more than rounding (seen on an H100: resnet18 at 32x32, one such input changed
+//    a BN bias gradient by 11%; cpu against ref shows the same). Flips of inputs that are not
+//    rounding-sized fail the test.
 #define main test_ops_cases_main // reuse the case table and builders of test_ops.c
 #include "test_ops.c"
 #undef main
@@ -45,6 +50,10 @@ static rcv_graph *run_case_cuda(const tcase *t, builder build, rcv_precision pre
         return NULL;
     }
     g->precision = prec;
+    // Like run_case: every node keeps its own gradient memory, else the planner lets
+    // gradients share once consumed (the loss's seed among them) and comparing them after
+    // backward reads whatever reused the memory. Section 3 runs the models unkept.
+    g->keep_grads = 1;
     if (rcv_graph_plan(g, t->n, RCV_BACKEND_CUDA)) {
         fprintf(stderr, "plan %s on cuda: %s\n", t->desc, rcv_error());
         rcv_graph_free(g);
@@ -148,8 +157,8 @@ static void check_case_cuda(const tcase *t, builder build, rcv_precision prec, d
 
 // One model on one backend: same weights (seeded init), same batch; forward, backward and one
 // SGD step. Returns the model with logits/loss in *z/*loss (host copies) and grads on the host.
-static int run_model(rcv_model *m, const char *name, int c, int hw, int small, rcv_backend be, float **z, float *loss,
-                     float **grads) {
+static int run_model(rcv_model *m, const char *name, int c, int hw, int small, rcv_backend be, unsigned seed,
+                     float **z, float *loss, float **grads) {
     rcv_model_cfg cfg;
     rcv_model_cfg_defaults(&cfg);
     cfg.in_c = c;
@@ -159,13 +168,16 @@ static int run_model(rcv_model *m, const char *name, int c, int hw, int small, r
     cfg.seed = 7;
     for (int k = 0; k < 4; k++) cfg.mean[k] = 0.5f, cfg.std[k] = 0.25f;
     if (rcv_model_build(m, name, &cfg)) return -1;
+    // cpu: NHWC, unfused (its ReLU inputs are read below; test_ops.c covers its fused and
+    // blocked plans); cuda: the plan training uses, gradients sharing memory.
+    m->g->keep_grads = be == RCV_BACKEND_CPU;
     int N = 4;
     if (rcv_graph_plan(m->g, N, be)) return -1;
     rcv_graph *g = m->g;
     rcv_graph_set_training(g, 1);
     size_t xn = (size_t)N * c * hw * hw;
     float *x = rcv_xmalloc(xn * sizeof(float));
-    fill_uniform(x, xn, 99, 0.0f, 1.0f);
+    fill_uniform(x, xn, seed, 0.0f, 1.0f);
     int32_t lab[4] = {1, 7, 3, 9};
     rcv_graph_upload(g, g->nodes[m->input].out, x, xn * sizeof(float));
     rcv_graph_upload(g, g->nodes[m->labels].idata, lab, sizeof lab);
@@ -191,36 +203,80 @@ static int run_model(rcv_model *m, const char *name, int c, int hw, int small, r
     return 0;
 }
 
+// ReLU inputs whose sign differs between the two runs. Both compute in fp32 with different
+// summation orders, so a pre-activation within rounding of 0 can land on either side; its
+// mask bit then moves a whole upstream gradient value, and every gradient below it differs
+// by far more than rounding (a BN bias right above it by ~10%). Such an input is not a
+// comparison of the kernels. Returns the number of flips; *worst: the largest |x| of a flip
+// relative to max |x| of its tensor (rounding-sized when the kernels agree).
+static int relu_flips(rcv_graph *gc, rcv_graph *gg, double *worst) {
+    int flips = 0;
+    *worst = 0;
+    for (int i = 0; i < gc->n_nodes; i++) {
+        if (gc->nodes[i].op != RCV_OP_RELU) continue;
+        const rcv_node *in = &gc->nodes[gc->nodes[i].in[0]];
+        size_t ne = rcv_numel(in->shape);
+        float *h = fetch(gg, gg->nodes[gc->nodes[i].in[0]].out, ne);
+        double mx = 0;
+        for (size_t e = 0; e < ne; e++) mx = fmax(mx, fabs(in->out[e]));
+        for (size_t e = 0; e < ne; e++)
+            if ((in->out[e] > 0) != (h[e] > 0)) {
+                flips++;
+                *worst = fmax(*worst, fabs(in->out[e]) / (mx > 0 ? mx : 1));
+            }
+        free(h);
+    }
+    return flips;
+}
+
 static void check_model(const char *name, int c, int hw, int small) {
-    rcv_model mc = {0}, mg = {0};
-    float *zc = NULL, *zg = NULL, *gc = NULL, *gg = NULL, lc = 0, lg = 0;
-    int ok = run_model(&mc, name, c, hw, small, RCV_BACKEND_CPU, &zc, &lc, &gc) == 0;
-    ok = ok && run_model(&mg, name, c, hw, small, RCV_BACKEND_CUDA, &zg, &lg, &gg) == 0;
-    CHECK(ok, "model %s: %s", name, rcv_error());
-    if (ok) {
-        compare_tol(name, "logits", zg, zc, 40, TOL_CUDA);
-        CHECK(fabsf(lg - lc) <= 1e-3f * fabsf(lc), "%s: loss cuda %.6f, cpu %.6f", name, lg, lc);
-        for (int p = 0; p < mc.g->n_params; p++) {
-            rcv_param *pi = &mc.g->param_info[p];
-            char what[160];
-            if (pi->kind == RCV_PARAM) {
-                snprintf(what, sizeof what, "gradient of %s", pi->name);
-                compare_tol(name, what, gg + pi->offset, gc + pi->offset, pi->numel, TOL_CUDA);
-                snprintf(what, sizeof what, "%s after one SGD step", pi->name);
-                compare_tol(name, what, rcv_param_data(mg.g, p), rcv_param_data(mc.g, p), pi->numel, TOL_CUDA);
-            } else if (pi->kind == RCV_BUFFER) {
-                snprintf(what, sizeof what, "buffer %s", pi->name);
-                compare_tol(name, what, rcv_param_data(mg.g, p), rcv_param_data(mc.g, p), pi->numel, TOL_CUDA);
+    for (unsigned seed = 99; seed < 99 + 6; seed++) {
+        rcv_model mc = {0}, mg = {0};
+        float *zc = NULL, *zg = NULL, *gc = NULL, *gg = NULL, lc = 0, lg = 0;
+        int ok = run_model(&mc, name, c, hw, small, RCV_BACKEND_CPU, seed, &zc, &lc, &gc) == 0;
+        ok = ok && run_model(&mg, name, c, hw, small, RCV_BACKEND_CUDA, seed, &zg, &lg, &gg) == 0;
+        CHECK(ok, "model %s: %s", name, rcv_error());
+        int done = !ok;
+        if (ok) {
+            compare_tol(name, "logits", zg, zc, 40, TOL_CUDA);
+            CHECK(fabsf(lg - lc) <= 1e-3f * fabsf(lc), "%s: loss cuda %.6f, cpu %.6f", name, lg, lc);
+            double worst;
+            int flips = relu_flips(mc.g, mg.g, &worst);
+            // A flip of an input that is not rounding-sized is a real forward difference.
+            CHECK(worst <= 1e-4, "%s: a ReLU input of %.3g of its tensor's max changes sign between cpu and cuda", name,
+                  worst);
+            if (flips) {
+                printf("     model %s, input seed %u: %d ReLU input(s) within %.2g of 0 (relative) change sign between "
+                       "cpu and cuda: gradients not comparable, next seed\n", name, seed, flips, worst);
+            } else {
+                done = 1;
+                for (int p = 0; p < mc.g->n_params; p++) {
+                    rcv_param *pi = &mc.g->param_info[p];
+                    char what[160];
+                    if (pi->kind == RCV_PARAM) {
+                        snprintf(what, sizeof what, "gradient of %s", pi->name);
+                        compare_tol(name, what, gg + pi->offset, gc + pi->offset, pi->numel, TOL_CUDA);
+                        snprintf(what, sizeof what, "%s after one SGD step", pi->name);
+                        compare_tol(name, what, rcv_param_data(mg.g, p), rcv_param_data(mc.g, p), pi->numel, TOL_CUDA);
+                    } else if (pi->kind == RCV_BUFFER) {
+                        snprintf(what, sizeof what, "buffer %s", pi->name);
+                        compare_tol(name, what, rcv_param_data(mg.g, p), rcv_param_data(mc.g, p), pi->numel, TOL_CUDA);
+                    }
+                }
+                printf("%s   model %s (input seed %u): loss cuda %.6f cpu %.6f\n", rcv_test_fail ? "FAIL" : "ok  ", name,
+                       seed, lg, lc);
             }
         }
-        printf("%s   model %s: loss cuda %.6f cpu %.6f\n", rcv_test_fail ? "FAIL" : "ok  ", name, lg, lc);
+        free(zc), free(zg), free(gc), free(gg);
+        if (mc.g) rcv_model_free(&mc);
+        if (mg.g) rcv_model_free(&mg);
+        if (done) return;
     }
-    free(zc), free(zg), free(gc), free(gg);
-    if (mc.g) rcv_model_free(&mc);
-    if (mg.g) rcv_model_free(&mg);
+    CHECK(0, "model %s: every input seed tried had ReLU sign flips; gradients were not compared", name);
 }
 
 int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0); // the case lines survive a cuDNN abort
     // 0. Is there a GPU? Either way the answer must be clear.
     if (rcv_backend_check(RCV_BACKEND_CUDA)) {
         char why[512];
@@ -286,7 +342,7 @@ int main(void) {
     // 3. whole models vs the cpu backend
     worst_cuda = 0;
     check_model("smallcnn", 1, 28, 0);
-    check_model("resnet18", 3, 32, 1);
+    check_model("resnet18", 3, 16, 1); // 16x16: fewer pre-activations near 0 (see relu_flips)
     printf("largest relative difference vs cpu (models): %.3g (%s)\n", worst_cuda, worst_cuda_what);
     return test_done();
 }

@@ -11,7 +11,12 @@
 // and cast the result back into the fp32 output/gradient.
 //
 // Algorithms are searched once at prepare (cudnnFind*AlgorithmEx on temporary buffers of
-// the plan's shapes) and the fastest one within the workspace cap is kept.
+// the plan's shapes) and the fastest one within the workspace cap is kept, with the math
+// type it was timed with: Find tries each algorithm with the descriptor's math type and with
+// CUDNN_DEFAULT_MATH, and running an algorithm under another math type than the one it was
+// found with fails with CUDNN_STATUS_BAD_PARAM (bf16 resnet18 did on an H100). So each
+// direction sets its own math type on the descriptor before its call. fp32 keeps
+// CUDNN_FMA_MATH (DEFAULT_MATH would allow TF32 on fp32 data) and prefers FMA results.
 #include <string.h>
 
 #include "backend/cuda/cu_ctx.h"
@@ -28,6 +33,7 @@ typedef struct {
     cudnnConvolutionFwdAlgo_t fwd;
     cudnnConvolutionBwdDataAlgo_t bwd_data;
     cudnnConvolutionBwdFilterAlgo_t bwd_filter;
+    cudnnMathType_t m_fwd, m_data, m_filter; // the math type each algorithm was found with
     size_t ws_fwd, ws_data, ws_filter;
     rcv_cu_dtype dt;
     size_t esz;          // bytes per element of dt
@@ -72,6 +78,28 @@ static int cudnn_fail(const char *what, cudnnStatus_t s, const rcv_node *n) {
         cudnnStatus_t s_ = (call);                                   \
         if (s_ != CUDNN_STATUS_SUCCESS) return cudnn_fail(what, s_, n); \
     } while (0)
+
+// The result of a Find to run: the first (fastest) that succeeded within the workspace cap;
+// in fp32 (want = FMA) the first such found with FMA math if any, since DEFAULT_MATH may
+// use TF32. -1 when none. *math: the math type to run it with.
+typedef struct {
+    cudnnStatus_t status;
+    size_t memory;
+    cudnnMathType_t math;
+} found_t;
+static int pick(const found_t *f, int got, size_t cap, cudnnMathType_t want, cudnnMathType_t *math) {
+    for (int pass = want == CUDNN_FMA_MATH ? 0 : 1; pass < 2; pass++)
+        for (int i = 0; i < got; i++)
+            if (f[i].status == CUDNN_STATUS_SUCCESS && f[i].memory <= cap && (pass || f[i].math == CUDNN_FMA_MATH)) {
+                *math = want == CUDNN_FMA_MATH ? CUDNN_FMA_MATH : f[i].math;
+                return i;
+            }
+    return -1;
+}
+// The fields pick reads, copied out of one Find's results (three different struct types).
+#define FOUND(perf, got, f)                                                                  \
+    for (int i_ = 0; i_ < (got); i_++)                                                       \
+    (f)[i_] = (found_t){(perf)[i_].status, (perf)[i_].memory, (perf)[i_].mathType}
 
 static int conv_prepare(rcv_graph *g, rcv_node *n) {
     cu_ctx *c = cu_of(g);
@@ -138,24 +166,28 @@ static int conv_prepare(rcv_graph *g, rcv_node *n) {
     cudnnConvolutionFwdAlgoPerf_t pf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
     cudnnStatus_t s = cudnnFindConvolutionForwardAlgorithmEx(c->cudnn, st->x, tx, st->w, st->wk, st->conv, st->y, ty,
                                                              CUDNN_CONVOLUTION_FWD_ALGO_COUNT, &got, pf, tws, cap);
-    int k = 0;
-    while (k < got && (pf[k].status != CUDNN_STATUS_SUCCESS || pf[k].memory > cap)) k++;
-    if (s != CUDNN_STATUS_SUCCESS || k == got) rc = rcv_fail("conv '%s': no cuDNN forward algorithm (%s)", n->name, cudnnGetErrorString(s));
+    found_t f[CUDNN_CONVOLUTION_FWD_ALGO_COUNT + CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT +
+              CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
+    FOUND(pf, got, f);
+    int k = s == CUDNN_STATUS_SUCCESS ? pick(f, got, cap, math, &st->m_fwd) : -1;
+    if (k < 0) rc = rcv_fail("conv '%s': no cuDNN forward algorithm (%s)", n->name, cudnnGetErrorString(s));
     else st->fwd = pf[k].algo, st->ws_fwd = pf[k].memory;
     if (!rc && st->need_dx) {
         cudnnConvolutionBwdDataAlgoPerf_t pd[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
         s = cudnnFindConvolutionBackwardDataAlgorithmEx(c->cudnn, st->w, st->wk, st->y, ty, st->conv, st->x, tx,
                                                         CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &got, pd, tws, cap);
-        for (k = 0; k < got && (pd[k].status != CUDNN_STATUS_SUCCESS || pd[k].memory > cap); k++) {}
-        if (s != CUDNN_STATUS_SUCCESS || k == got) rc = rcv_fail("conv '%s': no cuDNN backward-data algorithm (%s)", n->name, cudnnGetErrorString(s));
+        FOUND(pd, got, f);
+        k = s == CUDNN_STATUS_SUCCESS ? pick(f, got, cap, math, &st->m_data) : -1;
+        if (k < 0) rc = rcv_fail("conv '%s': no cuDNN backward-data algorithm (%s)", n->name, cudnnGetErrorString(s));
         else st->bwd_data = pd[k].algo, st->ws_data = pd[k].memory;
     }
     if (!rc) {
         cudnnConvolutionBwdFilterAlgoPerf_t pw[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
         s = cudnnFindConvolutionBackwardFilterAlgorithmEx(c->cudnn, st->x, tx, st->y, ty, st->conv, st->w, st->dwk,
                                                           CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &got, pw, tws, cap);
-        for (k = 0; k < got && (pw[k].status != CUDNN_STATUS_SUCCESS || pw[k].memory > cap); k++) {}
-        if (s != CUDNN_STATUS_SUCCESS || k == got) rc = rcv_fail("conv '%s': no cuDNN backward-filter algorithm (%s)", n->name, cudnnGetErrorString(s));
+        FOUND(pw, got, f);
+        k = s == CUDNN_STATUS_SUCCESS ? pick(f, got, cap, math, &st->m_filter) : -1;
+        if (k < 0) rc = rcv_fail("conv '%s': no cuDNN backward-filter algorithm (%s)", n->name, cudnnGetErrorString(s));
         else st->bwd_filter = pw[k].algo, st->ws_filter = pw[k].memory;
     }
     cudaFree(tx);
@@ -175,6 +207,7 @@ static void conv_forward(rcv_graph *g, rcv_node *n) {
     rcv_shape xs = rcv_in_shape(g, n, 0);
     const float *x = rcv_in(g, n, 0), one = 1.0f, zero = 0.0f;
     rcv_cu_w_to_ohwi(cu_param(g, n, 0), st->wk, n->shape.c, xs.c / a->groups, a->kh, a->kw, st->dt, c->stream);
+    CUDNN_CHECK(cudnnSetConvolutionMathType(st->conv, st->m_fwd));
     if (st->dt == RCV_CU_F32) {
         CUDNN_CHECK(cudnnConvolutionForward(c->cudnn, &one, st->x, x, st->w, st->wk, st->conv, st->fwd, algo_ws(c, st),
                                             st->ws_fwd, &zero, st->y, n->out));
@@ -205,6 +238,7 @@ static void conv_backward(rcv_graph *g, rcv_node *n) {
         dyin = lp_y(c, st);
     }
     if (dx && st->need_dx) {
+        CUDNN_CHECK(cudnnSetConvolutionMathType(st->conv, st->m_data));
         if (st->dt == RCV_CU_F32) {
             CUDNN_CHECK(cudnnConvolutionBackwardData(c->cudnn, &one, st->w, st->wk, st->y, dy, st->conv, st->bwd_data,
                                                      algo_ws(c, st), st->ws_data, beta ? &one : &zero, st->x, dx));
@@ -214,6 +248,7 @@ static void conv_backward(rcv_graph *g, rcv_node *n) {
             rcv_cu_uncast(lp_dx(c, st), dx, st->xn, st->dt, beta, c->stream);
         }
     }
+    CUDNN_CHECK(cudnnSetConvolutionMathType(st->conv, st->m_filter));
     CUDNN_CHECK(cudnnConvolutionBackwardFilter(c->cudnn, &one, st->x, xin, st->y, dyin, st->conv, st->bwd_filter,
                                                algo_ws(c, st), st->ws_filter, &zero, st->w, st->dwk));
     rcv_cu_w_from_ohwi_acc(st->dwk, cu_param_grad(g, n, 0), n->shape.c, xs.c / a->groups, a->kh, a->kw, st->dt,

@@ -36,6 +36,22 @@ static void avgpool_backward(rcv_graph *g, rcv_node *n) {
 }
 const rcv_kernels rcv_cuda_avgpool2d = {.forward = avgpool_forward, .backward = avgpool_backward};
 
+// x: (N, C, H, W) -> y: (N, C, oh, ow), PyTorch's AdaptiveAvgPool2d windows (spatial.cu).
+static void aap_forward(rcv_graph *g, rcv_node *n) {
+    rcv_shape xs = rcv_in_shape(g, n, 0);
+    rcv_cu_adaptive_avgpool_fwd(rcv_in(g, n, 0), n->out, xs.n, xs.c, xs.h, xs.w, n->shape.h, n->shape.w,
+                                cu_of(g)->stream);
+}
+static void aap_backward(rcv_graph *g, rcv_node *n) {
+    rcv_shape xs = rcv_in_shape(g, n, 0);
+    int beta;
+    float *dx = cu_in_grad(g, n, 0, &beta);
+    if (dx)
+        rcv_cu_adaptive_avgpool_bwd(n->grad, dx, xs.n, xs.c, xs.h, xs.w, n->shape.h, n->shape.w, beta,
+                                    cu_of(g)->stream);
+}
+const rcv_kernels rcv_cuda_adaptive_avgpool = {.forward = aap_forward, .backward = aap_backward};
+
 // x: (N, HW, C) -> y: (N, C): per-sample channel means; dx = dy / HW broadcast.
 static void gap_forward(rcv_graph *g, rcv_node *n) {
     rcv_shape xs = rcv_in_shape(g, n, 0);

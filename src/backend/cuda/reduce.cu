@@ -274,3 +274,73 @@ __global__ void k_chunks_scale(float *g, const rcv_cuda_chunk *ch, float coef) {
 extern "C" void rcv_cu_chunks_scale(float *g, const rcv_cuda_chunk *chunks, int nc, float coef, cudaStream_t s) {
     if (nc > 0) k_chunks_scale<<<nc, RCV_CU_THREADS, 0, s>>>(g, chunks, coef);
 }
+
+// BatchNorm training statistics. Pass 1: per-channel sum and sum of squares in double
+// (float data, so E[x^2] - mean^2 loses nothing that matters at these sizes), blocks over
+// (32 channels, row segments) meeting through double atomics in acc[0..C) and acc[C..2C).
+__global__ void k_bn_stats(const float *x, double *acc, size_t rows, int C) {
+    __shared__ double s1[CS_Y][CS_X], s2[CS_Y][CS_X];
+    int c = blockIdx.x * CS_X + threadIdx.x;
+    size_t per = (rows + gridDim.z - 1) / gridDim.z, r0 = blockIdx.z * per, r1 = r0 + per < rows ? r0 + per : rows;
+    double a = 0, b = 0;
+    if (c < C)
+        for (size_t r = r0 + threadIdx.y; r < r1; r += CS_Y) {
+            double v = x[r * C + c];
+            a += v;
+            b += v * v;
+        }
+    s1[threadIdx.y][threadIdx.x] = a;
+    s2[threadIdx.y][threadIdx.x] = b;
+    __syncthreads();
+    if (threadIdx.y == 0 && c < C) {
+        for (int y = 1; y < CS_Y; y++) a += s1[y][threadIdx.x], b += s2[y][threadIdx.x];
+        atomicAdd(acc + c, a);
+        atomicAdd(acc + C + c, b);
+    }
+}
+// Pass 2, one thread per channel: mean, biased variance -> invstd; running statistics with
+// PyTorch's rule (unbiased variance M/(M-1) into running_var).
+__global__ void k_bn_finalize(const double *acc, float *mean, float *invstd, float *rm, float *rv, int C, size_t M,
+                              float eps, float momentum) {
+    RCV_CU_LOOP(c, (size_t)C) {
+        double mu = acc[c] / (double)M, var = acc[C + c] / (double)M - mu * mu;
+        if (var < 0) var = 0;
+        mean[c] = (float)mu;
+        invstd[c] = (float)(1.0 / sqrt(var + (double)eps));
+        double unb = M > 1 ? var * (double)M / (double)(M - 1) : var;
+        rm[c] = (float)((1.0 - momentum) * rm[c] + momentum * mu);
+        rv[c] = (float)((1.0 - momentum) * rv[c] + momentum * unb);
+    }
+}
+extern "C" void rcv_cu_bn_train_stats(const float *x, double *acc, float *mean, float *invstd, float *rm, float *rv,
+                                      size_t rows, int C, float eps, float momentum, cudaStream_t s) {
+    cudaMemsetAsync(acc, 0, 2 * (size_t)C * sizeof(double), s);
+    dim3 grid;
+    chan_grid(rows, C, 1, &grid);
+    k_bn_stats<<<grid, dim3(CS_X, CS_Y), 0, s>>>(x, acc, rows, C);
+    k_bn_finalize<<<rcv_cu_blocks((size_t)C), RCV_CU_THREADS, 0, s>>>(acc, mean, invstd, rm, rv, C, rows, eps, momentum);
+}
+
+// Training-mode backward with sums[c] = sum dy xhat, sums[C + c] = sum dy over the M rows:
+// dx = [dx] + w invstd (dy - sum_dy / M - xhat sum_dy_xhat / M), xhat = (x - mean) invstd.
+__global__ void k_bn_train_dx(const float *x, const float *dy, const float *mean, const float *invstd, const float *w,
+                              const float *sums, float *dx, size_t n, int C, float inv_m, int beta) {
+    RCV_CU_LOOP(i, n) {
+        int c = (int)(i % (size_t)C);
+        float is = invstd[c], xh = (x[i] - mean[c]) * is;
+        rcv_cu_store(dx + i, w[c] * is * (dy[i] - sums[C + c] * inv_m - xh * sums[c] * inv_m), beta);
+    }
+}
+extern "C" void rcv_cu_bn_train_bwd(const float *x, const float *dy, const float *mean, const float *invstd,
+                                    const float *w, float *sums, float *dw, float *db, float *dx, size_t rows, int C,
+                                    int beta, cudaStream_t s) {
+    cudaMemsetAsync(sums, 0, 2 * (size_t)C * sizeof(float), s);
+    rcv_cu_bn_param_grads(x, dy, mean, invstd, sums, sums + C, rows, C, s);
+    rcv_cu_axpby(dw, sums, 1.0f, 1.0f, dw, (size_t)C, s); // parameter gradients accumulate
+    rcv_cu_axpby(db, sums + C, 1.0f, 1.0f, db, (size_t)C, s);
+    if (dx) {
+        size_t n = rows * (size_t)C;
+        k_bn_train_dx<<<rcv_cu_blocks(n), RCV_CU_THREADS, 0, s>>>(x, dy, mean, invstd, w, sums, dx, n, C,
+                                                                  (float)(1.0 / (double)rows), beta);
+    }
+}

@@ -232,3 +232,61 @@ extern "C" void rcv_cu_flatten(const float *from, float *to, int N, int C, int H
     size_t n = (size_t)N * C * H * W;
     k_flatten<<<rcv_cu_blocks(n), RCV_CU_THREADS, 0, s>>>(from, to, C, H, W, n, dir, beta);
 }
+
+// PyTorch's AdaptiveAvgPool2d window along one axis: output o of `out` averages input
+// [floor(o n / out), ceil((o + 1) n / out)) (src/backend/ref/pool.c).
+__device__ __forceinline__ void aap_window(int o, int n, int out, int *b, int *e) {
+    *b = (int)(((long long)o * n) / out);
+    *e = (int)(((long long)(o + 1) * n + out - 1) / out);
+}
+// The outputs whose window holds input index i: o >= floor(i out / n) (the window ends past i)
+// and o <= ceil((i + 1) out / n) - 1 (it starts at or before i). Windows overlap when n is
+// not a multiple of out, and one input feeds several outputs when out > n.
+__device__ __forceinline__ void aap_covering(int i, int n, int out, int *o0, int *o1) {
+    *o0 = (int)(((long long)i * out) / n);
+    int hi = (int)(((long long)(i + 1) * out + n - 1) / n) - 1;
+    *o1 = hi < out - 1 ? hi : out - 1;
+}
+__global__ void k_adaptive_avgpool_fwd(const float *x, float *y, int C, int H, int W, int Ho, int Wo, size_t n) {
+    RCV_CU_LOOP(i, n) {
+        int b, oh, ow, c, h0, h1, w0, w1;
+        nhwc_of(i, C, Ho, Wo, &b, &oh, &ow, &c);
+        aap_window(oh, H, Ho, &h0, &h1);
+        aap_window(ow, W, Wo, &w0, &w1);
+        float acc = 0.0f;
+        for (int h = h0; h < h1; h++)
+            for (int w = w0; w < w1; w++) acc += x[nhwc_at(C, H, W, b, h, w, c)];
+        y[i] = acc / (float)((h1 - h0) * (w1 - w0));
+    }
+}
+// Gather: dx[b, h, w, c] = [dx] + sum over the outputs covering (h, w) of dy / |window|.
+__global__ void k_adaptive_avgpool_bwd(const float *dy, float *dx, int C, int H, int W, int Ho, int Wo, size_t n,
+                                       int beta) {
+    RCV_CU_LOOP(i, n) {
+        int b, h, w, c, oh0, oh1, ow0, ow1;
+        nhwc_of(i, C, H, W, &b, &h, &w, &c);
+        aap_covering(h, H, Ho, &oh0, &oh1);
+        aap_covering(w, W, Wo, &ow0, &ow1);
+        float acc = 0.0f;
+        for (int oh = oh0; oh <= oh1; oh++) {
+            int h0, h1;
+            aap_window(oh, H, Ho, &h0, &h1);
+            for (int ow = ow0; ow <= ow1; ow++) {
+                int w0, w1;
+                aap_window(ow, W, Wo, &w0, &w1);
+                acc += dy[nhwc_at(C, Ho, Wo, b, oh, ow, c)] / (float)((h1 - h0) * (w1 - w0));
+            }
+        }
+        rcv_cu_store(dx + i, acc, beta);
+    }
+}
+extern "C" void rcv_cu_adaptive_avgpool_fwd(const float *x, float *y, int N, int C, int H, int W, int Ho, int Wo,
+                                            cudaStream_t s) {
+    size_t n = (size_t)N * C * Ho * Wo;
+    k_adaptive_avgpool_fwd<<<rcv_cu_blocks(n), RCV_CU_THREADS, 0, s>>>(x, y, C, H, W, Ho, Wo, n);
+}
+extern "C" void rcv_cu_adaptive_avgpool_bwd(const float *dy, float *dx, int N, int C, int H, int W, int Ho, int Wo,
+                                            int beta, cudaStream_t s) {
+    size_t n = (size_t)N * C * H * W;
+    k_adaptive_avgpool_bwd<<<rcv_cu_blocks(n), RCV_CU_THREADS, 0, s>>>(dy, dx, C, H, W, Ho, Wo, n, beta);
+}

@@ -10,6 +10,7 @@ extern const rcv_kernels rcv_cuda_sigmoid __attribute__((weak));
 extern const rcv_kernels rcv_cuda_maxpool2d __attribute__((weak));
 extern const rcv_kernels rcv_cuda_avgpool2d __attribute__((weak));
 extern const rcv_kernels rcv_cuda_global_avgpool __attribute__((weak));
+extern const rcv_kernels rcv_cuda_adaptive_avgpool __attribute__((weak));
 extern const rcv_kernels rcv_cuda_linear __attribute__((weak));
 extern const rcv_kernels rcv_cuda_add __attribute__((weak));
 extern const rcv_kernels rcv_cuda_mul __attribute__((weak));
@@ -34,6 +35,7 @@ const rcv_kernels *rcv_backend_cuda_kernels(rcv_op op) {
     case RCV_OP_MAXPOOL2D: return &rcv_cuda_maxpool2d;
     case RCV_OP_AVGPOOL2D: return &rcv_cuda_avgpool2d;
     case RCV_OP_GLOBAL_AVGPOOL: return &rcv_cuda_global_avgpool;
+    case RCV_OP_ADAPTIVE_AVGPOOL: return &rcv_cuda_adaptive_avgpool;
     case RCV_OP_LINEAR: return &rcv_cuda_linear;
     case RCV_OP_ADD: return &rcv_cuda_add;
     case RCV_OP_MUL: return &rcv_cuda_mul;

@@ -92,7 +92,8 @@ int main(int argc, char **argv) {
             rcv_graph_sync(g);
             topt += now() - t1;
         }
-        rcv_graph_profile_print(g, stderr, 12);
+        const char *top = getenv("RCV_PROFILE_TOP"); // how many of the slowest nodes to list
+        rcv_graph_profile_print(g, stderr, top ? atoi(top) : 12);
         fprintf(stderr, "optimizer step %.3f ms; unprofiled step %.3f ms\n", 1e3 * topt / steps, 1e3 * mean);
         rcv_graph_profile(g, 0);
     }

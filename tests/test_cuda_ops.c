@@ -33,6 +33,18 @@
 
 #define TOL_CUDA 1e-3
 
+// Two 1x1 convs (one with bias) on one input, added: the gemm path of conv.c (1x1 stride-1
+// convs run as cuBLAS gemms) with its accumulate paths: x's gradient gets both convs' dx
+// (one with in_beta = 1) and each weight gradient accumulates over the two backward passes.
+static int build_1x1_pair(rcv_graph *g, const tcase *t, int *loss) {
+    int x = rcv_input(g, "x", t->c, t->h, t->w);
+    rcv_graph_require_grad(g, x);
+    int y = rcv_add(g, "y", rcv_conv2d(g, "p1", x, 24, 1, 1, 0, 1, 1, 1), rcv_conv2d(g, "p2", x, 24, 1, 1, 0, 1, 1, 0));
+    rcv_shape s = g->nodes[y].shape;
+    *loss = rcv_mse(g, "loss", y, rcv_input(g, "target", s.c, s.h, s.w));
+    return *loss < 0 ? -1 : 0;
+}
+
 // Host copy of one planned tensor.
 static float *fetch(rcv_graph *g, const float *planned, size_t n) {
     float *h = rcv_xmalloc((n ? n : 1) * sizeof(float));
@@ -338,6 +350,24 @@ int main(void) {
             printf("%s %s (%s)\n", rcv_test_fail == before ? "ok  " : "FAIL", cases[i].desc, rcv_precision_name(precs[k]));
         }
     }
+    // 1x1 convs through each implementation (RCV_CONV_GEMM is read at plan time): 0 cuDNN,
+    // 1 cuBLAS on fp32 tensors (the default), 2 cuBLAS on 16-bit copies; every precision.
+    const char *saved_gemm = getenv("RCV_CONV_GEMM");
+    for (int mode = 0; mode < 3; mode++) {
+        char mv[2] = {(char)('0' + mode), 0};
+        setenv("RCV_CONV_GEMM", mv, 1);
+        const rcv_precision precs[4] = {RCV_PREC_FP32, RCV_PREC_TF32, RCV_PREC_BF16, RCV_PREC_FP16};
+        const double tols[4] = {TOL_CUDA, 1e-2, 3e-2, 1e-2};
+        tcase pair = {RCV_OP_CONV2D, "two 1x1 convs on one input", 3, 16, 5, 7, {0}, 0, 1, 0};
+        for (int k = 0; k < 4; k++) {
+            before = rcv_test_fail;
+            check_case_cuda(&pair, build_1x1_pair, precs[k], tols[k]);
+            printf("%s %s (RCV_CONV_GEMM=%d, %s)\n", rcv_test_fail == before ? "ok  " : "FAIL", pair.desc, mode,
+                   rcv_precision_name(precs[k]));
+        }
+    }
+    if (saved_gemm) setenv("RCV_CONV_GEMM", saved_gemm, 1);
+    else unsetenv("RCV_CONV_GEMM");
     printf("largest relative difference vs ref: %.3g (%s)\n", worst_cuda, worst_cuda_what);
     // 3. whole models vs the cpu backend
     worst_cuda = 0;

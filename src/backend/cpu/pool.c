@@ -39,6 +39,43 @@ static inline void max_window(int o, int k, int s, int p, int in, int *st, int *
     *hi = *st + k < in ? *st + k : in;
 }
 
+// 2x2 stride 2, no padding, every window inside x (floor mode): the small CNN's and VGG's
+// pools. On the blocked (N*C/16, 16, H, W) view the generic forward spends its time in
+// per-window setup (the small CNN's two pools: 5.2 -> 3.2 ms on one thread). A matching
+// backward that writes each cell once measured slower than the generic memset + scatter.
+static int pool_2x2(rcv_pool_attr a, rcv_shape xs, rcv_shape ys) {
+    return a.kh == 2 && a.kw == 2 && a.sh == 2 && a.sw == 2 && a.ph == 0 && a.pw == 0 && 2 * ys.h <= xs.h &&
+           2 * ys.w <= xs.w;
+}
+
+// Same argmax rule as the generic loop: cells in order 0 (top left), 1, 2, 3; a later one
+// wins when strictly greater or NaN.
+static void maxpool_2x2_forward(const float *restrict x, float *restrict y, uint8_t *restrict arg, rcv_shape xs,
+                                rcv_shape ys) {
+    int C = xs.c;
+    size_t row = (size_t)xs.w * C;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < ys.n; b++)
+        for (int oh = 0; oh < ys.h; oh++)
+            for (int ow = 0; ow < ys.w; ow++) {
+                const float *x0 = x + (((size_t)b * xs.h + 2 * oh) * xs.w + 2 * ow) * C, *x1 = x0 + row;
+                size_t o = (((size_t)b * ys.h + oh) * ys.w + ow) * C;
+#pragma omp simd
+                for (int c = 0; c < C; c++) {
+                    float m = x0[c], v;
+                    uint8_t t = 0;
+                    v = x0[C + c];
+                    if (v > m || v != v) m = v, t = 1;
+                    v = x1[c];
+                    if (v > m || v != v) m = v, t = 2;
+                    v = x1[C + c];
+                    if (v > m || v != v) m = v, t = 3;
+                    y[o + c] = m;
+                    arg[o + c] = t;
+                }
+            }
+}
+
 // y[n, oh, ow, c] = max over the window; argmax to saved
 static void maxpool_forward(rcv_graph *g, rcv_node *n) {
     rcv_pool_attr a = n->attr.pool;
@@ -47,6 +84,10 @@ static void maxpool_forward(rcv_graph *g, rcv_node *n) {
     float *y = n->out;
     uint8_t *arg = (uint8_t *)n->saved;
     int C = xs.c;
+    if (pool_2x2(a, xs, ys)) {
+        maxpool_2x2_forward(x, y, arg, xs, ys);
+        return;
+    }
 #pragma omp parallel for collapse(2) schedule(static)
     for (int b = 0; b < ys.n; b++)
         for (int oh = 0; oh < ys.h; oh++) {

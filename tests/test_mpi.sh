@@ -11,10 +11,12 @@
 #  4. A global batch that the ranks do not divide is refused with a message.
 # Skips (exit 0, with the reason) when mpirun, the MPI build or numpy is missing.
 set -u
-# Direct convolutions: Winograd's F(4,3) transforms round differently when the batch is
-# split, which (at 5 steps) moves the comparison to ~2e-5; the data-parallel algorithm is
-# what this test checks.
-export RCV_NO_WINOGRAD=1
+# Direct convolutions on NHWC: Winograd's F(4,3) transforms, and oneDNN's blocked-layout
+# kernels, round differently when the batch is split, which moves the comparisons past their
+# tolerance (Winograd: ~2e-5 at 5 steps; blocked: 1.2e-4 at 10, where 1 rank with vs without
+# sync-bn already differs by 2.5e-4). The data-parallel algorithm is what this test checks;
+# tests/test_layout.c checks the layouts.
+export RCV_NO_WINOGRAD=1 RCV_NO_BLOCKED=1
 BIN=${RCV_BIN:-build/robustcv}
 PY=/usr/bin/python3
 CMP=tests/oracle/compare_safetensors.py

@@ -13,6 +13,8 @@
 // 3. in_beta: a graph where one tensor feeds many consumers (conv, 1x1 conv, bn,
 //    max/avg pool, relu, mul(x, x), concat(x, x), ...) so every kernel's
 //    accumulate path (in_beta = 1) runs, compared the same way.
+// 6. cpu batchnorm in train mode at M = 32768 rows per channel against float64 sums computed
+//    here, within 1e-6: its precision must not degrade with the batch (check_bn_precision).
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -334,6 +336,75 @@ static const tcase cases[] = {
     {RCV_OP_MSE, "mse", 2, 4, 3, 3, {0}, 0, 1, 0},
 };
 
+// 6. cpu batchnorm (train, M = N*H*W = 32768 rows) against float64 sums computed here: its
+// statistics and backward sums must not lose precision with M. x per channel has mean in
+// [-4, 4] and std in [0.5, 2] (E[x^2] - E[x]^2 cancels), dy is zero-mean noise (masked by the
+// fused ReLU where there is one: with our mask, so a ReLU input within rounding of 0 does not
+// count). Every tensor within 1e-6 relative (these loops: 1.1e-7 .. 2.1e-7; oneDNN 2.6's
+// primitive, which the cpu backend used before, sums in float32: 2.7e-6 on the output, 9e-7 on
+// dx, 6e-6 on dweight here).
+static void check_bn_precision(int fused) {
+    const int N = 32, C = 64, H = 32;
+    rcv_graph *g = rcv_graph_new();
+    int x = rcv_input(g, "x", C, H, H);
+    int bn = rcv_batchnorm2d(g, "bn", x, 1e-5f, 0.1f), y = fused ? rcv_relu(g, "relu", bn) : bn;
+    rcv_graph_require_grad(g, x);
+    CHECK(rcv_graph_plan(g, N, RCV_BACKEND_CPU) == 0, "bn precision plan: %s", rcv_error());
+    CHECK(g->nodes[bn].fused_relu == fused, "bn precision: fusion as planned");
+    rcv_graph_set_training(g, 1);
+    size_t M = (size_t)N * H * H, n = M * C;
+    float *u = malloc(2 * n * sizeof(float)), *dy = malloc(n * sizeof(float)), *mc = malloc(2 * C * sizeof(float));
+    fill_uniform(u, 2 * n, 41, 1e-7f, 1.0f);
+    fill_uniform(mc, 2 * (size_t)C, 42, 0.0f, 1.0f);
+    float *xv = g->nodes[x].out, *w = rcv_param_data(g, g->nodes[bn].param[0]), *b = rcv_param_data(g, g->nodes[bn].param[1]);
+    for (size_t i = 0; i < n; i++) { // Box-Muller normals from pairs of uniforms
+        double z = sqrt(-2 * log(u[2 * i])) * cos(6.283185307179586 * u[2 * i + 1]);
+        int c = (int)(i % (size_t)C);
+        xv[i] = (float)(8 * mc[c] - 4 + (0.5 + 1.5 * mc[C + c]) * z);
+        dy[i] = (float)(sqrt(-2 * log(u[2 * i + 1])) * sin(6.283185307179586 * u[2 * i]));
+    }
+    for (int c = 0; c < C; c++) w[c] = 0.5f + mc[c], b[c] = mc[C + c] - 0.5f;
+    rcv_graph_zero_grad(g);
+    rcv_graph_forward(g);
+    rcv_graph_backward_from(g, y, dy);
+    const float *yo = g->nodes[y].out, *dx = g->nodes[x].grad;
+    const float *gw = rcv_param_grad(g, g->nodes[bn].param[0]), *gb = rcv_param_grad(g, g->nodes[bn].param[1]);
+    double *ref = malloc((n + 2 * (size_t)C) * sizeof(double)), e_y = 0, s_y = 0, e_x = 0, s_x = 0, e_w = 0, s_w = 0,
+           e_b = 0, s_b = 0;
+    for (int c = 0; c < C; c++) {
+        double mu = 0, var = 0, db = 0, dw = 0;
+        for (size_t r = 0; r < M; r++) mu += xv[r * C + c];
+        mu /= (double)M;
+        for (size_t r = 0; r < M; r++) var += (xv[r * C + c] - mu) * (xv[r * C + c] - mu);
+        var /= (double)M;
+        double is = 1 / sqrt(var + 1e-5f);
+        for (size_t r = 0; r < M; r++) {
+            size_t i = r * C + c;
+            double v = (xv[i] - mu) * is * w[c] + b[c];
+            if (fused) v = v > 0 ? v : 0;
+            e_y = fmax(e_y, fabs(yo[i] - v)), s_y = fmax(s_y, fabs(v));
+            double d = fused && !(yo[i] > 0) ? 0 : dy[i];
+            ref[i] = d;
+            db += d, dw += d * (xv[i] - mu) * is;
+        }
+        for (size_t r = 0; r < M; r++) {
+            size_t i = r * C + c;
+            double v = w[c] * is * (ref[i] - db / (double)M - (xv[i] - mu) * is * dw / (double)M);
+            e_x = fmax(e_x, fabs(dx[i] - v)), s_x = fmax(s_x, fabs(v));
+        }
+        e_w = fmax(e_w, fabs(gw[c] - dw)), s_w = fmax(s_w, fabs(dw));
+        e_b = fmax(e_b, fabs(gb[c] - db)), s_b = fmax(s_b, fabs(db));
+    }
+    e_y /= s_y, e_x /= s_x, e_w /= s_w, e_b /= s_b;
+    printf("%s   bn%s train at M = %zu vs float64 sums: output %.1e, input grad %.1e, dweight %.1e, dbias %.1e\n",
+           e_y <= 1e-6 && e_x <= 1e-6 && e_w <= 1e-6 && e_b <= 1e-6 ? "ok" : "FAIL", fused ? "+relu" : "", M, e_y,
+           e_x, e_w, e_b);
+    CHECK(e_y <= 1e-6 && e_x <= 1e-6 && e_w <= 1e-6 && e_b <= 1e-6, "bn%s precision at M = %zu", fused ? "+relu" : "",
+          M);
+    free(u), free(dy), free(mc), free(ref);
+    rcv_graph_free(g);
+}
+
 int main(void) {
     int ncases = (int)(sizeof cases / sizeof cases[0]);
     // 1. coverage
@@ -395,6 +466,8 @@ int main(void) {
         rcv_graph_free(c);
     }
     keep_all = 1;
+    check_bn_precision(0);
+    check_bn_precision(1);
 
     // 4. bf16 convolutions (--precision bf16) against the fp32 ref: x, w and dy are rounded to
     // bf16 (8 significant bits, relative rounding 2^-9), sums stay fp32, so outputs and

@@ -39,9 +39,9 @@ except ImportError as e:  # pragma: no cover
 
 
 # --- safetensors, written by hand: 8-byte LE header length, JSON header, raw data ---
-def save_safetensors(path, tensors):
+def save_safetensors(path, tensors, meta=None):
     dtypes = {torch.float32: "F32", torch.int64: "I64"}
-    header, blobs, off = {}, [], 0
+    header, blobs, off = ({"__metadata__": dict(meta)} if meta else {}), [], 0
     for name, t in tensors.items():
         t = t.detach().cpu().contiguous()
         if t.dtype == torch.float64:

@@ -1,8 +1,9 @@
 // Blocked activations (rcv_node.blocked, plan_layouts in src/core/graph.c): the cpu planner
 // keeps conv -> batchnorm -> ReLU -> pool -> conv chains in oneDNN's nChw16c. Oracles, per
 // model, one train-mode step on the same weights and input:
-//   - the cpu backend planned NHWC only (RCV_NO_BLOCKED=1): the same kernels, so logits, loss,
-//     parameter, input and feature-map gradients and running stats agree to ~1e-6;
+//   - the cpu backend planned NHWC only (RCV_NO_BLOCKED=1): the same operators, so logits, loss,
+//     feature-map gradients and running stats agree to ~1e-6 (oneDNN picks a different conv
+//     kernel per layout, so not bitwise; batchnorm is, see src/backend/cpu/batchnorm.c);
 //   - the ref backend (naive loops): agreement to the cpu-vs-ref tolerance of tests/test_ops.c.
 // Also: what the planner may not block stays NHWC (inputs, outputs, marked feature maps), and
 // eval mode (running statistics) agrees as well.
@@ -102,12 +103,14 @@ static void compare(const char *name, const char *vs, const step_out *a, const s
     }
 }
 
-// The cpu NHWC plan is the oracle for the layouts (same kernels: any difference is a layout
-// bug). The ref backend checks the whole step independently; its parameter and input gradients
-// differ by more wherever a pre-activation within rounding of 0 flips a ReLU or a max-pool's
-// argmax (Winograd rounds differently from ref's loops): tol_ref_deep.
+// The cpu NHWC plan is the oracle for the layouts (same operators: a difference beyond rounding
+// is a layout bug). The ref backend checks the whole step independently. Parameter and input
+// gradients differ by more wherever a pre-activation within rounding of 0 flips a ReLU or a
+// max-pool's argmax (Winograd rounds differently from ref's loops; oneDNN's blocked and NHWC
+// convs round differently from each other): tol_nhwc_deep, tol_ref_deep. Those gradients are
+// checked without flips by tests/test_zoo.c, against float64 on our own kinks.
 static void check_model(const char *name, int c, int hw, int k, int small, int batch, int min_blocked,
-                        double tol_ref_deep) {
+                        double tol_nhwc_deep, double tol_ref_deep) {
     step_out blk = {0}, nhwc = {0}, ref = {0};
     int nb_blk = 0, nb_nhwc = 0, nb_ref = 0;
     if (run(name, c, hw, k, small, batch, RCV_BACKEND_CPU, 1, &blk, &nb_blk) ||
@@ -130,7 +133,7 @@ static void check_model(const char *name, int c, int hw, int k, int small, int b
     size_t nf = (size_t)batch * fs.c * fs.h * fs.w;
     rcv_model_free(&m);
     printf("%s: %d of its nodes blocked\n", name, nb_blk);
-    compare(name, "cpu NHWC", &blk, &nhwc, nz, np, nx, nf, nb, 2e-5, 2e-5);
+    compare(name, "cpu NHWC", &blk, &nhwc, nz, np, nx, nf, nb, 2e-5, tol_nhwc_deep);
     compare(name, "ref", &blk, &ref, nz, np, nx, nf, nb, 1e-4, tol_ref_deep);
     step_free(&blk), step_free(&nhwc), step_free(&ref);
 }
@@ -138,8 +141,11 @@ static void check_model(const char *name, int c, int hw, int k, int small, int b
 int main(void) {
     // The small CNN: conv2..conv5 are Winograd convs; bn2 -> pool1 -> conv3 ... stay blocked.
     // At 28x28 its max-pools see exact ties of ReLU zeros and near-ties: 1e-1 for the deep grads.
-    check_model("smallcnn", 1, 28, 10, 0, 8, 8, 1e-1);
+    // Its blocked and NHWC steps agree bitwise (measured): 2e-5 is slack.
+    check_model("smallcnn", 1, 28, 10, 0, 8, 8, 2e-5, 1e-1);
     // ResNet-18 with the small-input stem: 1x1 stride-2 shortcuts and residual adds in the chains.
-    check_model("resnet18", 3, 16, 10, 1, 4, 20, 1e-4);
+    // Its NHWC plan flips a near-zero ReLU or max-pool that blocked and ref agree on (logits are
+    // 7e-6 apart): 2e-2 for the NHWC deep grads, while blocked vs ref stays at 1e-4.
+    check_model("resnet18", 3, 16, 10, 1, 4, 20, 2e-2, 1e-4);
     return test_done();
 }

@@ -37,10 +37,13 @@
 // reduction in forward and one in backward; dweight, dbias take this rank's sums (the
 // gradient allreduce sums them).
 //
-// Layouts: NHWC, or nChw16c when the planner made the node blocked (rcv_node.blocked). The
-// loops walk memory in order as "segments" of `width` contiguous channels starting at channel
-// seg_c0(q): NHWC has one segment per row (width C, base 0), nChw16c one per (n, C/16 block, h, w)
-// (width 16), i.e. the rows of rcv_lshape(n). The mask has x's layout.
+// Layouts: NHWC, or nChw16c when the planner made the node blocked (rcv_node.blocked); the
+// mask has x's layout. Every loop walks tiles of at most 32 x 16 elements: up to BN_BLOCK_ROWS
+// "segments" of 16 channels c0 .. c0+15, `stride` floats apart (bn_view, tile_at). nChw16c: a
+// tile is a run of h, w positions of one (n, channel block), contiguous; NHWC: 32 rows of one
+// group of 16 channels (fewer at the end of a row when C % 16 != 0). The inner loops are 16
+// lanes with the byte mask widened to int first: over bytes GCC 12 vectorises 32 lanes at a
+// step, more than a segment holds, and falls back to a branch per element.
 #include <math.h>
 #include <omp.h>
 #include <stdint.h>
@@ -50,6 +53,11 @@
 #include "backend/cpu/cpu_util.h"
 #include "robustcv/error.h"
 
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+#include <immintrin.h>
+#define BN_AVX512 1 // a tile of 16 lanes in one register, the mask as a __mmask16
+#endif
+
 #define RCV_BN_PAR_MIN 32768
 #define BN_BLOCK_ROWS 32
 
@@ -58,7 +66,6 @@ typedef struct {
     int nt;              // threads the partial sums have room for
     double *acc;         // 2C sums (channel_sums' s1 | s2), then the count M
     double *dpart;       // per thread: 2C double sums
-    float *fpart;        // per thread: 2C float sums of one block of rows
     float *zero, *shift; // C zeros; C: the forward's shift K
     float *ka, *kb, *kc; // per channel: forward y = (x - mean) ka + kb; backward dx = ka dy - kb (x - mean) - kc
 } bn_state;
@@ -69,23 +76,55 @@ static size_t bn_saved(const rcv_graph *g, const rcv_node *n) {
     return 2 * (size_t)n->shape.c + (n->fused_relu ? (rcv_numel(n->shape) + 3) / 4 : 0);
 }
 
-// The memory of x, y, dx, dy, mask as segments: q < segs, elements q*width .. q*width+width-1.
+// Tiles are numbered image by image (per_img of them each), so both layouts group the same
+// elements into tiles and hand threads the same images: the sums, and so the normalised values
+// and every ReLU decision after them, are bitwise the same in NHWC and nChw16c.
 typedef struct {
-    size_t segs, hw;
-    int width, cb; // cb: channel blocks when blocked, else 0
+    size_t rows, hw, tiles, per_img;
+    size_t runs;   // runs of at most BN_BLOCK_ROWS positions in an image
+    size_t stride; // floats between the segments of a tile
+    int C, cb;     // cb: channel blocks when blocked, else 0
 } bn_view;
 
+typedef struct {
+    size_t base; // offset of the tile's first element
+    int segs, c0, lanes;
+} bn_tile;
+
 static bn_view bn_view_of(const rcv_node *n) {
-    rcv_shape ls = rcv_lshape(n);
-    bn_view v = {(size_t)ls.n * ls.h * ls.w, (size_t)ls.h * ls.w, ls.c, n->blocked ? n->shape.c / 16 : 0};
+    bn_view v = {0};
+    v.C = n->shape.c;
+    v.rows = (size_t)n->shape.n * n->shape.h * n->shape.w;
+    v.hw = (size_t)n->shape.h * n->shape.w;
+    v.runs = (v.hw + BN_BLOCK_ROWS - 1) / BN_BLOCK_ROWS;
+    v.cb = n->blocked ? v.C / 16 : 0;
+    v.per_img = v.runs * (((size_t)v.C + 15) / 16);
+    v.tiles = (size_t)n->shape.n * v.per_img;
+    v.stride = n->blocked ? 16 : (size_t)v.C;
     return v;
 }
 
-static inline int seg_c0(const bn_view *v, size_t q) { return v->cb ? (int)((q / v->hw) % (size_t)v->cb) * 16 : 0; }
+static inline bn_tile tile_at(const bn_view *v, size_t t) {
+    bn_tile r;
+    size_t img = t / v->per_img, i = t % v->per_img, run, grp;
+    if (v->cb) { // i = (channel block, run): contiguous in memory
+        grp = i / v->runs, run = i % v->runs;
+    } else { // i = (run, channel group)
+        size_t groups = v->per_img / v->runs;
+        run = i / groups, grp = i % groups;
+    }
+    size_t p0 = run * BN_BLOCK_ROWS; // first position in the image
+    r.c0 = (int)grp * 16;
+    r.segs = (int)(v->hw - p0 < BN_BLOCK_ROWS ? v->hw - p0 : BN_BLOCK_ROWS);
+    r.lanes = v->C - r.c0 < 16 ? v->C - r.c0 : 16;
+    if (v->cb) r.base = ((img * (size_t)v->cb + grp) * v->hw + p0) * 16;
+    else r.base = (img * v->hw + p0) * (size_t)v->C + (size_t)r.c0;
+    return r;
+}
 
 // Element (row r = (n, h, w), channel c) of x.
 static inline size_t bn_at(const bn_view *v, size_t r, int c) {
-    if (!v->cb) return r * (size_t)v->width + (size_t)c;
+    if (!v->cb) return r * (size_t)v->C + (size_t)c;
     size_t img = r / v->hw;
     return ((img * (size_t)v->cb + (size_t)(c / 16)) * v->hw + r % v->hw) * 16 + (size_t)(c % 16);
 }
@@ -97,7 +136,6 @@ static void bn_release(rcv_node *n) {
     if (!s) return;
     free(s->acc);
     free(s->dpart);
-    free(s->fpart);
     free(s->zero);
     free(s->shift);
     free(s->ka);
@@ -116,71 +154,165 @@ static int bn_prepare(rcv_graph *g, rcv_node *n) {
     s->nt = omp_get_max_threads();
     s->acc = calloc(2 * C + 1, sizeof(double));
     s->dpart = calloc((size_t)s->nt * 2 * C, sizeof(double));
-    s->fpart = calloc((size_t)s->nt * 2 * C, sizeof(float));
     s->zero = calloc(C, sizeof(float));
     s->shift = calloc(C, sizeof(float));
     s->ka = calloc(C, sizeof(float));
     s->kb = calloc(C, sizeof(float));
     s->kc = calloc(C, sizeof(float));
-    if (!s->acc || !s->dpart || !s->fpart || !s->zero || !s->shift || !s->ka || !s->kb || !s->kc)
+    if (!s->acc || !s->dpart || !s->zero || !s->shift || !s->ka || !s->kb || !s->kc)
         return rcv_fail("batchnorm2d: out of memory");
     return 0;
+}
+
+// A tile's segments, with `body` on the 16 lanes j of each (fewer at an NHWC row's end: the
+// generic loop); o = the segment's offset, mm[j] its mask bytes as ints when mask != NULL.
+#define BN_TILE_LOOP(t, stride, mask, body)                                                                            \
+    do {                                                                                                               \
+        int32_t mm[16] = {0};                                                                                          \
+        if ((t)->lanes == 16) {                                                                                        \
+            for (int q = 0; q < (t)->segs; q++) {                                                                      \
+                size_t o = (t)->base + (size_t)q * (stride);                                                           \
+                if (mask)                                                                                              \
+                    for (int j = 0; j < 16; j++) mm[j] = (mask)[o + j];                                                \
+                _Pragma("omp simd") for (int j = 0; j < 16; j++) body                                                  \
+            }                                                                                                          \
+        } else {                                                                                                       \
+            for (int q = 0; q < (t)->segs; q++) {                                                                      \
+                size_t o = (t)->base + (size_t)q * (stride);                                                           \
+                if (mask)                                                                                              \
+                    for (int j = 0; j < (t)->lanes; j++) mm[j] = (mask)[o + j];                                        \
+                for (int j = 0; j < (t)->lanes; j++) body                                                              \
+            }                                                                                                          \
+        }                                                                                                              \
+        (void)mm;                                                                                                      \
+    } while (0)
+
+// Over a tile, per lane: g1 = sum a', g2 = sum a' (b - bm), a' = a - am, zero where the mask (may be
+// NULL) is 0.
+static inline void sums_tile(float *g1, float *g2, const float *a, const float *am, const uint8_t *m, const float *b,
+                             const float *bm, const bn_tile *t, size_t stride) {
+#ifdef BN_AVX512
+    if (t->lanes == 16) {
+        __m512 s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), vam = _mm512_loadu_ps(am), vbm = _mm512_loadu_ps(bm);
+        for (int q = 0; q < t->segs; q++) {
+            size_t o = t->base + (size_t)q * stride;
+            __mmask16 k = m ? _mm_test_epi8_mask(_mm_loadu_si128((const __m128i *)(m + o)), _mm_set1_epi8(-1)) : 0xffff;
+            __m512 u = _mm512_maskz_sub_ps(k, _mm512_loadu_ps(a + o), vam);
+            s1 = _mm512_add_ps(s1, u);
+            s2 = _mm512_fmadd_ps(u, _mm512_sub_ps(_mm512_loadu_ps(b + o), vbm), s2);
+        }
+        _mm512_storeu_ps(g1, s1);
+        _mm512_storeu_ps(g2, s2);
+        return;
+    }
+#endif
+    float s1[16] = {0}, s2[16] = {0}; // locals, so the compiler keeps them in registers
+    if (m)
+        BN_TILE_LOOP(t, stride, m, {
+            float u = a[o + j] - am[j];
+            u = mm[j] ? u : 0.0f;
+            s1[j] += u;
+            s2[j] += u * (b[o + j] - bm[j]);
+        });
+    else
+        BN_TILE_LOOP(t, stride, (const uint8_t *)NULL, {
+            float u = a[o + j] - am[j];
+            s1[j] += u;
+            s2[j] += u * (b[o + j] - bm[j]);
+        });
+    for (int j = 0; j < 16; j++) g1[j] = s1[j], g2[j] = s2[j];
+}
+
+// Over a tile: y = (x - mean) ka + kb, ReLU'd with its mask when m != NULL.
+static inline void fwd_tile(float *y, uint8_t *m, const float *x, const float *mean, const float *ka, const float *kb,
+                            const bn_tile *t, size_t stride) {
+#ifdef BN_AVX512
+    if (t->lanes == 16) {
+        __m512 vm = _mm512_loadu_ps(mean), va = _mm512_loadu_ps(ka), vb = _mm512_loadu_ps(kb), z = _mm512_setzero_ps();
+        for (int q = 0; q < t->segs; q++) {
+            size_t o = t->base + (size_t)q * stride;
+            __m512 u = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_loadu_ps(x + o), vm), va, vb);
+            if (m) {
+                __mmask16 k = _mm512_cmp_ps_mask(u, z, _CMP_GT_OQ);
+                _mm_storeu_si128((__m128i *)(m + o), _mm_maskz_set1_epi8(k, 1));
+                u = _mm512_maskz_mov_ps(k, u);
+            }
+            _mm512_storeu_ps(y + o, u);
+        }
+        return;
+    }
+#endif
+    if (m)
+        BN_TILE_LOOP(t, stride, (const uint8_t *)NULL, {
+            float u = (x[o + j] - mean[j]) * ka[j] + kb[j];
+            m[o + j] = u > 0;
+            y[o + j] = u > 0 ? u : 0.0f;
+        });
+    else
+        BN_TILE_LOOP(t, stride, (const uint8_t *)NULL, { y[o + j] = (x[o + j] - mean[j]) * ka[j] + kb[j]; });
+}
+
+// Over a tile: d (= or += when acc) ka dy - kb (x - mean) - kc, dy zero where the mask (may be
+// NULL) is 0.
+static inline void dx_tile(float *d, const float *dy, const uint8_t *m, const float *x, const float *mean,
+                           const float *ka, const float *kb, const float *kc, int acc, const bn_tile *t,
+                           size_t stride) {
+#ifdef BN_AVX512
+    if (t->lanes == 16) {
+        __m512 vm = _mm512_loadu_ps(mean), va = _mm512_loadu_ps(ka), vb = _mm512_loadu_ps(kb), vc = _mm512_loadu_ps(kc);
+        for (int q = 0; q < t->segs; q++) {
+            size_t o = t->base + (size_t)q * stride;
+            __mmask16 k = m ? _mm_test_epi8_mask(_mm_loadu_si128((const __m128i *)(m + o)), _mm_set1_epi8(-1)) : 0xffff;
+            __m512 u = _mm512_maskz_mul_ps(k, va, _mm512_loadu_ps(dy + o));
+            u = _mm512_fnmadd_ps(vb, _mm512_sub_ps(_mm512_loadu_ps(x + o), vm), _mm512_sub_ps(u, vc));
+            if (acc) u = _mm512_add_ps(u, _mm512_loadu_ps(d + o));
+            _mm512_storeu_ps(d + o, u);
+        }
+        return;
+    }
+#endif
+    if (m && acc)
+        BN_TILE_LOOP(t, stride, m, {
+            float u = ka[j] * dy[o + j];
+            d[o + j] += (mm[j] ? u : 0.0f) - kb[j] * (x[o + j] - mean[j]) - kc[j];
+        });
+    else if (m)
+        BN_TILE_LOOP(t, stride, m, {
+            float u = ka[j] * dy[o + j];
+            d[o + j] = (mm[j] ? u : 0.0f) - kb[j] * (x[o + j] - mean[j]) - kc[j];
+        });
+    else if (acc)
+        BN_TILE_LOOP(t, stride, (const uint8_t *)NULL,
+                     { d[o + j] += ka[j] * dy[o + j] - kb[j] * (x[o + j] - mean[j]) - kc[j]; });
+    else
+        BN_TILE_LOOP(t, stride, (const uint8_t *)NULL,
+                     { d[o + j] = ka[j] * dy[o + j] - kb[j] * (x[o + j] - mean[j]) - kc[j]; });
 }
 
 // Per-channel sums over the M rows of arrays in x's layout (bn_view):
 //   s1[c] = sum_r a'[r, c],   s2[c] = sum_r a'[r, c] (b[r, c] - bm[c]),
 //   a' = a - am[c], zero where mask[r, c] == 0 (mask may be NULL).
-// Threads take contiguous ranges of segments, sum blocks of BN_BLOCK_ROWS segments in float and the
+// Threads take ranges of images, sum each tile (at most 32 values a channel) in float and the
 // blocks in double; their partials are added in thread order (the same result for the same
 // thread count).
 static void channel_sums(bn_state *s, const rcv_node *n, const float *a, const float *am, const uint8_t *mask,
                          const float *b, const float *bm, double *s1, double *s2) {
     int C = n->shape.c;
     bn_view v = bn_view_of(n);
-    size_t segs = v.segs;
-    int W = v.width;
     int nt = rcv_numel(n->shape) > RCV_BN_PAR_MIN ? s->nt : 1;
     if (nt > omp_get_max_threads()) nt = omp_get_max_threads();
 #pragma omp parallel num_threads(nt)
     {
-        int t = omp_get_thread_num(), tn = omp_get_num_threads();
-        double *d1 = s->dpart + (size_t)t * 2 * C, *d2 = d1 + C;
-        float *f1 = s->fpart + (size_t)t * 2 * C, *f2 = f1 + C;
+        int th = omp_get_thread_num(), tn = omp_get_num_threads();
+        double *d1 = s->dpart + (size_t)th * 2 * C, *d2 = d1 + C;
         memset(d1, 0, 2 * (size_t)C * sizeof(double));
-        size_t q0 = segs * t / tn, q1 = segs * (t + 1) / tn;
-        // A float block: at most BN_BLOCK_ROWS segments of one channel base c0.
-        for (size_t qb = q0; qb < q1;) {
-            int c0 = seg_c0(&v, qb);
-            size_t qe = qb + BN_BLOCK_ROWS < q1 ? qb + BN_BLOCK_ROWS : q1;
-            if (v.cb) {
-                size_t end_block = (qb / v.hw + 1) * v.hw; // the next channel block starts there
-                if (qe > end_block) qe = end_block;
-            }
-            float *g1 = f1 + c0, *g2 = f2 + c0;
-            const float *amc = am + c0, *bmc = bm + c0;
-            memset(g1, 0, (size_t)W * sizeof(float));
-            memset(g2, 0, (size_t)W * sizeof(float));
-            for (size_t q = qb; q < qe; q++) {
-                const float *ar = a + q * W, *br = b + q * W;
-                if (mask) {
-                    const uint8_t *mr = mask + q * W;
-#pragma omp simd
-                    for (int j = 0; j < W; j++) {
-                        float u = mr[j] ? ar[j] - amc[j] : 0.0f;
-                        g1[j] += u;
-                        g2[j] += u * (br[j] - bmc[j]);
-                    }
-                } else {
-#pragma omp simd
-                    for (int j = 0; j < W; j++) {
-                        float u = ar[j] - amc[j];
-                        g1[j] += u;
-                        g2[j] += u * (br[j] - bmc[j]);
-                    }
-                }
-            }
-            for (int j = 0; j < W; j++) d1[c0 + j] += g1[j], d2[c0 + j] += g2[j];
-            qb = qe;
+        size_t imgs = (size_t)n->shape.n; // threads take whole images (see bn_view)
+        size_t t0 = imgs * th / tn * v.per_img, t1 = imgs * (th + 1) / tn * v.per_img;
+        for (size_t i = t0; i < t1; i++) { // a tile in float, the tiles in double
+            bn_tile t = tile_at(&v, i);
+            float g1[16] = {0}, g2[16] = {0};
+            sums_tile(g1, g2, a, am + t.c0, mask, b, bm + t.c0, &t, v.stride);
+            for (int j = 0; j < t.lanes; j++) d1[t.c0 + j] += g1[j], d2[t.c0 + j] += g2[j];
         }
     }
     for (int c = 0; c < C; c++) {
@@ -247,27 +379,13 @@ static void bn_forward(rcv_graph *g, rcv_node *n) {
         s->kb[c] = b[c];
     }
     bn_view v = bn_view_of(n);
-    int W = v.width;
     const float *x = rcv_in(g, n, 0);
     float *y = n->out;
     uint8_t *mask = bn_mask(n);
 #pragma omp parallel for schedule(static) if (rcv_numel(n->shape) > RCV_BN_PAR_MIN)
-    for (size_t q = 0; q < v.segs; q++) {
-        int c0 = seg_c0(&v, q);
-        const float *xr = x + q * W, *mc = mean + c0, *ka = s->ka + c0, *kb = s->kb + c0;
-        float *yr = y + q * W;
-        if (mask) {
-            uint8_t *mr = mask + q * W;
-#pragma omp simd
-            for (int j = 0; j < W; j++) {
-                float u = (xr[j] - mc[j]) * ka[j] + kb[j];
-                mr[j] = u > 0;
-                yr[j] = u > 0 ? u : 0.0f;
-            }
-        } else {
-#pragma omp simd
-            for (int j = 0; j < W; j++) yr[j] = (xr[j] - mc[j]) * ka[j] + kb[j];
-        }
+    for (size_t i = 0; i < v.tiles; i++) {
+        bn_tile t = tile_at(&v, i);
+        fwd_tile(y, mask, x, mean + t.c0, s->ka + t.c0, s->kb + t.c0, &t, v.stride);
     }
 }
 
@@ -301,28 +419,10 @@ static void bn_backward(rcv_graph *g, rcv_node *n) {
     }
     int acc_dx = n->in_beta[0];
     bn_view v = bn_view_of(n);
-    int W = v.width;
-    // dx (=|+=) ka dy - kb (x - mean) - kc, dy masked by the fused ReLU
 #pragma omp parallel for schedule(static) if (rcv_numel(n->shape) > RCV_BN_PAR_MIN)
-    for (size_t q = 0; q < v.segs; q++) {
-        int c0 = seg_c0(&v, q);
-        const float *ka = s->ka + c0, *kb = s->kb + c0, *kc = s->kc + c0, *mc = mean + c0;
-        float *d = dx + q * W;
-        const float *xr = x + q * W, *gr = dy + q * W;
-        const uint8_t *mr = mask ? mask + q * W : NULL;
-        if (mr && acc_dx) {
-#pragma omp simd
-            for (int j = 0; j < W; j++) d[j] += (mr[j] ? ka[j] * gr[j] : 0.0f) - kb[j] * (xr[j] - mc[j]) - kc[j];
-        } else if (mr) {
-#pragma omp simd
-            for (int j = 0; j < W; j++) d[j] = (mr[j] ? ka[j] * gr[j] : 0.0f) - kb[j] * (xr[j] - mc[j]) - kc[j];
-        } else if (acc_dx) {
-#pragma omp simd
-            for (int j = 0; j < W; j++) d[j] += ka[j] * gr[j] - kb[j] * (xr[j] - mc[j]) - kc[j];
-        } else {
-#pragma omp simd
-            for (int j = 0; j < W; j++) d[j] = ka[j] * gr[j] - kb[j] * (xr[j] - mc[j]) - kc[j];
-        }
+    for (size_t i = 0; i < v.tiles; i++) {
+        bn_tile t = tile_at(&v, i);
+        dx_tile(dx, dy, mask, x, mean + t.c0, s->ka + t.c0, s->kb + t.c0, s->kc + t.c0, acc_dx, &t, v.stride);
     }
 }
 

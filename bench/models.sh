@@ -9,7 +9,7 @@ STEPS=${STEPS:-3}
 export OMP_NUM_THREADS=$THREADS
 cd "$(dirname "$0")/.."
 MODELS=${MODELS:-$("$BUILD/robustcv" models | awk 'NR > 3 && $1 != "smallcnn" {print $1}')}
-echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; threads $THREADS; steps $STEPS"
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(env -u OMP_NUM_THREADS nproc) cores; threads $THREADS; steps $STEPS"
 printf "%-14s %12s %12s %7s\n" "model (fwd+bwd, 3x64x64, batch 64)" "ours img/s" "peer img/s" "ratio"
 for m in $MODELS; do
   ours=$("$BUILD/bench_models" "$m" 64 64 "$STEPS" 2>/dev/null || echo nan)

@@ -9,7 +9,7 @@ STEPS=${STEPS:-10}
 export OMP_NUM_THREADS=$THREADS
 PY=/usr/bin/python3
 cd "$(dirname "$0")/.."
-echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(nproc) cores; threads $THREADS"
+echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(env -u OMP_NUM_THREADS nproc) cores; threads $THREADS"
 echo "training step (forward + backward + SGD momentum), images/s; peer = PyTorch $($PY -c 'import torch; print(torch.__version__)') fp32 NCHW"
 printf "%-46s %9s %9s %7s %10s %10s\n" "case" "ours" "peer" "ratio" "ours MB" "peer MB"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT

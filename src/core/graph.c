@@ -650,9 +650,11 @@ void rcv_graph_profile_print(const rcv_graph *g, FILE *f, int top_nodes) {
     qsort(nodes, (size_t)g->n_nodes, sizeof nodes[0], cmp_desc);
     fprintf(f, "  slowest nodes:\n");
     for (int k = 0; k < top_nodes && k < g->n_nodes; k++) {
-        const rcv_node *n = &g->nodes[(int)nodes[k][1]];
-        fprintf(f, "  %-32s %-18s (%d, %d, %d, %d) %8.3f ms\n", n->name, rcv_op_name(n->op), n->shape.n, n->shape.c,
-                n->shape.h, n->shape.w, nodes[k][0]);
+        int id = (int)nodes[k][1];
+        const rcv_node *n = &g->nodes[id];
+        fprintf(f, "  %-32s %-18s (%d, %d, %d, %d) %8.3f ms (fwd %.3f, bwd %.3f)\n", n->name, rcv_op_name(n->op),
+                n->shape.n, n->shape.c, n->shape.h, n->shape.w, nodes[k][0], g->prof[2 * id] * per,
+                g->prof[2 * id + 1] * per);
     }
     free(nodes);
 }

@@ -422,8 +422,10 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
                  "\"images_per_second\": %.1f}\n",
                  epoch + 1, (long long)step, lr, loss_sum / steps_per_epoch, (double)correct / seen, ev.loss, ev.top1,
                  ev.top5, boxf, t_train, seen / t_train);
-        // Rank 0 writes; the others wait here (and stop with it if it fails).
-        bad = rank == 0 && (rcv_ckpt_save(ckpt, &m, &opt, &ci) || append_line(metrics, line));
+        // Rank 0 writes; the others wait here (and stop with it if it fails). The metrics line
+        // first: a run killed before its checkpoint lands drops the line on resume (trim_metrics)
+        // and redoes the epoch; the other order lost the line of a run killed in between.
+        bad = rank == 0 && (append_line(metrics, line) || rcv_ckpt_save(ckpt, &m, &opt, &ci));
         if (rcv_dist_any(bad)) {
             if (rank) rcv_fail("train: rank 0 could not write %s or %s", ckpt, metrics);
             goto out;

@@ -882,7 +882,10 @@ int rcv_report_write(const char *run_dir, int *n_missing) {
         const char *m[2] = {"top1", "top5"}, *h[2] = {"TTA top-1", "TTA top-5"};
         int p[2] = {1, 1};
         simple_section(&r, "tta", "tta", "Test-time augmentation over the 8 symmetries",
-                       "Logits averaged over the 8 symmetries of the square of each test image.", m, h, p, 2,
+                       "Logits averaged over the 8 symmetries of the square of each test image. It helps a model "
+                       "only as far as the model is right on those symmetries (the orientation table above): one "
+                       "trained on upright images alone loses accuracy here.",
+                       m, h, p, 2,
                        "no model has \"tta\" results.");
     }
     sec_ensembles(&r, &root);

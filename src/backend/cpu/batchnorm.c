@@ -335,11 +335,11 @@ static void channel_sums(bn_state *s, const rcv_node *n, const float *a, const f
 static double bn_stats(rcv_graph *g, rcv_node *n, float *mean, float *var) {
     bn_state *s = n->kstate;
     int C = n->shape.c;
-    size_t rows = (size_t)n->shape.n * n->shape.h * n->shape.w, k = rows < BN_BLOCK_ROWS ? rows : BN_BLOCK_ROWS;
-    const float *x = rcv_in(g, n, 0);
-    double *acc = s->acc, Mr = (double)rows;
-    float *K = s->shift;
     bn_view v = bn_view_of(n);
+    size_t k = v.rows < BN_BLOCK_ROWS ? v.rows : BN_BLOCK_ROWS;
+    const float *x = rcv_in(g, n, 0);
+    double *acc = s->acc, Mr = (double)v.rows;
+    float *K = s->shift;
     for (int c = 0; c < C; c++) { // K = the mean of the first rows
         double m = 0;
         for (size_t r = 0; r < k; r++) m += x[bn_at(&v, r, c)];
@@ -413,8 +413,8 @@ static void bn_backward(rcv_graph *g, rcv_node *n) {
     }
     float *dx = rcv_in_grad(g, n, 0);
     if (!dx) return;
-    size_t rows = (size_t)n->shape.n * n->shape.h * n->shape.w;
-    acc[2 * C] = (double)rows;
+    bn_view v = bn_view_of(n);
+    acc[2 * C] = (double)v.rows;
     if (s->last_sync) g->bn_allreduce(g, acc, 2 * (size_t)C + 1);
     double M = acc[2 * C];
     for (int c = 0; c < C; c++) {
@@ -425,7 +425,6 @@ static void bn_backward(rcv_graph *g, rcv_node *n) {
         s->kc[c] = s->last_training ? (float)(a * acc[c] / M) : 0.0f;
     }
     int acc_dx = n->in_beta[0];
-    bn_view v = bn_view_of(n);
 #pragma omp parallel for schedule(static) if (rcv_numel(n->shape) > RCV_BN_PAR_MIN)
     for (size_t i = 0; i < v.tiles; i++) {
         bn_tile t = tile_at(&v, i);

@@ -257,7 +257,8 @@ enum { DIRECT, BF16, WINO };
 
 // fp32 Winograd (oneDNN's F(4x4, 3x3), ~1.45x the direct kernels' speed on these shapes,
 // bench/bench_ops) needs the nChw16c layout, so x and dy are reordered in and y and dx out
-// around it. Taken for 3x3 stride-1 pad-1 convolutions with channel counts in 16s.
+// around it where those tensors are NHWC (compute_blocked; blocked neighbours need none).
+// Taken for 3x3 stride-1 pad-1 convolutions with channel counts in 16s.
 // oneDNN has it on AVX-512 only; RCV_NO_WINOGRAD=1 turns it off.
 static int use_wino(const rcv_conv_attr *a, rcv_shape xs, rcv_shape ys) {
     static int avail = -1;

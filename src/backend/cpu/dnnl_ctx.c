@@ -113,10 +113,7 @@ void rcv_dnnl_prim_free(rcv_dnnl_prim *p) {
     memset(p, 0, sizeof *p);
 }
 
-int rcv_dnnl_md_nhwc(dnnl_memory_desc_t *md, rcv_shape s) {
-    dnnl_dims_t d = {s.n, s.c, s.h, s.w};
-    return RCV_DNNL(dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, dnnl_nhwc));
-}
+int rcv_dnnl_md_nhwc(dnnl_memory_desc_t *md, rcv_shape s) { return rcv_dnnl_md_act(md, s, 0); }
 
 int rcv_dnnl_md_act(dnnl_memory_desc_t *md, rcv_shape s, int blocked) {
     dnnl_dims_t d = {s.n, s.c, s.h, s.w};

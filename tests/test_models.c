@@ -124,6 +124,15 @@ static void test_structure(const char *dir) {
     CHECK(rcv_model_set_label_smoothing(&m, 1.5f) == -1, "label smoothing 1.5 rejected");
     rcv_model_free(&m);
 
+    // smallcnn6 = smallcnn + conv6/bn6 (128 -> 128, 3x3): 147456 + 256 more parameters.
+    if (build(&m, "smallcnn6", 1, 28, 28, 10, 0, 0, 0, 0)) return;
+    CHECK(rcv_graph_param_count(m.g) == 140458 + 147456 + 256, "smallcnn6 params %zu", rcv_graph_param_count(m.g));
+    if (dir) check_listing(dir, "smallcnn6", &m);
+    f = m.g->nodes[m.features].shape;
+    CHECK(f.c == 128 && f.h == 7 && !strcmp(m.g->nodes[m.features].name, "relu6"), "smallcnn6 features %s %dx%dx%d",
+          m.g->nodes[m.features].name, f.c, f.h, f.w);
+    rcv_model_free(&m);
+
     // Plain ResNet-50 vs ResNet-50D: 2 (blocks - 1) - 1 scale_add nodes per stage, nothing else.
     rcv_model p, d;
     if (build(&p, "resnet50", 3, 32, 32, 10, 0, 0, 0, 1) || build(&d, "resnet50", 3, 32, 32, 10, 0.04278f, 0, 0, 1))
@@ -233,10 +242,10 @@ int main(void) {
     test_structure(oracle ? dir : NULL);
     test_init();
     if (oracle) {
-        const char *cases[] = {"smallcnn", "resnet18", "resnet18_small", "resnet50_d"};
+        const char *cases[] = {"smallcnn", "resnet18", "resnet18_small", "resnet50_d", "smallcnn6"};
         rcv_backend bes[] = {RCV_BACKEND_REF, RCV_BACKEND_CPU};
         for (int b = 0; b < 2; b++)
-            for (int c = 0; c < 4; c++) {
+            for (int c = 0; c < 5; c++) {
                 // Sanitizer runs (RCV_QUICK): the slow ref kernels only on the two small cases.
                 if (test_quick() && bes[b] == RCV_BACKEND_REF && (c == 1 || c == 3)) continue;
                 oracle_case(dir, cases[c], bes[b]);

@@ -54,7 +54,7 @@ int cli_run(int argc, char **argv) {
     rcv_opt opts[] = {
         {"data", "SPEC", "data (default fashion-mnist)", NULL},
         {"out", "DIR", "run directory (default runs/main)", NULL},
-        {"model", "NAME", "model of the three members (default smallcnn)", NULL},
+        {"model", "NAME", "model of the three members (default smallcnn6)", NULL},
         {"epochs", "N", "epochs of every member (default: standard 15, stability 8, fgsm 8; --quick 2)", NULL},
         {"precision", "P", "fp32 or bf16 (default bf16 where the CPU has it, else fp32)", NULL},
         {"augment", "SPEC", "augmentation of the standard member (default hflip:p=0.5,crop:pad=2)", NULL},
@@ -97,7 +97,7 @@ static void rcv_run_defaults(rcv_run_cfg *c, int quick) {
     c->quick = quick;
     snprintf(c->data, sizeof c->data, "fashion-mnist");
     snprintf(c->out, sizeof c->out, "runs/main");
-    snprintf(c->model, sizeof c->model, "smallcnn");
+    snprintf(c->model, sizeof c->model, "smallcnn6");
     snprintf(c->augment, sizeof c->augment, "hflip:p=0.5,crop:pad=2");
     c->epochs = 0; // the members' own
     c->limit = quick ? 500 : 2000;

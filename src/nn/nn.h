@@ -52,8 +52,10 @@ int rcv_nn_attention(rcv_model *m, int x, const void *arch);
 // "loss_cls", "loss_box" and "loss" (see models.h). 0 or -1 with a message.
 int rcv_nn_box_head(rcv_model *m, float lambda);
 
-// Small BN CNN baseline (src/nn/smallcnn.c).
-int rcv_nn_smallcnn(rcv_model *m, int x, const void *arg);
+// Small BN CNNs (src/nn/smallcnn.c): conv3x3-bn-relu channels or -1 for a 2x2 max-pool, then
+// global average pool and fc.
+typedef struct { int n; int cfg[12]; } rcv_smallcnn_arch;
+int rcv_nn_smallcnn(rcv_model *m, int x, const void *arch);
 void rcv_nn_smallcnn_init(rcv_model *m, const rcv_rng *root);
 
 // Convs keep torchvision's init in both: kaiming_normal_(fan_out, relu) for every conv weight.

@@ -21,6 +21,8 @@ static const rcv_vgg_arch vgg13 = {15, {64, 64, M, 128, 128, M, 256, 256, M, 512
 static const rcv_vgg_arch vgg16 = {18, {64, 64, M, 128, 128, M, 256, 256, 256, M, 512, 512, 512, M, 512, 512, 512, M}};
 static const rcv_vgg_arch vgg19 = {21, {64, 64, M, 128, 128, M, 256, 256, 256, 256, M, 512, 512, 512, 512, M, 512, 512,
                                         512, 512, M}};
+static const rcv_smallcnn_arch smallcnn = {7, {32, 32, M, 64, 64, M, 128}};
+static const rcv_smallcnn_arch smallcnn6 = {8, {32, 32, M, 64, 64, M, 128, 128}};
 #undef M
 static const rcv_attention_arch attention56 = {{1, 1, 1}};
 static const rcv_attention_arch attention92 = {{1, 2, 3}};
@@ -28,7 +30,10 @@ static const rcv_attention_arch attention92 = {{1, 2, 3}};
 // To add a model: a builder in its own file (declared in nn.h), one line here and its name below.
 static const rcv_model_spec specs[] = {
     {"smallcnn", "5 conv3x3-bn-relu layers (32-32-64-64-128), 2 max-pools, global pool, fc; 0.14M params",
-     rcv_nn_smallcnn, rcv_nn_smallcnn_init, NULL},
+     rcv_nn_smallcnn, rcv_nn_smallcnn_init, &smallcnn},
+    {"smallcnn6", "smallcnn with a second 128-channel conv at 1/4 resolution (32-32-64-64-128-128); 0.29M params; "
+                  "the demo's model",
+     rcv_nn_smallcnn, rcv_nn_smallcnn_init, &smallcnn6},
     {"resnet18", "torchvision ResNet-18 (BasicBlock, [2, 2, 2, 2]); 11.7M params at 1000 classes", rcv_nn_resnet,
      rcv_nn_resnet_init, &resnet18},
     {"resnet34", "torchvision ResNet-34 (BasicBlock, [3, 4, 6, 3]); 21.8M params at 1000 classes", rcv_nn_resnet,
@@ -61,7 +66,7 @@ static const rcv_model_spec specs[] = {
 };
 #define N_MODELS ((int)(sizeof specs / sizeof specs[0]))
 
-static const char *const names[] = {"smallcnn",    "resnet18",    "resnet34",    "resnet50",    "resnet101",
+static const char *const names[] = {"smallcnn",    "smallcnn6",   "resnet18",    "resnet34",    "resnet50",    "resnet101",
                                     "resnet152",   "densenet121", "densenet169", "densenet201", "vgg11_bn",
                                     "vgg13_bn",    "vgg16_bn",    "vgg19_bn",    "attention56", "attention92"};
 _Static_assert(sizeof names / sizeof names[0] == sizeof specs / sizeof specs[0], "one name per registry entry");

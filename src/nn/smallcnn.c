@@ -40,23 +40,30 @@ static int conv_bn_relu(rcv_graph *g, int i, int x, int out_c) {
     return nn_relu(g, "", relu, x);
 }
 
-// x: (N, C, H, W) -> logits (N, n_classes, 1, 1).
-int rcv_nn_smallcnn(rcv_model *m, int x, const void *arg) {
+// x: (N, C, H, W) -> logits (N, n_classes, 1, 1). arch: the layer list, channels or -1 for a
+// 2x2 max-pool (N, C, H, W) -> (N, C, H/2, W/2); smallcnn is {32, 32, M, 64, 64, M, 128}.
+int rcv_nn_smallcnn(rcv_model *m, int x, const void *arch) {
+    const rcv_smallcnn_arch *a = arch;
     const rcv_model_cfg *c = &m->cfg;
     rcv_graph *g = m->g;
-    if (c->in_h < 4 || c->in_w < 4)
-        return rcv_fail("smallcnn: input %dx%d, expected at least 4x4 (two 2x2 max-pools)", c->in_h, c->in_w);
+    int pools = 0;
+    for (int k = 0; k < a->n; k++) pools += a->cfg[k] < 0;
+    if (c->in_h < 1 << pools || c->in_w < 1 << pools)
+        return rcv_fail("%s: input %dx%d, expected at least %dx%d (%d 2x2 max-pools)", m->name, c->in_h, c->in_w,
+                        1 << pools, 1 << pools, pools);
 
-    x = conv_bn_relu(g, 1, x, 32);           // (N, 32, H, W)
-    x = conv_bn_relu(g, 2, x, 32);           // (N, 32, H, W)
-    x = nn_maxpool(g, "pool1", x, 2, 2, 0);  // (N, 32, H/2, W/2)
-    x = conv_bn_relu(g, 3, x, 64);           // (N, 64, H/2, W/2)
-    x = conv_bn_relu(g, 4, x, 64);           // (N, 64, H/2, W/2)
-    x = nn_maxpool(g, "pool2", x, 2, 2, 0);  // (N, 64, H/4, W/4)
-    x = conv_bn_relu(g, 5, x, 128);          // (N, 128, H/4, W/4)
+    for (int k = 0, conv = 1, pool = 1; k < a->n; k++) {
+        char name[16];
+        if (a->cfg[k] > 0) {
+            x = conv_bn_relu(g, conv++, x, a->cfg[k]); // (N, cfg[k], H, W)
+            continue;
+        }
+        snprintf(name, sizeof name, "pool%d", pool++);
+        x = nn_maxpool(g, name, x, 2, 2, 0); // (N, C, H/2, W/2)
+    }
     m->features = x;
 
-    x = nn_global_avgpool(g, "avgpool", x);  // (N, 128, 1, 1)
+    x = nn_global_avgpool(g, "avgpool", x);  // (N, C, 1, 1)
     x = nn_dropout(g, "dropout", x, c->dropout);
     return nn_linear(g, "fc", x, c->n_classes); // (N, n_classes, 1, 1)
 }

@@ -59,12 +59,19 @@ def save_safetensors(path, tensors, meta=None):
             f.write(b.data)
 
 
-# --- smallcnn: the PyTorch twin of src/nn/smallcnn.c ---
+# --- smallcnn, smallcnn6: the PyTorch twin of src/nn/smallcnn.c ---
+SMALLCNN = [32, 32, "M", 64, 64, "M", 128]
+SMALLCNN6 = [32, 32, "M", 64, 64, "M", 128, 128]
+
+
 class SmallCNN(nn.Module):
-    def __init__(self, in_c=1, n_classes=10, dropout=0.0):
+    def __init__(self, in_c=1, n_classes=10, dropout=0.0, cfg=SMALLCNN):
         super().__init__()
-        widths, c = [32, 32, 64, 64, 128], in_c
-        for i, w in enumerate(widths, 1):
+        self.cfg, c, i = cfg, in_c, 0
+        for w in cfg:
+            if w == "M":
+                continue
+            i += 1
             setattr(self, f"conv{i}", nn.Conv2d(c, w, 3, padding=1, bias=False))
             setattr(self, f"bn{i}", nn.BatchNorm2d(w))
             c = w
@@ -75,10 +82,14 @@ class SmallCNN(nn.Module):
                 nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
 
     def forward(self, x):
-        block = lambda i, x: F.relu(getattr(self, f"bn{i}")(getattr(self, f"conv{i}")(x)))
-        x = F.max_pool2d(block(2, block(1, x)), 2)
-        x = F.max_pool2d(block(4, block(3, x)), 2)
-        x = F.adaptive_avg_pool2d(block(5, x), 1).flatten(1)
+        i = 0
+        for w in self.cfg:
+            if w == "M":
+                x = F.max_pool2d(x, 2)
+            else:
+                i += 1
+                x = F.relu(getattr(self, f"bn{i}")(getattr(self, f"conv{i}")(x)))
+        x = F.adaptive_avg_pool2d(x, 1).flatten(1)
         return self.fc(self.dropout(x))
 
 
@@ -191,6 +202,7 @@ def main():
     for name in ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152"):
         write_listing(out, name, getattr(torchvision.models, name)())
     write_listing(out, "smallcnn", SmallCNN(1, 10))
+    write_listing(out, "smallcnn6", SmallCNN(1, 10, cfg=SMALLCNN6))
     for f, fn in saved.items():
         setattr(init, f, fn)
 
@@ -207,6 +219,9 @@ def main():
              zero4, one4, {"gamma": f"{gamma:.9g}"}, dtype)
     torch.manual_seed(4)
     run_case(out, "smallcnn", "smallcnn", SmallCNN(1, 10), 4, 1, 28, 28, 10, [0.2860, 0, 0, 0],
+             [0.3530, 1, 1, 1], {}, dtype)
+    torch.manual_seed(5)
+    run_case(out, "smallcnn6", "smallcnn6", SmallCNN(1, 10, cfg=SMALLCNN6), 4, 1, 28, 28, 10, [0.2860, 0, 0, 0],
              [0.3530, 1, 1, 1], {}, dtype)
 
 

@@ -1,7 +1,8 @@
 // The report: a results.json with every section but one filled (transfer left out), images and a
 // training log in a temporary run directory; report.html must hold every section, the hand-computed
 // CE/mCE and Table-2 rows, no reference outside itself, and render in headless Chromium with all
-// its images decoded (checked from --dump-dom). base64 against RFC 4648's test vectors.
+// its images decoded (checked from --dump-dom). base64 against RFC 4648's test vectors. Bar charts
+// keep their bars at the height the frame's geometry gives when a label is too long to fit.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +11,7 @@
 #include "robustcv/error.h"
 #include "robustcv/fileio.h"
 #include "robustcv/image.h"
+#include "robustcv/plot.h"
 #include "robustcv/report.h"
 #include "testutil.h"
 
@@ -81,8 +83,36 @@ static const char *RESULTS =
     " \"figures\": [{\"path\": \"fgsm.jpg\", \"caption\": \"FGSM example\"}]\n"
     "}\n";
 
+// Rows of the bar colour in column x.
+static int bar_rows(const rcv_image *im, int x) {
+    int n = 0;
+    for (int y = 0; y < im->h; y++) {
+        const uint8_t *q = im->pix + ((size_t)y * im->w + x) * 3;
+        n += q[0] == 70 && q[1] == 120 && q[2] == 200;
+    }
+    return n;
+}
+
+// 320 px high, bars 0..100: the plot runs from y 34 to h - 14 - L, L the label space (the widest
+// label, at most (h - 48) * 2 / 5 = 108 px). A bar of 100 fills it: 320 - 14 - 5 - 34 = 267 rows with
+// one-letter labels (5 px), 320 - 14 - 108 - 34 = 164 with the demo's affine spec (293 px of text),
+// which is cut in the middle to fit. Before the cap that label left the bars 0 rows.
+static void test_bars(void) {
+    const char *shrt[] = {"a", "b"}, *lng[] = {"a", "affine:degrees=10:translate=0.1/0.1:scale=0.9/1.1"};
+    double v[] = {100, 50};
+    rcv_image im;
+    rcv_plot_bars(&im, 360, 320, "t", "y", shrt, v, 2, 100, "%.0f");
+    int x = 64 + (360 - 14 - 64) / 4; // bar 0's centre: half a slot of two into the plot
+    CHECK(bar_rows(&im, x) == 267, "short labels: bar of 100 is %d rows, expected 267", bar_rows(&im, x));
+    rcv_image_free(&im);
+    rcv_plot_bars(&im, 360, 320, "t", "y", lng, v, 2, 100, "%.0f");
+    CHECK(bar_rows(&im, x) == 164, "long label: bar of 100 is %d rows, expected 164", bar_rows(&im, x));
+    rcv_image_free(&im);
+}
+
 int main(void) {
     test_base64();
+    test_bars();
     const char *dir = test_tmpdir("report");
     char p[600];
     // Images: a PNG and a JPEG-magic file read as the figure (the report embeds bytes, the browser decodes).

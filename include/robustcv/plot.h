@@ -17,7 +17,8 @@ typedef struct {
 void rcv_plot_lines(rcv_image *out, int w, int h, const char *title, const char *xlabel, const char *ylabel,
                     const rcv_series *s, int ns);
 // Vertical bars with their values printed above (with `fmt`, e.g. "%.1f"), labels under each bar
-// written bottom-to-top; y from 0 to ymax (<= 0: the largest value, rounded up to a tick).
+// written bottom-to-top (in at most 2/5 of h; longer ones lose their middle to ".."); y from 0
+// to ymax (<= 0: the largest value, rounded up to a tick).
 void rcv_plot_bars(rcv_image *out, int w, int h, const char *title, const char *ylabel, const char *const *labels,
                    const double *v, int n, double ymax, const char *fmt);
 

@@ -93,11 +93,18 @@ int rcv_evaluate(rcv_model *m, const rcv_dataset *d, int batch, rcv_backend back
 void rcv_eval_result_free(rcv_eval_result *r);
 // Logits of images [0, n) of d (n <= d->n; n <= 0 = all) in eval mode: out (n, n_classes), the
 // plain input for metrics.h and ensemble.h. Batches of `batch`, the last one zero-padded.
+int rcv_predict_logits(rcv_model *m, const rcv_dataset *d, int n, int batch, rcv_backend backend, float *out);
+// The loop under it (and under suite.h's rcv_model_logits): eval-mode logits out (n, n_classes)
+// of n inputs that fill(ctx, s, nb, x) writes, images [s, s + nb) to x (nb, H, W, C) in host
+// memory. Plans the model for (batch, backend) unless it already is; a cuda plan goes through
+// a host staging buffer. 0, or -1 with a message.
+typedef void (*rcv_fill_fn)(void *ctx, int s, int nb, float *x);
+int rcv_logits_batched(rcv_model *m, int n, int batch, rcv_backend backend, rcv_fill_fn fill, void *ctx,
+                       float *out);
 // An image file's pixels as the model's input: converted to its channel count (gray: PIL's
 // luma; RGB), resized bilinearly to its size, scaled to [0, 1] into x (H, W, C). *shown (may
 // be NULL) receives the 8-bit image the model sees (caller frees).
 void rcv_image_to_input(const rcv_image *img, const rcv_model_cfg *c, float *x, rcv_image *shown);
-int rcv_predict_logits(rcv_model *m, const rcv_dataset *d, int n, int batch, rcv_backend backend, float *out);
 
 // Checkpoints (safetensors): the model's state_dict under torchvision names, plus
 // "optim.m", "optim.v" (if an optimizer is given) and metadata: model name and

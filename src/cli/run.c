@@ -120,7 +120,7 @@ static int train_member(const rcv_run_cfg *c, int i, char *ckpt, size_t ckpt_len
     snprintf(t.sched, sizeof t.sched, "%s", c->quick ? "cosine:warmup=0" : "cosine:warmup=1");
     t.recipe.kind = members[i].recipe;
     // Only the standard member: with flip + crop on top of their own perturbation the robust
-    // members lost clean accuracy here (stability 92.5 -> 91.6%, FGSM 89.1 -> 87.5%, 10 epochs).
+    // members lost clean accuracy here (smallcnn: stability 92.5 -> 91.6%, FGSM 89.1 -> 87.5%, 10 epochs).
     if (members[i].recipe == RCV_RECIPE_STANDARD) snprintf(t.augment, sizeof t.augment, "%s", c->augment);
     rcv_ckpt_info info = {0};
     rcv_model m = {0};

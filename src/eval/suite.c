@@ -10,6 +10,7 @@
 #include "robustcv/error.h"
 #include "robustcv/metrics.h"
 #include "robustcv/suite.h"
+#include "robustcv/train.h"
 
 void rcv_suite_defaults(rcv_suite_cfg *c) {
     memset(c, 0, sizeof *c);
@@ -63,24 +64,21 @@ static double ece15(const float *logits, const int32_t *labels, int n, int k) {
     return e;
 }
 
+typedef struct {
+    const float *x;
+    size_t per;
+} array_src;
+
+static void fill_array(void *ctx, int s, int nb, float *x) {
+    const array_src *a = ctx;
+    memcpy(x, a->x + (size_t)s * a->per, (size_t)nb * a->per * sizeof(float));
+}
+
 int rcv_model_logits(rcv_model *m, const float *x, int n, int batch, float *logits) {
-    rcv_graph *g = m->g;
-    if (g->batch != batch && rcv_attack_prepare(m, batch, RCV_BACKEND_CPU)) return -1;
-    int was = g->training, k = m->cfg.n_classes;
-    size_t per = (size_t)m->cfg.in_c * m->cfg.in_h * m->cfg.in_w;
-    rcv_graph_set_training(g, 0);
-    float *in = g->nodes[m->input].out;
-    const float *z = g->nodes[m->logits].out;
-    for (int s = 0; s < n; s += batch) {
-        int nb = n - s < batch ? n - s : batch;
-        memcpy(in, x + (size_t)s * per, (size_t)nb * per * sizeof(float));
-        // eval-mode ops are per sample: zero padding of a short batch changes nothing
-        if (nb < batch) memset(in + (size_t)nb * per, 0, (size_t)(batch - nb) * per * sizeof(float));
-        rcv_graph_forward(g);
-        memcpy(logits + (size_t)s * k, z, (size_t)nb * k * sizeof(float));
-    }
-    rcv_graph_set_training(g, was);
-    return 0;
+    // The attacks' plan (input gradient on), so that scoring and attacking share one plan.
+    if (m->g->batch != batch && rcv_attack_prepare(m, batch, RCV_BACKEND_CPU)) return -1;
+    array_src a = {x, (size_t)m->cfg.in_c * m->cfg.in_h * m->cfg.in_w};
+    return rcv_logits_batched(m, n, batch, m->g->backend, fill_array, &a, logits);
 }
 
 // --- the sets ------------------------------------------------------------------------

@@ -45,8 +45,8 @@ static const struct {
     int epochs, quick_epochs;
 } members[] = {
     {"standard", RCV_RECIPE_STANDARD, 15, 2},
-    {"stability", RCV_RECIPE_STABILITY, 8, 2},
-    {"fgsm", RCV_RECIPE_FGSM, 8, 2},
+    {"stability", RCV_RECIPE_STABILITY, 10, 2},
+    {"fgsm", RCV_RECIPE_FGSM, 10, 2},
 };
 #define N_MEMBERS 3
 
@@ -55,7 +55,7 @@ int cli_run(int argc, char **argv) {
         {"data", "SPEC", "data (default fashion-mnist)", NULL},
         {"out", "DIR", "run directory (default runs/main)", NULL},
         {"model", "NAME", "model of the three members (default smallcnn6)", NULL},
-        {"epochs", "N", "epochs of every member (default: standard 15, stability 8, fgsm 8; --quick 2)", NULL},
+        {"epochs", "N", "epochs of every member (default: standard 15, stability 10, fgsm 10; --quick 2)", NULL},
         {"precision", "P", "fp32 or bf16 (default bf16 where the CPU has it, else fp32)", NULL},
         {"augment", "SPEC", "augmentation of the standard member (default hflip:p=0.5,crop:pad=2)", NULL},
         {"quick", NULL, "a small version (subsets, 1 epoch, fewer attacks): the whole job in a few minutes", NULL},

@@ -102,8 +102,8 @@ void rcv_plot_lines(rcv_image *out, int w, int h, const char *title, const char 
 // s cut in the middle to at most maxw pixels, "head..tail", so that labels which differ only at the
 // end (noise sigma 0.1 / 0.2) stay apart.
 static const char *fit_label(const char *s, int maxw, char *buf, size_t len) {
+    if (rcv_text_width(s, 1) <= maxw) return s;
     size_t n = strlen(s);
-    if (rcv_text_width(s, 1) <= maxw && n < len) return s;
     for (size_t keep = n < len - 3 ? n : len - 3;; keep--) {
         size_t head = (keep + 1) / 2, tail = keep - head;
         snprintf(buf, len, "%.*s..%s", (int)head, s, s + n - tail);

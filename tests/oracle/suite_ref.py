@@ -15,10 +15,8 @@ Fashion-MNIST test images as pixels / 255 and writes, per set, {"top1", "top5", 
 
 Exits 77 when torch is not importable.
 """
-import gzip
 import json
 import os
-import struct
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -26,6 +24,8 @@ try:
     import numpy as np
     import torch
     import torch.nn.functional as F
+    import compare_safetensors
+    import idx_ref
     from resnet_ref import SMALLCNN, SMALLCNN6, SmallCNN
 except ImportError as e:  # pragma: no cover
     print(f"suite_ref.py: {e}; skipping", file=sys.stderr)
@@ -33,24 +33,14 @@ except ImportError as e:  # pragma: no cover
 
 
 def load_checkpoint(path):
-    data = open(path, "rb").read()
-    n = struct.unpack("<Q", data[:8])[0]
-    header = json.loads(data[8:8 + n])
-    meta = header.pop("__metadata__", {})
-    dt = {"F32": np.float32, "I64": np.int64}
-    state = {}
-    for name, h in header.items():
-        if not name.startswith(("conv", "bn", "fc")):
-            continue  # optimizer state
-        a, b = h["data_offsets"]
-        arr = np.frombuffer(data[8 + n + a:8 + n + b], dtype=dt[h["dtype"]]).reshape(h["shape"])
-        state[name] = torch.from_numpy(arr.copy())
-    return state, meta
+    arrays, meta = compare_safetensors.load(path)
+    # the model's state_dict, without the optimizer state
+    return {n: torch.from_numpy(a.copy()) for n, a in arrays.items() if n.startswith(("conv", "bn", "fc"))}, meta
 
 
 def read_idx(d, name):
     p = os.path.join(d, name)
-    return gzip.open(p + ".gz").read() if os.path.exists(p + ".gz") else open(p, "rb").read()
+    return idx_ref.read(p + ".gz" if os.path.exists(p + ".gz") else p)
 
 
 def scores(z, y):

@@ -34,6 +34,46 @@ void rcv_attack_predict(rcv_model *m, const float *x, int n, int32_t *pred);
 void rcv_attack_input_grad(rcv_model *const *models, int n_models, const float *x, const int32_t *y, int n,
                            int targeted, float *grad, float *loss);
 
+// --- The classifier under attack (the attacks of the robustness-evaluation wave) -----------------
+// One model, or several attacked as one model (an ensemble) whose logits are log(mean_m softmax(z_m))
+// (probability averaging, what `robustcv ensemble` and the demo report); for one model the logits
+// are the model's own. noise_sigma > 0 makes it randomized: every forward sees x + N(0, sigma^2)
+// (pixels, not clamped; one draw per image shared by the members), the base classifier of a
+// smoothed one, which AutoAttack's `rand` version attacks with EoT. Eval mode, like every attack.
+typedef struct {
+    rcv_model *const *models;
+    int n_models;
+    float noise_sigma; // 0 = deterministic
+    rcv_rng *rng;      // noise draws (needed when noise_sigma > 0)
+} rcv_classifier;
+
+// A per-sample loss on the logits: returns L_i and writes dL_i/dz into dz (k floats; dz may be
+// NULL when only the loss is wanted). i indexes the n images of the call.
+typedef double (*rcv_logit_loss_fn)(void *ctx, int i, const float *z, int k, float *dz);
+
+// Prepared, one input shape and class count (rcv_attack_check_models), sigma valid.
+int rcv_classifier_check(const rcv_classifier *f);
+// Logits (n, K) of n images x (n, H, W, C), eval mode, in chunks of the planned batch.
+void rcv_classifier_logits(const rcv_classifier *f, const float *x, int n, float *z);
+// grad (n, H, W, C) = d(sum_i L_i(f(x_i)))/dx; z (n, K) and loss (n) may be NULL. One forward and
+// one backward per chunk (per member).
+void rcv_classifier_grad(const rcv_classifier *f, const float *x, int n, rcv_logit_loss_fn fn, void *ctx, float *z,
+                         float *loss, float *grad);
+int rcv_classifier_classes(const rcv_classifier *f);
+size_t rcv_classifier_per_image(const rcv_classifier *f);
+
+// Losses on logits z (k) for the attacks (margin.c); each returns the loss and, when dz is not
+// NULL, its gradient in z (ties as torch.sort / max break them: the lowest index first).
+//   ce:    log sum exp z - z_y
+//   dlr:   -(z_y - max_{i!=y} z_i) / (z_pi1 - z_pi3 + 1e-12)          (Croce & Hein 2020, eq. 6)
+//   dlr_t: -(z_y - z_t) / (z_pi1 - (z_pi3 + z_pi4) / 2 + 1e-12)       (targeted, t the target)
+//   margin (CW's f6 / Square's): z_y - max_{i!=y} z_i
+// pi: the logits sorted in descending order. dlr needs k >= 3, dlr_t k >= 4.
+double rcv_loss_ce(const float *z, int k, int y, float *dz);
+double rcv_loss_dlr(const float *z, int k, int y, float *dz);
+double rcv_loss_dlr_targeted(const float *z, int k, int y, int t, float *dz);
+double rcv_loss_margin(const float *z, int k, int y, float *dz);
+
 // FGSM (Goodfellow et al. 2015): x_adv = clamp(x + eps * sign(g), 0, 1), g the input gradient
 // (towards the target when targeted: x - eps * sign(grad CE(target))).
 typedef struct {

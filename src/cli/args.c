@@ -1,6 +1,7 @@
 #include "cli/args.h"
 
 #include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -80,12 +81,17 @@ int rcv_arg_float(const rcv_opt *opts, const char *name, float *out) {
     const char *v = rcv_arg(opts, name);
     if (!v) return 0;
     char *end;
-    float x = strtof(v, &end);
-    if (end == v || *end) {
-        fprintf(stderr, "robustcv: --%s '%s' is not a number\n", name, v);
+    double x = strtod(v, &end);
+    if (end != v && *end == '/') { // a fraction, as eps is usually written: 8/255
+        const char *d = end + 1;
+        double den = strtod(d, &end);
+        x = end == d || den == 0 ? NAN : x / den;
+    }
+    if (end == v || *end || !isfinite(x) || fabs(x) > 3.4e38) {
+        fprintf(stderr, "robustcv: --%s '%s' is not a finite number (a decimal or A/B)\n", name, v);
         return -1;
     }
-    *out = x;
+    *out = (float)x;
     return 0;
 }
 

@@ -16,7 +16,7 @@ int rcv_args_parse(int argc, char **argv, rcv_opt *opts, const char *verb, const
 const char *rcv_arg(const rcv_opt *opts, const char *name); // NULL if not given
 // Parse helpers: print "--name: 'v' is not ..." and return -1 on bad values.
 int rcv_arg_int(const rcv_opt *opts, const char *name, int *out);
-int rcv_arg_float(const rcv_opt *opts, const char *name, float *out);
+int rcv_arg_float(const rcv_opt *opts, const char *name, float *out); // decimal or A/B (8/255), finite
 int rcv_arg_u64(const rcv_opt *opts, const char *name, unsigned long long *out);
 
 #endif

@@ -5,7 +5,8 @@
 //   - an ensemble's logits equal log(mean softmax) of its members' own logits;
 //   - the input gradient of a loss on the ensemble's logits against the members' own input
 //     gradients seeded with dL/dz_m from central differences of log(mean softmax);
-//   - a randomized classifier's logits are those of x plus the same Gaussian draw.
+//   - a randomized classifier's logits are those of x plus the same Gaussian draw;
+//   - PGD through a one-model classifier equals rcv_attack_pgd bit for bit.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -169,6 +170,21 @@ static void test_ensemble(void) {
     CHECK(max_abs_err(zn, zr, N * K) == 0, "noisy logits differ by %.3e", max_abs_err(zn, zr, N * K));
     fn.noise_sigma = -1;
     CHECK(rcv_classifier_check(&fn) != 0 && strstr(rcv_error(), "sigma -1"), "sigma -1 accepted: %s", rcv_error());
+    // PGD through a one-model classifier takes the steps rcv_attack_pgd takes (test_attack pins
+    // those against torchattacks), with restarts and targeted too.
+    rcv_pgd_cfg pc;
+    rcv_pgd_defaults(&pc, RCV_NORM_LINF);
+    pc.eps = 0.1f, pc.alpha = 0.03f, pc.steps = 4, pc.restarts = 2;
+    int32_t yl[N] = {1, 5, 7};
+    float p1[N * PER], p2[N * PER];
+    for (int targeted = 0; targeted < 2; targeted++) {
+        pc.targeted = targeted;
+        rcv_rng_init(&r1, 5), rcv_rng_init(&r2, 5);
+        CHECK(rcv_attack_pgd(&one_a, 1, x, yl, N, &pc, &r1, p1) == 0, "%s", rcv_error());
+        CHECK(rcv_attack_pgd_classifier(&fa, x, yl, N, &pc, &r2, p2) == 0, "%s", rcv_error());
+        CHECK(max_abs_err(p1, p2, N * PER) == 0, "pgd via the classifier differs by %.3e (targeted %d)",
+              max_abs_err(p1, p2, N * PER), targeted);
+    }
     rcv_model_free(&a);
     rcv_model_free(&b);
 }

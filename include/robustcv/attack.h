@@ -103,6 +103,10 @@ typedef struct {
 void rcv_pgd_defaults(rcv_pgd_cfg *c, rcv_norm norm);
 int rcv_attack_pgd(rcv_model *const *models, int n_models, const float *x, const int32_t *y, int n,
                    const rcv_pgd_cfg *c, rcv_rng *rng, float *x_adv);
+// The same steps on a classifier (one model: identical to rcv_attack_pgd; an ensemble: attacked
+// as one model, its log-mean-softmax logits).
+int rcv_attack_pgd_classifier(const rcv_classifier *f, const float *x, const int32_t *y, int n, const rcv_pgd_cfg *c,
+                              rcv_rng *rng, float *x_adv);
 
 // DeepFool (Moosavi-Dezfooli et al. 2016), multi-class over the top `classes` classes of the
 // clean image, as the authors' code: per iteration, for each candidate k != the original
@@ -210,5 +214,42 @@ int rcv_attack_transfer(rcv_model *const *sources, int n_sources, rcv_model *tar
 // Adds a batch: y true labels, target (NULL: untargeted) per-sample target classes.
 void rcv_attack_stats_add(rcv_attack_stats *s, rcv_model *target_model, const float *x, const float *x_adv,
                           const int32_t *y, const int32_t *target, int n);
+
+// --- AutoAttack (Croce & Hein 2020; fra31/auto-attack's run_standard_evaluation) -------------
+// standard: APGD-CE -> APGD-T (9 targets) -> FAB-T (9 targets) -> Square (5000 queries), each on
+// the points still robust (clean-correct and not yet broken), 1 restart each, 100 iterations;
+// rand (for randomized classifiers): APGD-CE -> APGD-DLR with 20 EoT samples. An image is robust
+// when no attack broke it; x_adv holds, per image, the first adversarial example found (the
+// pointwise worst case), else the clean image. Every attack starts from its own generator seeded
+// with `seed`, as the reference seeds each. Warnings (stderr, and counted in the result), like the
+// reference's checks: outputs that look like probabilities (rows in [0, 1] summing to 1), images
+// whose loss gradient is zero, a randomized classifier under `standard`, and Square lowering the
+// robust accuracy the white-box attacks left (a sign of gradient masking).
+typedef enum { RCV_AA_STANDARD = 0, RCV_AA_RAND = 1 } rcv_aa_version;
+#define RCV_AA_MAX_ATTACKS 4
+typedef struct {
+    rcv_norm norm;          // default linf
+    float eps;              // default 8/255 (linf), 0.5 (l2)
+    rcv_aa_version version; // default standard
+    int n_iter;             // APGD and FAB iterations, default 100
+    int n_queries;          // Square, default 5000
+    int eot_iter;           // rand: EoT samples per gradient, default 20
+    uint64_t seed;          // default 0
+    const char *attacks;    // NULL: the version's; else a comma list of apgd-ce, apgd-dlr, apgd-t, fab-t, square
+    int verbose;            // a line per attack on stderr
+} rcv_autoattack_cfg;
+void rcv_autoattack_defaults(rcv_autoattack_cfg *c, rcv_norm norm);
+typedef struct {
+    int n, n_attacks;
+    long clean;                                   // correctly classified before any attack
+    long robust[RCV_AA_MAX_ATTACKS];              // still robust after each attack
+    char name[RCV_AA_MAX_ATTACKS][16];            // "apgd-ce", ...
+    double seconds[RCV_AA_MAX_ATTACKS];
+    long probabilities, zero_grad;                // warnings: probability-like rows, zero-gradient images
+    int randomized, square_lowered;               // warnings
+} rcv_autoattack_result;
+// robust (may be NULL): per image. 0 / -1 with a message (bad eps, unknown attack, too few classes).
+int rcv_autoattack(const rcv_classifier *f, const float *x, const int32_t *y, int n, const rcv_autoattack_cfg *c,
+                   float *x_adv, uint8_t *robust, rcv_autoattack_result *r);
 
 #endif

@@ -29,10 +29,42 @@ static void project_l2(float *d, size_t per, float eps) {
     }
 }
 
+// Where the steps' gradients come from: the source models' averaged CE gradients (transfer
+// attacks), or a classifier (one model, or an ensemble attacked as one model).
+typedef struct {
+    rcv_model *const *models;
+    int n_models;
+    const rcv_classifier *f;
+    const int32_t *y;
+    float s; // -1 when targeted: descend towards y
+} pgd_src;
+
+static double pgd_ce(void *ctx, int i, const float *z, int k, float *dz) {
+    const pgd_src *p = ctx;
+    double l = rcv_loss_ce(z, k, p->y[i], dz);
+    if (dz && p->s < 0)
+        for (int j = 0; j < k; j++) dz[j] = -dz[j];
+    return l;
+}
+
+// grad (n, per) of the (signed) CE at x; loss (may be NULL) per sample; pred (may be NULL).
+static void pgd_grad(const pgd_src *p, const float *x, int n, int targeted, float *grad, float *loss, int32_t *pred) {
+    if (!p->f) {
+        rcv_attack_input_grad(p->models, p->n_models, x, p->y, n, targeted, grad, loss);
+        if (pred) rcv_attack_predict(p->models[0], x, n, pred);
+        return;
+    }
+    int k = rcv_classifier_classes(p->f);
+    float *z = pred ? rcv_xmalloc((size_t)n * k * sizeof(float)) : NULL;
+    rcv_classifier_grad(p->f, x, n, pgd_ce, (void *)p, z, loss, grad);
+    for (int i = 0; pred && i < n; i++) pred[i] = rcv_argmax(z + (size_t)i * k, k);
+    free(z);
+}
+
 // One PGD run from x into adv (n images).
-static void pgd_run(rcv_model *const *models, int n_models, const float *x, const int32_t *y, int n,
-                    const rcv_pgd_cfg *c, rcv_rng *rng, float *adv, float *grad) {
-    size_t per = rcv_attack_per_image(models[0]), total = (size_t)n * per;
+static void pgd_run(const pgd_src *src, size_t per, const float *x, const int32_t *y, int n, const rcv_pgd_cfg *c,
+                    rcv_rng *rng, float *adv, float *grad) {
+    size_t total = (size_t)n * per;
     memcpy(adv, x, total * sizeof(float));
     if (c->random_start) {
         if (c->norm == RCV_NORM_LINF) {
@@ -50,7 +82,7 @@ static void pgd_run(rcv_model *const *models, int n_models, const float *x, cons
         }
     }
     for (int t = 0; t < c->steps; t++) {
-        rcv_attack_input_grad(models, n_models, adv, y, n, c->targeted, grad, NULL);
+        pgd_grad(src, adv, n, c->targeted, grad, NULL, NULL);
         if (c->norm == RCV_NORM_LINF) {
             for (size_t e = 0; e < total; e++) {
                 float a = adv[e] + c->alpha * rcv_signf(grad[e]);
@@ -73,17 +105,16 @@ static void pgd_run(rcv_model *const *models, int n_models, const float *x, cons
     }
 }
 
-int rcv_attack_pgd(rcv_model *const *models, int n_models, const float *x, const int32_t *y, int n,
-                   const rcv_pgd_cfg *c, rcv_rng *rng, float *x_adv) {
-    if (rcv_attack_check_models(models, n_models)) return -1;
+static int pgd_attack(const pgd_src *src, size_t per, const float *x, const int32_t *y, int n, const rcv_pgd_cfg *c,
+                      rcv_rng *rng, float *x_adv) {
     if (!(c->eps >= 0) || !(c->alpha >= 0) || c->steps < 0 || c->restarts < 1)
         return rcv_fail("pgd: eps %g, alpha %g, steps %d, restarts %d: expected eps, alpha >= 0, steps >= 0, "
                         "restarts >= 1", c->eps, c->alpha, c->steps, c->restarts);
     if (c->norm != RCV_NORM_LINF && c->norm != RCV_NORM_L2) return rcv_fail("pgd: norm %d, expected linf or l2", c->norm);
-    size_t per = rcv_attack_per_image(models[0]), total = (size_t)n * per;
+    size_t total = (size_t)n * per;
     float *grad = rcv_xmalloc(total * sizeof(float));
     if (c->restarts == 1) {
-        pgd_run(models, n_models, x, y, n, c, rng, x_adv, grad);
+        pgd_run(src, per, x, y, n, c, rng, x_adv, grad);
         free(grad);
         return 0;
     }
@@ -93,9 +124,8 @@ int rcv_attack_pgd(rcv_model *const *models, int n_models, const float *x, const
     int32_t *pred = rcv_xmalloc((size_t)n * sizeof(int32_t));
     uint8_t *done = rcv_xcalloc((size_t)n, 1);
     for (int r = 0; r < c->restarts; r++) {
-        pgd_run(models, n_models, x, y, n, c, rng, cand, grad);
-        rcv_attack_input_grad(models, n_models, cand, y, n, c->targeted, grad, loss);
-        rcv_attack_predict(models[0], cand, n, pred);
+        pgd_run(src, per, x, y, n, c, rng, cand, grad);
+        pgd_grad(src, cand, n, c->targeted, grad, loss, pred);
         for (int i = 0; i < n; i++) {
             if (done[i]) continue;
             int ok = c->targeted ? pred[i] == y[i] : pred[i] != y[i];
@@ -114,4 +144,18 @@ int rcv_attack_pgd(rcv_model *const *models, int n_models, const float *x, const
     free(done);
     free(grad);
     return 0;
+}
+
+int rcv_attack_pgd(rcv_model *const *models, int n_models, const float *x, const int32_t *y, int n,
+                   const rcv_pgd_cfg *c, rcv_rng *rng, float *x_adv) {
+    if (rcv_attack_check_models(models, n_models)) return -1;
+    pgd_src src = {models, n_models, NULL, y, c->targeted ? -1.0f : 1.0f};
+    return pgd_attack(&src, rcv_attack_per_image(models[0]), x, y, n, c, rng, x_adv);
+}
+
+int rcv_attack_pgd_classifier(const rcv_classifier *f, const float *x, const int32_t *y, int n, const rcv_pgd_cfg *c,
+                              rcv_rng *rng, float *x_adv) {
+    if (rcv_classifier_check(f)) return -1;
+    pgd_src src = {NULL, 0, f, y, c->targeted ? -1.0f : 1.0f};
+    return pgd_attack(&src, rcv_classifier_per_image(f), x, y, n, c, rng, x_adv);
 }

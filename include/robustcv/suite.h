@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "robustcv/data.h"
+#include "robustcv/attack.h"
 #include "robustcv/models.h"
 
 #define RCV_SUITE_MAX_EPS 8
@@ -32,6 +33,12 @@ typedef struct {
     int denoise;      // NL-means denoised copy (OpenCV's fastNlMeansDenoisingColored, h = hColor = 10; default 1)
     const char *transforms; // ';'-separated augment specs, each applied alone (default: the seeds' transforms)
     int corruptions;  // images for the 15 corruptions x 5 severities (the first N; default 500, 0 = off)
+    int autoattack;   // AutoAttack (attack.h; standard, L-inf) on the first N images at each aa_eps, with PGD
+                      // on the same images beside it (default 0 = off)
+    float aa_eps[RCV_SUITE_MAX_EPS];      // default: the PGD eps list
+    int n_aa;
+    int aa_ensemble;  // the models also attacked as one ensemble (log mean softmax) when 2+ (default 1)
+    const char *aa_attacks; // NULL: AutoAttack standard's four (attack.h's rcv_autoattack_cfg.attacks)
     uint64_t seed;
     int verbose;      // progress lines on stderr
 } rcv_suite_cfg;
@@ -44,6 +51,15 @@ typedef struct {
     double top1, top5, nll;
 } rcv_set_result;
 
+// AutoAttack beside PGD on the same images, one model (or the ensemble) at one eps.
+typedef struct {
+    float eps;
+    int n;                  // the first n images
+    double clean, pgd, aa;  // accuracy on them: clean, PGD (the suite's steps, alpha eps/4, random start), AutoAttack
+    int pgd_steps;
+    rcv_autoattack_result res;
+} rcv_aa_row;
+
 typedef struct {
     int n_models, n, n_classes;
     int32_t *labels;            // (n)
@@ -54,6 +70,8 @@ typedef struct {
     double *uap_fooling;        // (n_models) fooling rate of the model's own UAP, -1 if not run
     double *uap_top1;           // (n_models) top-1 under it
     double uap_eps;             // its L-inf bound xi
+    int n_aa, aa_ensemble;      // AutoAttack rows: eps values; whether row n_models (the ensemble) exists
+    rcv_aa_row *aa;             // [(model, or n_models for the ensemble) * n_aa + eps], NULL when off
 } rcv_suite_result;
 
 // Runs the suite on models[0..n_models) (built and loaded; any plan is replaced) over d.

@@ -33,8 +33,11 @@ int cli_parse_precision(const char *v, rcv_precision *p);
 // The suite's options (evaluate, run) into c; -1 after printing on a bad value.
 int cli_suite_options(const rcv_opt *opts, rcv_suite_cfg *c);
 // The suite's results: a table on stdout; JSON ({"images", "models": [{"name", "ece",
-// "uap_fooling_rate", "sets": {NAME: {top1, top5, nll}}}]}).
+// "uap_fooling_rate", "autoattack": [...], "sets": {NAME: {top1, top5, nll}}}], "ensemble_autoattack"}).
 void cli_suite_print(const rcv_suite_result *r, const char *const *names);
 void cli_suite_json(rcv_json_writer *w, const rcv_suite_result *r, const char *const *names);
+// Model m's AutoAttack rows (m == n_models: the ensemble) as a JSON array: [{"norm", "eps", "images",
+// "clean", "pgd", "autoattack", "after": {ATTACK: robust fraction}, "seconds": {...}, "warnings": [...]}].
+void cli_aa_json(rcv_json_writer *w, const rcv_suite_result *r, int m);
 
 #endif

@@ -6,6 +6,7 @@
 
 #include "cli/args.h"
 #include "cli/cli.h"
+#include "robustcv/card.h"
 #include "robustcv/error.h"
 #include "robustcv/fileio.h"
 #include "robustcv/json.h"
@@ -27,6 +28,38 @@ static int parse_list(const char *s, float *v, int *n, const char *opt) {
     return 0;
 }
 
+void cli_aa_json(rcv_json_writer *w, const rcv_suite_result *r, int m) {
+    rcv_json_begin_array(w);
+    for (int e = 0; r->aa && e < r->n_aa; e++) {
+        const rcv_aa_row *q = &r->aa[(size_t)m * r->n_aa + e];
+        rcv_json_begin_object(w);
+        rcv_json_key(w, "norm"), rcv_json_string(w, "Linf");
+        rcv_json_key(w, "eps"), rcv_json_number(w, q->eps);
+        rcv_json_key(w, "images"), rcv_json_int(w, q->n);
+        rcv_json_key(w, "clean"), rcv_json_number(w, q->clean);
+        rcv_json_key(w, "pgd"), rcv_json_number(w, q->pgd);
+        rcv_json_key(w, "pgd_steps"), rcv_json_int(w, q->pgd_steps);
+        rcv_json_key(w, "autoattack"), rcv_json_number(w, q->aa);
+        rcv_json_key(w, "after");
+        rcv_json_begin_object(w);
+        for (int a = 0; a < q->res.n_attacks; a++)
+            rcv_json_key(w, q->res.name[a]), rcv_json_number(w, (double)q->res.robust[a] / (q->n ? q->n : 1));
+        rcv_json_end_object(w);
+        rcv_json_key(w, "seconds");
+        rcv_json_begin_object(w);
+        for (int a = 0; a < q->res.n_attacks; a++) rcv_json_key(w, q->res.name[a]), rcv_json_number(w, q->res.seconds[a]);
+        rcv_json_end_object(w);
+        rcv_json_key(w, "warnings");
+        rcv_json_begin_array(w);
+        if (q->res.probabilities) rcv_json_string(w, "outputs look like probabilities");
+        if (q->res.zero_grad) rcv_json_string(w, "zero gradients");
+        if (q->res.square_lowered) rcv_json_string(w, "Square lowered the robust accuracy after the white-box attacks");
+        rcv_json_end_array(w);
+        rcv_json_end_object(w);
+    }
+    rcv_json_end_array(w);
+}
+
 void cli_suite_json(rcv_json_writer *w, const rcv_suite_result *r, const char *const *names) {
     rcv_json_begin_object(w);
     rcv_json_key(w, "images");
@@ -42,6 +75,7 @@ void cli_suite_json(rcv_json_writer *w, const rcv_suite_result *r, const char *c
         rcv_json_key(w, "uap_fooling_rate");
         if (r->uap_fooling[m] >= 0) rcv_json_number(w, r->uap_fooling[m]);
         else rcv_json_null(w);
+        if (r->aa) rcv_json_key(w, "autoattack"), cli_aa_json(w, r, m);
         rcv_json_key(w, "sets");
         rcv_json_begin_object(w);
         for (int s = 0; s < r->n_sets; s++) {
@@ -60,6 +94,7 @@ void cli_suite_json(rcv_json_writer *w, const rcv_suite_result *r, const char *c
         rcv_json_end_object(w);
     }
     rcv_json_end_array(w);
+    if (r->aa && r->aa_ensemble) rcv_json_key(w, "ensemble_autoattack"), cli_aa_json(w, r, r->n_models);
     rcv_json_end_object(w);
 }
 
@@ -77,12 +112,27 @@ void cli_suite_print(const rcv_suite_result *r, const char *const *names) {
     printf("\n%-22s", "UAP fooling (%)");
     for (int m = 0; m < r->n_models; m++) printf(" %14.2f", r->uap_fooling[m] < 0 ? 0 : 100 * r->uap_fooling[m]);
     printf("\n");
+    for (int e = 0; r->aa && e < r->n_aa; e++) {
+        int rows = r->n_models + r->aa_ensemble;
+        printf("\nL-inf eps %g, the first %d images: clean / PGD-%d / AutoAttack (%%)\n", r->aa[e].eps, r->aa[e].n,
+               r->aa[e].pgd_steps);
+        for (int m = 0; m < rows; m++) {
+            const rcv_aa_row *q = &r->aa[(size_t)m * r->n_aa + e];
+            printf("  %-20.20s %6.2f %6.2f %6.2f", m < r->n_models ? names[m] : "ensemble (as one)", 100 * q->clean,
+                   100 * q->pgd, 100 * q->aa);
+            for (int a = 0; a < q->res.n_attacks; a++)
+                printf("  %s %.2f", q->res.name[a], 100.0 * q->res.robust[a] / (q->n ? q->n : 1));
+            printf("\n");
+        }
+    }
 }
 
 int cli_suite_options(const rcv_opt *opts, rcv_suite_cfg *c) {
     int sym = 1, transfer = 1;
     rcv_suite_defaults(c);
-    if (rcv_arg_int(opts, "limit", &c->limit) || rcv_arg_int(opts, "batch", &c->batch) ||
+    c->autoattack = 500;
+    if (rcv_arg_int(opts, "autoattack", &c->autoattack) || rcv_arg_int(opts, "aa-ensemble", &c->aa_ensemble) ||
+        rcv_arg_int(opts, "limit", &c->limit) || rcv_arg_int(opts, "batch", &c->batch) ||
         rcv_arg_int(opts, "pgd-steps", &c->pgd_steps) || rcv_arg_int(opts, "uap", &c->uap) ||
         rcv_arg_int(opts, "symmetries", &sym) || rcv_arg_int(opts, "transfer", &transfer))
         return -1;
@@ -91,6 +141,38 @@ int cli_suite_options(const rcv_opt *opts, rcv_suite_cfg *c) {
     if ((v = rcv_arg(opts, "noise")) && parse_list(v, c->noise_sigma, &c->n_noise, "noise")) return -1;
     if ((v = rcv_arg(opts, "fgsm-eps")) && parse_list(v, c->fgsm_eps, &c->n_fgsm, "fgsm-eps")) return -1;
     if ((v = rcv_arg(opts, "pgd-eps")) && parse_list(v, c->pgd_eps, &c->n_pgd, "pgd-eps")) return -1;
+    if ((v = rcv_arg(opts, "aa-eps")) && parse_list(v, c->aa_eps, &c->n_aa, "aa-eps")) return -1;
+    c->aa_attacks = rcv_arg(opts, "aa-attacks");
+    if (c->autoattack < 0 || c->limit < 0) {
+        fprintf(stderr, "robustcv: --autoattack %d, --limit %d: expected counts >= 0\n", c->autoattack, c->limit);
+        return -1;
+    }
+    for (int e = 0; e < c->n_aa; e++)
+        if (!(c->aa_eps[e] >= 0)) {
+            fprintf(stderr, "robustcv: --aa-eps %g: expected eps >= 0\n", c->aa_eps[e]);
+            return -1;
+        }
+    return 0;
+}
+
+// card.json beside each checkpoint, or DIR/<checkpoint stem>.card.json with --cards DIR.
+static int write_cards(const rcv_suite_result *r, const rcv_model *models, const char *const *ckpts, int n,
+                       const char *data, const char *dir) {
+    for (int m = 0; m < n; m++) {
+        char path[1200], stem[600];
+        const char *base = strrchr(ckpts[m], '/');
+        base = base ? base + 1 : ckpts[m];
+        snprintf(stem, sizeof stem, "%s", base);
+        char *dot = strstr(stem, ".safetensors");
+        if (dot) *dot = 0;
+        if (dir) snprintf(path, sizeof path, "%s/%s.card.json", dir, stem);
+        else snprintf(path, sizeof path, "%.*scard.json", (int)(base - ckpts[m]), ckpts[m]);
+        rcv_card c;
+        rcv_card_from_suite(&c, r, m, 0, stem, models[m].name, data, ckpts[m]);
+        c.mce_baseline = ckpts[0];
+        if (rcv_card_write(path, &c)) return -1;
+        fprintf(stderr, "evaluate: model card %s\n", path);
+    }
     return 0;
 }
 
@@ -106,6 +188,11 @@ int cli_evaluate(int argc, char **argv) {
         {"symmetries", "0|1", "the 8 symmetries of the square and TTA over them (default 1)", NULL},
         {"transfer", "0|1", "FGSM/PGD crafted on the first checkpoint, evaluated on the others (default 1)", NULL},
         {"uap", "N", "universal perturbation per model from N images, xi = the largest FGSM eps (default 500, 0 = off)", NULL},
+        {"autoattack", "N", "AutoAttack standard (L-inf) on the first N images, PGD on the same beside it (default 500, 0 = off)", NULL},
+        {"aa-eps", "E,E", "AutoAttack eps (default: the --pgd-eps list)", NULL},
+        {"aa-attacks", "LIST", "AutoAttack's attacks (default apgd-ce,apgd-t,fab-t,square)", NULL},
+        {"aa-ensemble", "0|1", "with 2+ checkpoints, also AutoAttack them as one ensemble (default 1)", NULL},
+        {"cards", "DIR", "write each checkpoint's model card here as NAME.card.json (default: card.json beside it)", NULL},
         {"threads", "N", "threads (default: all cores)", NULL},
         {"json", "FILE", "write the results as JSON", NULL},
         {NULL, NULL, NULL, NULL},
@@ -135,6 +222,7 @@ int cli_evaluate(int argc, char **argv) {
     const char *data = rcv_arg(opts, "data");
     if (rcv_data_open(data ? data : "fashion-mnist", 0, &d) || rcv_suite_run(mp, npos, &d, &cfg, &r)) goto fail;
     cli_suite_print(&r, pos);
+    if (write_cards(&r, models, pos, npos, data ? data : "fashion-mnist", rcv_arg(opts, "cards"))) goto fail;
     const char *jp = rcv_arg(opts, "json");
     if (jp) {
         rcv_json_writer w;

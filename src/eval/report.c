@@ -628,6 +628,183 @@ static void sec_adversarial(rep *r) {
     end_section(r);
 }
 
+// One row per (model, eps) of the "autoattack" arrays, then the ensemble's.
+static int aa_rows(rep *r, const rcv_json_value *a, const char *path, const char *name, table *t, const char **att,
+                   int n_att) {
+    int rows = 0;
+    for (int j = 0; a && j < a->n; j++) {
+        char p[96];
+        snprintf(p, sizeof p, "%s[%d]", path, j);
+        const rcv_json_value *q = &a->items[j];
+        t_cell(t, "%s", name);
+        t_cell(t, "%s %g", str(r, q, p, "norm", "Linf"), num(r, q, p, "eps"));
+        t_cell(t, "%.0f", num(r, q, p, "images"));
+        t_pct(t, num(r, q, p, "clean"));
+        t_pct(t, num(r, q, p, "pgd"));
+        t_pct(t, num(r, q, p, "autoattack"));
+        char pa[128];
+        snprintf(pa, sizeof pa, "%s.after", p);
+        const rcv_json_value *after = get(r, q, p, "after", RCV_JSON_OBJECT);
+        for (int k = 0; k < n_att; k++) t_pct(t, after ? num(r, after, pa, att[k]) : NAN);
+        const rcv_json_value *w = get(r, q, p, "warnings", RCV_JSON_ARRAY);
+        char wb[400] = "";
+        for (int k = 0; w && k < w->n; k++)
+            if (w->items[k].type == RCV_JSON_STRING)
+                snprintf(wb + strlen(wb), sizeof wb - strlen(wb), "%s%s", k ? "; " : "", w->items[k].str);
+        t_cell(t, "%s", *wb ? wb : "-");
+        rows++;
+    }
+    return rows;
+}
+
+static void sec_autoattack(rep *r, const rcv_json_value *root) {
+    section(r, "autoattack", "AutoAttack beside PGD");
+    para(r, NULL, "Robust accuracy under AutoAttack (Croce & Hein 2020; standard version: APGD-CE, APGD-T, FAB-T, "
+                  "Square, each on the images still robust, the worst case per image), the evaluation RobustBench "
+                  "accepts, beside PGD on the same images. The columns after it are the robust accuracy left after "
+                  "each attack in turn. PGD alone overestimates robustness where gradients are masked (typical of "
+                  "FGSM training); the AutoAttack number is the one to publish. The ensemble is attacked as one "
+                  "model (the log of its members' mean softmax). Both run on the first images of the test set only "
+                  "(the images column), which the clean column is measured on too.");
+    const char *att[4] = {"apgd-ce", "apgd-t", "fab-t", "square"};
+    table t;
+    t_init(&t, 11);
+    const char *h[11] = {"Model", "Threat", "Images", "Clean", "PGD", "AutoAttack", "after APGD-CE", "after APGD-T",
+                         "after FAB-T", "after Square", "Warnings"};
+    for (int c = 0; c < 11; c++) t_cell(&t, "%s", h[c]);
+    int rows = 0;
+    for (int i = 0; i < r->n_models; i++) {
+        char p[64], nm[200];
+        snprintf(p, sizeof p, "models[%d].autoattack", i);
+        snprintf(nm, sizeof nm, "(%d) %s", i + 1, mname(r, i));
+        rows += aa_rows(r, mget(r, i, "autoattack", RCV_JSON_ARRAY), p, nm, &t, att, 4);
+    }
+    rows += aa_rows(r, get(r, root, "", "ensemble_autoattack", RCV_JSON_ARRAY), "ensemble_autoattack",
+                    "ensemble of all (attacked as one)", &t, att, 4);
+    if (rows) t_emit(r, &t);
+    else {
+        t_free(&t);
+        nodata(r, "no model has \"autoattack\" results (robustcv evaluate --autoattack N).");
+    }
+    end_section(r);
+}
+
+// A percent string of a card ("91.08"), or NaN.
+static double card_pct(const rcv_json_value *c, const char *key) {
+    const rcv_json_value *v = rcv_json_get(c, key);
+    return v && v->type == RCV_JSON_STRING ? atof(v->str) / 100 : NAN;
+}
+
+static void sec_leaderboard(rep *r, const rcv_json_value *root) {
+    section(r, "leaderboard", "Leaderboard (model cards)");
+    const rcv_json_value *cards = get(r, root, "", "cards", RCV_JSON_ARRAY);
+    if (!cards || !cards->n) {
+        nodata(r, "results.json lists no model \"cards\".");
+        end_section(r);
+        return;
+    }
+    para(r, NULL, "One model card (card.json, RobustBench's fields) per evaluated model, sorted by AutoAttack robust "
+                  "accuracy; a model without it sorts last.");
+    int n = cards->n, *order = rcv_xmalloc((size_t)n * sizeof(int));
+    for (int i = 0; i < n; i++) order[i] = i;
+    for (int a = 1; a < n; a++) // insertion sort, descending, NaN last
+        for (int b = a; b > 0; b--) {
+            double x = card_pct(&cards->items[order[b]], "autoattack_acc"),
+                   y = card_pct(&cards->items[order[b - 1]], "autoattack_acc");
+            if (!(x > y || (isnan(y) && !isnan(x)))) break;
+            int tmp = order[b];
+            order[b] = order[b - 1], order[b - 1] = tmp;
+        }
+    table t;
+    t_init(&t, 10);
+    const char *h[10] = {"Rank", "Model", "Architecture", "Clean", "AutoAttack", "PGD", "Threat model", "Corruptions",
+                         "mCE", "Forward passes"};
+    for (int c = 0; c < 10; c++) t_cell(&t, "%s", h[c]);
+    for (int k = 0; k < n; k++) {
+        const rcv_json_value *c = &cards->items[order[k]];
+        char p[32];
+        snprintf(p, sizeof p, "cards[%d]", order[k]);
+        if (c->type != RCV_JSON_OBJECT) {
+            type_error(r, p, "object", c);
+            break;
+        }
+        t_cell(&t, "%d", k + 1);
+        t_cell(&t, "%s", str(r, c, p, "name", "-"));
+        t_cell(&t, "%s", str(r, c, p, "architecture", "-"));
+        t_pct(&t, card_pct(c, "clean_acc"));
+        t_pct(&t, card_pct(c, "autoattack_acc"));
+        t_pct(&t, card_pct(c, "pgd_acc"));
+        t_cell(&t, "%s %s", str(r, c, p, "threat_model", "-"), str(r, c, p, "eps", ""));
+        t_pct(&t, card_pct(c, "corruptions_acc"));
+        double mce = card_pct(c, "corruptions_mce");
+        if (isfinite(mce)) t_cell(&t, "%.1f", 100 * mce);
+        else t_cell(&t, "-");
+        t_cell(&t, "%.0f", num(r, c, p, "number_forward_passes"));
+    }
+    free(order);
+    t_emit(r, &t);
+    end_section(r);
+}
+
+static void sec_certified(rep *r, const rcv_json_value *root) {
+    section(r, "certified", "Certified robustness (randomized smoothing)");
+    const rcv_json_value *cs = get(r, root, "", "certified", RCV_JSON_ARRAY);
+    if (!cs || !cs->n) {
+        nodata(r, "results.json has no \"certified\" curves (robustcv certify).");
+        end_section(r);
+        return;
+    }
+    para(r, NULL, "Certified accuracy at L2 radius r of the smoothed classifier g(x) = argmax_c P(f(x + N(0, "
+                  "sigma^2 I)) = c) (Cohen, Rosenfeld & Kolter 2019, CERTIFY): the fraction of test images that g "
+                  "classifies correctly with a certified radius of at least r; abstentions count as wrong.");
+    rcv_series ser[8];
+    double *xs[8] = {0}, *ys[8] = {0};
+    char names[8][128];
+    int ns = 0;
+    table t;
+    t_init(&t, 2);
+    t_cell(&t, "Model, sigma, samples");
+    t_cell(&t, "Certified accuracy at radius");
+    for (int k = 0; k < cs->n && ns < 8; k++) {
+        const rcv_json_value *c = &cs->items[k];
+        char p[32];
+        snprintf(p, sizeof p, "certified[%d]", k);
+        if (c->type != RCV_JSON_OBJECT) {
+            type_error(r, p, "object", c);
+            break;
+        }
+        const rcv_json_value *rad = get(r, c, p, "radii", RCV_JSON_ARRAY), *acc = get(r, c, p, "accuracy", RCV_JSON_ARRAY);
+        if (!rad || !acc || rad->n != acc->n) continue;
+        xs[ns] = rcv_xmalloc((size_t)rad->n * sizeof(double));
+        ys[ns] = rcv_xmalloc((size_t)rad->n * sizeof(double));
+        char cell[600] = "";
+        for (int j = 0; j < rad->n; j++) {
+            xs[ns][j] = rad->items[j].type == RCV_JSON_NUMBER ? rad->items[j].num : NAN;
+            ys[ns][j] = acc->items[j].type == RCV_JSON_NUMBER ? 100 * acc->items[j].num : NAN;
+            snprintf(cell + strlen(cell), sizeof cell - strlen(cell), "%sr=%g: %.1f%%", j ? ", " : "", xs[ns][j], ys[ns][j]);
+        }
+        snprintf(names[ns], sizeof names[ns], "%s, sigma %g", str(r, c, p, "name", "?"), num(r, c, p, "sigma"));
+        t_cell(&t, "%s, n %.0f, alpha %g, %.0f images", names[ns], num(r, c, p, "n"), num(r, c, p, "alpha"),
+               num(r, c, p, "images"));
+        t_cell(&t, "%s", cell);
+        static const rcv_rgb colors[4] = {{31, 119, 180}, {214, 39, 40}, {44, 160, 44}, {148, 103, 189}};
+        ser[ns] = (rcv_series){names[ns], xs[ns], ys[ns], rad->n, colors[ns % 4]};
+        ns++;
+    }
+    if (ns) {
+        rcv_image im;
+        rcv_plot_lines(&im, 640, 400, "Certified accuracy", "L2 radius", "certified accuracy (%)", ser, ns);
+        drawn(r, &im, "certified", "Certified accuracy of the smoothed classifier against the L2 radius");
+        rcv_image_free(&im);
+        t_emit(r, &t);
+    } else {
+        t_free(&t);
+        nodata(r, "no certified curve has matching \"radii\" and \"accuracy\" arrays.");
+    }
+    for (int k = 0; k < ns; k++) free(xs[k]), free(ys[k]);
+    end_section(r);
+}
+
 static void sec_transfer(rep *r) {
     section(r, "transfer", "Black-box transfer attacks");
     table t;
@@ -790,6 +967,7 @@ static const char *SCRIPT =
 static const struct { const char *id, *title; } TOC[] = {
     {"models", "Models"}, {"training", "Training curves"}, {"denoised", "Denoised"}, {"transforms", "Transforms"},
     {"symmetries", "Symmetries"}, {"corruptions", "Corruptions"}, {"adversarial", "FGSM / PGD"},
+    {"autoattack", "AutoAttack"}, {"leaderboard", "Leaderboard"}, {"certified", "Certified"},
     {"transfer", "Transfer"}, {"uap", "UAP"}, {"calibration", "Calibration"}, {"tta", "TTA"},
     {"ensembles", "Ensembles"}, {"cams", "Class activation maps"}, {"figures", "Other figures"},
 };
@@ -861,6 +1039,9 @@ int rcv_report_write(const char *run_dir, int *n_missing) {
                   "top-1 accuracy under each symmetry of the square");
     sec_corruptions(&r, &root);
     sec_adversarial(&r);
+    sec_autoattack(&r, &root);
+    sec_leaderboard(&r, &root);
+    sec_certified(&r, &root);
     sec_transfer(&r);
     {
         const char *m[3] = {"eps", "fooling_rate", "top1"}, *h[3] = {"eps", "Fooling rate", "Top-1 under the UAP"};

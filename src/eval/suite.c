@@ -25,6 +25,7 @@ void rcv_suite_defaults(rcv_suite_cfg *c) {
     c->denoise = 1;
     c->transforms = rcv_suite_default_transforms;
     c->corruptions = 500;
+    c->aa_ensemble = 1;
 }
 
 const char *const rcv_suite_default_transforms =
@@ -135,6 +136,56 @@ static int count_sets(const rcv_suite_cfg *c, int n_models, int square) {
     if (c->symmetries && square) t += 9;
     if (c->transfer && n_models > 1) t += c->n_fgsm + c->n_pgd;
     return t;
+}
+
+// AutoAttack beside PGD on the first cfg->autoattack images, for each model and, when asked, the
+// models attacked as one ensemble (row n_models).
+static int aa_rows(rcv_model *const *models, int n_models, const float *x, const rcv_suite_cfg *cfg,
+                   rcv_suite_result *r) {
+    int n = cfg->autoattack < r->n ? cfg->autoattack : r->n, k = r->n_classes;
+    const float *eps = cfg->n_aa ? cfg->aa_eps : cfg->pgd_eps;
+    r->n_aa = cfg->n_aa ? cfg->n_aa : cfg->n_pgd;
+    r->aa_ensemble = cfg->aa_ensemble && n_models > 1;
+    int rows = n_models + r->aa_ensemble;
+    r->aa = rcv_xcalloc((size_t)rows * r->n_aa, sizeof(rcv_aa_row));
+    size_t per = (size_t)models[0]->cfg.in_c * models[0]->cfg.in_h * models[0]->cfg.in_w;
+    float *adv = rcv_xmalloc((size_t)n * per * sizeof(float)), *z = rcv_xmalloc((size_t)n * k * sizeof(float));
+    uint8_t *rob = rcv_xmalloc((size_t)n);
+    int rc = -1;
+    for (int m = 0; m < rows; m++) {
+        rcv_classifier f = {m < n_models ? &models[m] : models, m < n_models ? 1 : n_models, 0, NULL};
+        for (int e = 0; e < r->n_aa; e++) {
+            rcv_aa_row *q = &r->aa[(size_t)m * r->n_aa + e];
+            q->eps = eps[e], q->n = n, q->pgd_steps = cfg->pgd_steps;
+            rcv_classifier_logits(&f, x, n, z);
+            q->clean = rcv_metric_topk(z, r->labels, n, k, 1);
+            rcv_pgd_cfg pc;
+            rcv_pgd_defaults(&pc, RCV_NORM_LINF);
+            pc.eps = q->eps, pc.alpha = q->eps / 4, pc.steps = cfg->pgd_steps;
+            rcv_rng pr;
+            rcv_rng_init(&pr, cfg->seed * 7919 + 700 + (uint64_t)e);
+            if (rcv_attack_pgd_classifier(&f, x, r->labels, n, &pc, &pr, adv)) goto out;
+            rcv_classifier_logits(&f, adv, n, z);
+            q->pgd = rcv_metric_topk(z, r->labels, n, k, 1);
+            rcv_autoattack_cfg ac;
+            rcv_autoattack_defaults(&ac, RCV_NORM_LINF);
+            ac.eps = q->eps, ac.seed = cfg->seed, ac.attacks = cfg->aa_attacks, ac.verbose = cfg->verbose;
+            if (cfg->verbose)
+                fprintf(stderr, "evaluate: AutoAttack on %s, eps %g, %d images\n",
+                        m < n_models ? models[m]->name : "the ensemble", q->eps, n);
+            if (rcv_autoattack(&f, x, r->labels, n, &ac, adv, rob, &q->res)) goto out;
+            long right = 0;
+            for (int i = 0; i < n; i++) right += rob[i];
+            q->aa = (double)right / (n ? n : 1);
+            if (cfg->verbose)
+                fprintf(stderr, "evaluate: eps %g on %d images: clean %.2f%%, PGD-%d %.2f%%, AutoAttack %.2f%%\n", q->eps,
+                        n, 100 * q->clean, cfg->pgd_steps, 100 * q->pgd, 100 * q->aa);
+        }
+    }
+    rc = 0;
+out:
+    free(adv), free(z), free(rob);
+    return rc;
 }
 
 int rcv_suite_run(rcv_model *const *models, int n_models, const rcv_dataset *d, const rcv_suite_cfg *cfg,
@@ -369,6 +420,7 @@ int rcv_suite_run(rcv_model *const *models, int n_models, const rcv_dataset *d, 
                                       100 * r->uap_fooling[mi]);
         }
     }
+    if (cfg->autoattack > 0 && aa_rows(models, n_models, x, cfg, r)) goto out;
     rc = 0;
 out:
     for (int i = 0; i < n_models; i++) free(adv[i]);
@@ -380,6 +432,6 @@ out:
 void rcv_suite_result_free(rcv_suite_result *r) {
     if (r->logits)
         for (int i = 0; i < r->n_models * r->n_sets; i++) free(r->logits[i]);
-    free(r->logits), free(r->res), free(r->labels), free(r->ece), free(r->uap_fooling), free(r->uap_top1);
+    free(r->logits), free(r->res), free(r->labels), free(r->ece), free(r->uap_fooling), free(r->uap_top1), free(r->aa);
     memset(r, 0, sizeof *r);
 }

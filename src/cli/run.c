@@ -13,6 +13,7 @@
 
 #include "cli/cli.h"
 #include "robustcv/augment.h"
+#include "robustcv/card.h"
 #include "robustcv/ensemble.h"
 #include "robustcv/error.h"
 #include "robustcv/report.h"
@@ -28,7 +29,7 @@ static double now_s(void) {
 
 typedef struct {
     char data[512], out[400], model[64], augment[256];
-    int epochs, limit, subset, threads, quick;
+    int epochs, limit, subset, threads, quick, autoattack;
     rcv_precision precision;
     uint64_t seed;
 } rcv_run_cfg;
@@ -60,6 +61,7 @@ int cli_run(int argc, char **argv) {
         {"augment", "SPEC", "augmentation of the standard member (default hflip:p=0.5,crop:pad=2)", NULL},
         {"quick", NULL, "a small version (subsets, 1 epoch, fewer attacks): the whole job in a few minutes", NULL},
         {"limit", "N", "test images the suite uses (default 2000; --quick 500)", NULL},
+        {"autoattack", "N", "AutoAttack (and PGD beside it) on the first N of them (default 500; --quick 100; 0 = off)", NULL},
         {"threads", "N", "threads (default: all cores)", NULL},
         {"seed", "N", "seed (default 0)", NULL},
         {NULL, NULL, NULL, NULL},
@@ -73,9 +75,14 @@ int cli_run(int argc, char **argv) {
     const char *v;
     unsigned long long seed = 0;
     if (rcv_arg_int(opts, "epochs", &c.epochs) || rcv_arg_int(opts, "limit", &c.limit) ||
+        rcv_arg_int(opts, "autoattack", &c.autoattack) ||
         rcv_arg_int(opts, "threads", &c.threads) || rcv_arg_u64(opts, "seed", &seed))
         return 2;
     c.seed = seed;
+    if (c.autoattack < 0 || c.limit < 0) {
+        fprintf(stderr, "robustcv run: --autoattack %d, --limit %d: expected counts >= 0\n", c.autoattack, c.limit);
+        return 2;
+    }
     if ((v = rcv_arg(opts, "data"))) snprintf(c.data, sizeof c.data, "%s", v);
     if ((v = rcv_arg(opts, "out"))) snprintf(c.out, sizeof c.out, "%s", v);
     if ((v = rcv_arg(opts, "model"))) snprintf(c.model, sizeof c.model, "%s", v);
@@ -101,6 +108,7 @@ static void rcv_run_defaults(rcv_run_cfg *c, int quick) {
     snprintf(c->augment, sizeof c->augment, "hflip:p=0.5,crop:pad=2");
     c->epochs = 0; // the members' own
     c->limit = quick ? 500 : 2000;
+    c->autoattack = quick ? 100 : 500;
     c->subset = quick ? 6000 : 0;
     c->precision = RCV_PREC_BF16; // falls back to fp32 with a message where the CPU lacks it
 }
@@ -261,6 +269,7 @@ static void member_json(rcv_json_writer *w, const rcv_run_cfg *c, int i, const c
         rcv_json_end_object(w);
     }
     rcv_json_end_array(w);
+    if (r->aa) rcv_json_key(w, "autoattack"), cli_aa_json(w, r, i);
     if (r->uap_fooling[i] >= 0) {
         rcv_json_key(w, "uap");
         rcv_json_begin_object(w);
@@ -270,6 +279,120 @@ static void member_json(rcv_json_writer *w, const rcv_run_cfg *c, int i, const c
         rcv_json_end_object(w);
     }
     rcv_json_end_object(w);
+}
+
+// Table 2: every ensemble subset on the sets every member saw identically, first the clean set
+// once more over the whole test split (forward passes only): the headline clean accuracies are
+// not those of the suite's first `limit` images.
+static int ensembles_json(rcv_json_writer *w, rcv_model *const *mp, const rcv_dataset *d, const rcv_suite_result *r) {
+    const char *set_names[16];
+    rcv_ens_subset *tables[16];
+    int n_sets = 0, n_rows = 0, k = r->n_classes, bad = 0;
+    char all_name[48];
+    snprintf(all_name, sizeof all_name, "clean, all %d", d->n);
+    float *all[N_MEMBERS] = {0};
+    for (int i = 0; i < N_MEMBERS; i++) {
+        all[i] = rcv_xmalloc((size_t)d->n * k * sizeof(float));
+        bad = bad || rcv_predict_logits(mp[i], d, d->n, 256, RCV_BACKEND_CPU, all[i]);
+    }
+    bad = bad || rcv_ensemble_subsets((const float *const *)all, NULL, d->labels, N_MEMBERS, d->n, k, RCV_ENS_PROBS,
+                                      RCV_VOTE_TIE_LOWEST, &tables[n_sets], &n_rows);
+    for (int i = 0; i < N_MEMBERS; i++) free(all[i]);
+    if (bad) return -1;
+    set_names[n_sets++] = all_name;
+    for (int s = 0; s < r->n_sets && n_sets < 16; s++) {
+        const char *nm = r->res[s].name; // Table 2's sets: clean, denoised, noise, TTA, transfer
+        if (!r->res[s].shared || !strncmp(nm, "sym:", 4) || !strncmp(nm, "corrupt:", 8) || !strncmp(nm, "transform:", 10))
+            continue;
+        const float *lg[N_MEMBERS];
+        for (int i = 0; i < N_MEMBERS; i++) lg[i] = r->logits[(size_t)i * r->n_sets + s];
+        if (rcv_ensemble_subsets(lg, NULL, r->labels, N_MEMBERS, r->n, r->n_classes, RCV_ENS_PROBS, RCV_VOTE_TIE_LOWEST,
+                                 &tables[n_sets], &n_rows)) {
+            bad = 1;
+            break;
+        }
+        set_names[n_sets++] = r->res[s].name;
+    }
+    if (!bad) {
+        rcv_json_key(w, "ensembles");
+        rcv_ensemble_json(w, set_names, tables, n_sets, n_rows, N_MEMBERS, RCV_ENS_PROBS, RCV_VOTE_TIE_LOWEST);
+        fprintf(stderr, "run: ensembles (probability averaging) on all %d clean test images: ", d->n);
+        for (int j = 0; j < n_rows; j++) {
+            char mem[64];
+            rcv_ensemble_members_str(tables[0][j].mask, N_MEMBERS, mem, sizeof mem);
+            fprintf(stderr, "%s %.2f%%%s", mem, 100 * tables[0][j].avg_top1, j + 1 < n_rows ? "; " : "\n");
+        }
+    }
+    for (int j = 0; j < n_sets; j++) free(tables[j]);
+    return bad ? -1 : 0;
+}
+
+// The members' AutoAttack rows (and the ensemble's) as "ensemble_autoattack" and model cards:
+// OUT/<member>/card.json and the "cards" list the report's leaderboard reads.
+static int cards_json(rcv_json_writer *w, const rcv_run_cfg *c, const char *const *names, const rcv_suite_result *r) {
+    if (r->aa && r->aa_ensemble) rcv_json_key(w, "ensemble_autoattack"), cli_aa_json(w, r, r->n_models);
+    rcv_json_key(w, "cards");
+    rcv_json_begin_array(w);
+    for (int i = 0; i <= N_MEMBERS; i++) {
+        if (i == N_MEMBERS && !(r->aa && r->aa_ensemble)) break;
+        char ck[700], path[760], ens[64];
+        snprintf(ck, sizeof ck, "%s/%s/last.safetensors", c->out, i < N_MEMBERS ? names[i] : "");
+        snprintf(ens, sizeof ens, "ensemble of the %d members", N_MEMBERS);
+        rcv_card card;
+        rcv_card_from_suite(&card, r, i, 0, i < N_MEMBERS ? names[i] : ens, c->model, c->data,
+                            i < N_MEMBERS ? ck : NULL);
+        card.recipe = i < N_MEMBERS ? rcv_recipe_name(members[i].recipe) : "probability averaging";
+        card.mce_baseline = names[0];
+        rcv_card_json(w, &card);
+        if (i < N_MEMBERS) {
+            snprintf(path, sizeof path, "%s/%s/card.json", c->out, names[i]);
+            if (rcv_card_write(path, &card)) return -1;
+        }
+    }
+    rcv_json_end_array(w);
+    return 0;
+}
+
+// Class activation maps of each member (Figure 7): `robustcv explain` on the first test images.
+static int cams_json(rcv_json_writer *w, const rcv_run_cfg *c, const char *const *names, char ckpt[][700]) {
+    rcv_json_key(w, "cams");
+    rcv_json_begin_array(w);
+    char cams[700];
+    snprintf(cams, sizeof cams, "%s/cams", c->out);
+    if (rcv_mkdir_p(cams)) return -1;
+    for (int i = 0; i < N_MEMBERS; i++) {
+        char dir[700], lim[16];
+        snprintf(dir, sizeof dir, "%s/cams/%s", c->out, names[i]);
+        snprintf(lim, sizeof lim, "%d", c->quick ? 4 : 6);
+        char *av[] = {"explain", "--checkpoint", ckpt[i], "--data", (char *)c->data, "--limit", lim,
+                      "--method", "gradcam", "--out", dir, NULL};
+        if (cli_explain(11, av)) return rcv_fail("Grad-CAM of %s failed", names[i]);
+        char rel[200], cap[160];
+        snprintf(rel, sizeof rel, "cams/%s/gradcam.png", names[i]);
+        snprintf(cap, sizeof cap, "Grad-CAM of '%s' (last conv block): image | top-1 | top-2 | top-3", names[i]);
+        rcv_json_begin_object(w);
+        rcv_json_key(w, "path");
+        rcv_json_string(w, rel);
+        rcv_json_key(w, "caption");
+        rcv_json_string(w, cap);
+        rcv_json_end_object(w);
+    }
+    rcv_json_end_array(w);
+    return 0;
+}
+
+// The suite's settings for the run: AutoAttack at the largest PGD eps on a subset.
+static void run_suite_cfg(const rcv_run_cfg *c, rcv_suite_cfg *sc) {
+    rcv_suite_defaults(sc);
+    sc->limit = c->limit;
+    sc->verbose = 1;
+    sc->seed = c->seed;
+    if (c->quick) {
+        sc->n_fgsm = 2, sc->n_pgd = 1, sc->pgd_steps = 5, sc->uap = 100;
+        sc->fgsm_eps[1] = 0.1f, sc->pgd_eps[0] = 0.1f;
+    }
+    sc->autoattack = c->autoattack;
+    sc->aa_eps[0] = sc->pgd_eps[sc->n_pgd - 1], sc->n_aa = 1;
 }
 
 static int rcv_run(const rcv_run_cfg *c) {
@@ -295,20 +418,13 @@ static int rcv_run(const rcv_run_cfg *c) {
     }
     if (rcv_data_open(c->data, 0, &d)) goto out;
     rcv_suite_cfg sc;
-    rcv_suite_defaults(&sc);
-    sc.limit = c->limit;
-    sc.verbose = 1;
-    sc.seed = c->seed;
-    if (c->quick) {
-        sc.n_fgsm = 2, sc.n_pgd = 1, sc.pgd_steps = 5, sc.uap = 100;
-        sc.fgsm_eps[1] = 0.1f, sc.pgd_eps[0] = 0.1f;
-    }
-    fprintf(stderr, "run: evaluating the suite on %d test images\n", c->limit);
+    run_suite_cfg(c, &sc);
+    fprintf(stderr, "run: evaluating the suite on %d test images (AutoAttack on the first %d)\n", c->limit,
+            c->autoattack);
     if (rcv_suite_run(mp, N_MEMBERS, &d, &sc, &r)) goto out;
     cli_suite_print(&r, names);
     double t_eval = now_s() - t0 - t_train;
 
-    // Class activation maps of each member (Figure 7): `robustcv explain` on the first test images.
     rcv_json_begin_object(&w);
     rcv_json_key(&w, "title");
     rcv_json_string(&w, "robustcv run");
@@ -324,74 +440,7 @@ static int rcv_run(const rcv_run_cfg *c) {
     rcv_json_begin_array(&w);
     for (int i = 0; i < N_MEMBERS; i++) member_json(&w, c, i, names, &r);
     rcv_json_end_array(&w);
-    // Ensembles (Table 2) on the sets every member saw identically.
-    {
-        const char *set_names[16];
-        rcv_ens_subset *tables[16];
-        int n_sets = 0, n_rows = 0;
-        // First the clean set once more over the whole test split (forward passes only): the
-        // headline clean accuracies are not those of the suite's first `limit` images.
-        char all_name[48];
-        snprintf(all_name, sizeof all_name, "clean, all %d", d.n);
-        float *all[N_MEMBERS] = {0};
-        int k = r.n_classes, bad = 0;
-        for (int i = 0; i < N_MEMBERS; i++) {
-            all[i] = rcv_xmalloc((size_t)d.n * k * sizeof(float));
-            bad = bad || rcv_predict_logits(mp[i], &d, d.n, 256, RCV_BACKEND_CPU, all[i]);
-        }
-        bad = bad || rcv_ensemble_subsets((const float *const *)all, NULL, d.labels, N_MEMBERS, d.n, k, RCV_ENS_PROBS,
-                                          RCV_VOTE_TIE_LOWEST, &tables[n_sets], &n_rows);
-        for (int i = 0; i < N_MEMBERS; i++) free(all[i]);
-        if (bad) goto out;
-        set_names[n_sets++] = all_name;
-        for (int s = 0; s < r.n_sets && n_sets < 16; s++) {
-            const char *nm = r.res[s].name; // Table 2's sets: clean, denoised, noise, TTA, transfer
-            if (!r.res[s].shared || !strncmp(nm, "sym:", 4) || !strncmp(nm, "corrupt:", 8) ||
-                !strncmp(nm, "transform:", 10))
-                continue;
-            const float *lg[N_MEMBERS];
-            for (int i = 0; i < N_MEMBERS; i++) lg[i] = r.logits[(size_t)i * r.n_sets + s];
-            if (rcv_ensemble_subsets(lg, NULL, r.labels, N_MEMBERS, r.n, r.n_classes, RCV_ENS_PROBS,
-                                     RCV_VOTE_TIE_LOWEST, &tables[n_sets], &n_rows))
-                goto out;
-            set_names[n_sets++] = r.res[s].name;
-        }
-        rcv_json_key(&w, "ensembles");
-        rcv_ensemble_json(&w, set_names, tables, n_sets, n_rows, N_MEMBERS, RCV_ENS_PROBS, RCV_VOTE_TIE_LOWEST);
-        fprintf(stderr, "run: ensembles (probability averaging) on all %d clean test images: ", d.n);
-        for (int k = 0; k < n_rows; k++) {
-            char mem[64];
-            rcv_ensemble_members_str(tables[0][k].mask, N_MEMBERS, mem, sizeof mem);
-            fprintf(stderr, "%s %.2f%%%s", mem, 100 * tables[0][k].avg_top1, k + 1 < n_rows ? "; " : "\n");
-        }
-        for (int k = 0; k < n_sets; k++) free(tables[k]);
-    }
-    rcv_json_key(&w, "cams");
-    rcv_json_begin_array(&w);
-    char cams[700];
-    snprintf(cams, sizeof cams, "%s/cams", c->out);
-    if (rcv_mkdir_p(cams)) goto out;
-    for (int i = 0; i < N_MEMBERS; i++) {
-        char dir[700], lim[16];
-        snprintf(dir, sizeof dir, "%s/cams/%s", c->out, names[i]);
-        snprintf(lim, sizeof lim, "%d", c->quick ? 4 : 6);
-        char *av[] = {"explain", "--checkpoint", ckpt[i], "--data", (char *)c->data, "--limit", lim,
-                      "--method", "gradcam", "--out", dir, NULL};
-        if (cli_explain(11, av)) {
-            rcv_fail("Grad-CAM of %s failed", names[i]);
-            goto out;
-        }
-        char rel[200], cap[160];
-        snprintf(rel, sizeof rel, "cams/%s/gradcam.png", names[i]);
-        snprintf(cap, sizeof cap, "Grad-CAM of '%s' (last conv block): image | top-1 | top-2 | top-3", names[i]);
-        rcv_json_begin_object(&w);
-        rcv_json_key(&w, "path");
-        rcv_json_string(&w, rel);
-        rcv_json_key(&w, "caption");
-        rcv_json_string(&w, cap);
-        rcv_json_end_object(&w);
-    }
-    rcv_json_end_array(&w);
+    if (ensembles_json(&w, mp, &d, &r) || cards_json(&w, c, names, &r) || cams_json(&w, c, names, ckpt)) goto out;
     rcv_json_end_object(&w);
     char path[700];
     snprintf(path, sizeof path, "%s/results.json", c->out);

@@ -15,6 +15,7 @@ int cli_explain(int argc, char **argv);
 int cli_report(int argc, char **argv);
 int cli_denoise(int argc, char **argv);
 int cli_corrupt(int argc, char **argv);
+int cli_certify(int argc, char **argv);
 
 #include "robustcv/graph.h"
 #include "robustcv/train.h"
@@ -36,5 +37,9 @@ int cli_suite_options(const rcv_opt *opts, rcv_suite_cfg *c);
 // "uap_fooling_rate", "sets": {NAME: {top1, top5, nll}}}]}).
 void cli_suite_print(const rcv_suite_result *r, const char *const *names);
 void cli_suite_json(rcv_json_writer *w, const rcv_suite_result *r, const char *const *names);
+
+#include "robustcv/smoothing.h"
+// --sigma, --n, --n0, --alpha, --batch (certify, predict --smooth) into c, validated; -1 after printing.
+int cli_smooth_options(const rcv_opt *opts, const char *verb, rcv_smooth_cfg *c);
 
 #endif

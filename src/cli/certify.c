@@ -169,7 +169,9 @@ int cli_certify(int argc, char **argv) {
         rcv_json_key(&w, "model"); rcv_json_string(&w, m.name);
         rcv_json_key(&w, "data"); rcv_json_string(&w, data);
         rcv_json_key(&w, "images"); rcv_json_int(&w, n);
-        rcv_json_key(&w, "sigma"); rcv_json_number(&w, sc.sigma);
+        char sg[32];
+        snprintf(sg, sizeof sg, "%.7g", sc.sigma); // the float as typed (0.12, not 0.1199999973)
+        rcv_json_key(&w, "sigma"); rcv_json_number(&w, strtod(sg, NULL));
         rcv_json_key(&w, "n0"); rcv_json_int(&w, sc.n0);
         rcv_json_key(&w, "n"); rcv_json_int(&w, sc.n);
         rcv_json_key(&w, "alpha"); rcv_json_number(&w, sc.alpha);

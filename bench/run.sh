@@ -39,6 +39,8 @@ if [ -x "$BUILD/bench_augment" ]; then
   peer=$($PY bench/peer_augment.py pipeline 4000 2 2>/dev/null || echo nan)
   printf "%-44s %10s %10s %6.2fx\n" "flip+crop4+jitter+erase+norm img/s, 2 thr" "$ours" "$peer" "$(awk -v a="$ours" -v b="$peer" 'BEGIN{print a/b}')"
 fi
+# Randomized smoothing's sampling loop, noisy forwards/s (bench/bench_certify.c vs bench/peer_certify.py).
+[ -x "$BUILD/bench_certify" ] && THREADS=$THREADS bench/bench_certify.sh "$BUILD"
 # The model zoo last: the slowest part.
 [ -x "$BUILD/bench_models" ] && STEPS=${STEPS_MODELS:-3} bench/models.sh "$BUILD"
 exit 0

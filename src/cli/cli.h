@@ -15,6 +15,7 @@ int cli_explain(int argc, char **argv);
 int cli_report(int argc, char **argv);
 int cli_denoise(int argc, char **argv);
 int cli_corrupt(int argc, char **argv);
+int cli_certify(int argc, char **argv);
 
 #include "robustcv/graph.h"
 #include "robustcv/train.h"
@@ -39,5 +40,9 @@ void cli_suite_json(rcv_json_writer *w, const rcv_suite_result *r, const char *c
 // Model m's AutoAttack rows (m == n_models: the ensemble) as a JSON array: [{"norm", "eps", "images",
 // "clean", "pgd", "autoattack", "after": {ATTACK: robust fraction}, "seconds": {...}, "warnings": [...]}].
 void cli_aa_json(rcv_json_writer *w, const rcv_suite_result *r, int m);
+
+#include "robustcv/smoothing.h"
+// --sigma, --n, --n0, --alpha, --batch (certify, predict --smooth) into c, validated; -1 after printing.
+int cli_smooth_options(const rcv_opt *opts, const char *verb, rcv_smooth_cfg *c);
 
 #endif

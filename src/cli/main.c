@@ -16,6 +16,7 @@ static const struct {
     {"predict", cli_predict, "top-5 classes for image files"},
     {"attack", cli_attack, "adversarial attacks on a checkpoint: FGSM, PGD, DeepFool, UAP, generator, transfer"},
     {"search", cli_search, "random search over a training hyperparameter, with a leaderboard"},
+    {"certify", cli_certify, "certified L2 robustness by randomized smoothing: radius per image, certified accuracy"},
     {"evaluate", cli_evaluate, "the robustness suite over checkpoints: noise, FGSM/PGD, symmetries, TTA, transfer, UAP, ECE"},
     {"run", cli_run, "the main job: train three models, evaluate, ensemble, explain, report"},
     {"models", cli_models, "list the models"},

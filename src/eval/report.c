@@ -773,7 +773,8 @@ static void sec_certified(rep *r, const rcv_json_value *root) {
             type_error(r, p, "object", c);
             break;
         }
-        const rcv_json_value *rad = get(r, c, p, "radii", RCV_JSON_ARRAY), *acc = get(r, c, p, "accuracy", RCV_JSON_ARRAY);
+        const rcv_json_value *rad = get(r, c, p, "radii", RCV_JSON_ARRAY);
+        const rcv_json_value *acc = get(r, c, p, "certified_accuracy", RCV_JSON_ARRAY);
         if (!rad || !acc || rad->n != acc->n) continue;
         xs[ns] = rcv_xmalloc((size_t)rad->n * sizeof(double));
         ys[ns] = rcv_xmalloc((size_t)rad->n * sizeof(double));
@@ -783,7 +784,8 @@ static void sec_certified(rep *r, const rcv_json_value *root) {
             ys[ns][j] = acc->items[j].type == RCV_JSON_NUMBER ? 100 * acc->items[j].num : NAN;
             snprintf(cell + strlen(cell), sizeof cell - strlen(cell), "%sr=%g: %.1f%%", j ? ", " : "", xs[ns][j], ys[ns][j]);
         }
-        snprintf(names[ns], sizeof names[ns], "%s, sigma %g", str(r, c, p, "name", "?"), num(r, c, p, "sigma"));
+        snprintf(names[ns], sizeof names[ns], "%s, sigma %g", str(r, c, p, "name", str(r, c, p, "checkpoint", "?")),
+                 num(r, c, p, "sigma"));
         t_cell(&t, "%s, n %.0f, alpha %g, %.0f images", names[ns], num(r, c, p, "n"), num(r, c, p, "alpha"),
                num(r, c, p, "images"));
         t_cell(&t, "%s", cell);
@@ -799,7 +801,7 @@ static void sec_certified(rep *r, const rcv_json_value *root) {
         t_emit(r, &t);
     } else {
         t_free(&t);
-        nodata(r, "no certified curve has matching \"radii\" and \"accuracy\" arrays.");
+        nodata(r, "no certified curve has matching \"radii\" and \"certified_accuracy\" arrays.");
     }
     for (int k = 0; k < ns; k++) free(xs[k]), free(ys[k]);
     end_section(r);

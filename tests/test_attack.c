@@ -1,7 +1,8 @@
 // Attacks and robust-training recipes against independent references:
 //   - FGSM, PGD (L-inf, L2, targeted) examples vs torchattacks (or its formulas written out in
 //     tests/oracle/attack_ref.py) on the same weights, eval mode, within 1e-5;
-//   - every recipe's loss and parameter gradients vs the same loss written in PyTorch;
+//   - every recipe's loss and parameter gradients vs the same loss written in PyTorch (TRADES also
+//     the adversarial batch its inner maximisation reaches, from the same 0.001 N(0, I) start);
 //   - AugMix's point ops vs PIL's ImageOps;
 //   - DeepFool on a linear model vs its closed form;
 //   - UAP on a smallcnn trained here for a few seconds on Fashion-MNIST reaches its target fooling
@@ -36,6 +37,7 @@ static const float FGSM_EPS = 0.03f, PGD_EPS = 0.05f, PGD_ALPHA = 0.01f, L2_EPS 
 static const int PGD_STEPS = 5, ADV_K = 2;
 static const float FGSM_ALPHA = 0.5f, ADV_EPS = 0.04f, LAMBDA = 0.5f, STAB_ALPHA = 3.0f, JSD_LAMBDA = 100.0f; // large, so the KL and JSD terms weigh in the gradients
 static const float TR_PGD_EPS = 0.1f, TR_PGD_STEPS = 3;
+static const float TRADES_BETA = 6, TRADES_EPS = 0.1f, TRADES_STEP = 0.03f, TRADES_STEPS = 3, NOISE_SIGMA = 0.25f;
 
 static float linf_dist(const float *a, const float *b, size_t n) {
     float m = 0;
@@ -99,8 +101,9 @@ static void restore_state(rcv_graph *g, const state_t *s) {
 }
 
 // Our recipe results, kept until the oracle has run.
-#define N_RECIPES 6
-static const char *const recipe_names[N_RECIPES] = {"standard", "fgsm", "kurakin", "stability", "augmix", "pgd"};
+#define N_RECIPES 8
+static const char *const recipe_names[N_RECIPES] = {"standard", "fgsm", "kurakin", "stability",
+                                                    "augmix",   "pgd",  "trades",  "noise"};
 static float *our_grads[N_RECIPES], our_loss[N_RECIPES];
 
 static void compare_grads(const rcv_safetensors *ref, rcv_graph *g, const char *rname, const float *ours, float loss) {
@@ -180,8 +183,13 @@ static void test_oracle(void) {
     rc.fgsm_alpha = FGSM_ALPHA, rc.adv_eps = ADV_EPS, rc.adv_k = ADV_K, rc.lambda = LAMBDA;
     rc.stab_alpha = STAB_ALPHA, rc.jsd_lambda = JSD_LAMBDA;
     rc.pgd_eps = TR_PGD_EPS, rc.pgd_alpha = TR_PGD_EPS / 4, rc.pgd_steps = (int)TR_PGD_STEPS, rc.pgd_random_start = 0;
-    rcv_recipe_kind kinds[N_RECIPES] = {RCV_RECIPE_STANDARD, RCV_RECIPE_FGSM, RCV_RECIPE_KURAKIN,
-                                        RCV_RECIPE_STABILITY, RCV_RECIPE_AUGMIX, RCV_RECIPE_PGD};
+    rc.trades_beta = TRADES_BETA, rc.trades_eps = TRADES_EPS, rc.trades_step = TRADES_STEP;
+    rc.trades_steps = (int)TRADES_STEPS, rc.noise_sigma = NOISE_SIGMA;
+    rcv_recipe_kind kinds[N_RECIPES] = {RCV_RECIPE_STANDARD, RCV_RECIPE_FGSM,  RCV_RECIPE_KURAKIN, RCV_RECIPE_STABILITY,
+                                        RCV_RECIPE_AUGMIX,   RCV_RECIPE_PGD,   RCV_RECIPE_TRADES,  RCV_RECIPE_NOISE};
+    // trades and noise draw their normals (the first N * PER of the step's rng) inside the step; the
+    // same draws from a copy of the generator give the oracle its start x + 0.001 n and x + sigma n.
+    float trades_start[N * PER], trades_adv[N * PER], noise_x[N * PER], draw[N * PER];
     for (int r = 0; r < N_RECIPES; r++) {
         restore_state(g, &s0);
         rc.kind = kinds[r];
@@ -193,9 +201,18 @@ static void test_oracle(void) {
         rcv_graph_set_training(g, 1);
         memcpy(g->nodes[m.input].out, x, sizeof x);
         memcpy(g->nodes[m.labels].idata, y, sizeof y);
+        rcv_rng before = rng;
         our_loss[r] = kinds[r] == RCV_RECIPE_STABILITY ? rcv_recipe_stability_step(&rec, xn)
                     : kinds[r] == RCV_RECIPE_AUGMIX    ? rcv_recipe_augmix_step(&rec, a1, a2)
                                                        : rcv_recipe_step(&rec, &rng);
+        if (kinds[r] == RCV_RECIPE_TRADES || kinds[r] == RCV_RECIPE_NOISE) {
+            rcv_rng_fill_normal(&before, draw, N * PER, 0, 1);
+            for (int e = 0; e < N * PER; e++) {
+                if (kinds[r] == RCV_RECIPE_TRADES) trades_start[e] = x[e] + 0.001f * draw[e];
+                else noise_x[e] = x[e] + NOISE_SIGMA * draw[e];
+            }
+            if (kinds[r] == RCV_RECIPE_TRADES) memcpy(trades_adv, rec.xa, sizeof trades_adv);
+        }
         our_grads[r] = rcv_xmalloc(g->n_param_floats * sizeof(float));
         memcpy(our_grads[r], g->grads, g->n_param_floats * sizeof(float));
         rcv_recipe_free(&rec);
@@ -211,6 +228,8 @@ static void test_oracle(void) {
     add_f32("x_noisy", xn, 4, sh4);
     add_f32("aug1", a1, 4, sh4);
     add_f32("aug2", a2, 4, sh4);
+    add_f32("trades_start", trades_start, 4, sh4);
+    add_f32("noise_x", noise_x, 4, sh4);
     rcv_st_add(case_w, "y", RCV_DT_I64, 1, sh1, y64);
     rcv_st_add(case_w, "t", RCV_DT_I64, 1, sh1, t64);
     float img[8 * 8 * 3];
@@ -224,6 +243,8 @@ static void test_oracle(void) {
     meta_f("adv_k", ADV_K), meta_f("lambda", LAMBDA), meta_f("stab_alpha", STAB_ALPHA);
     meta_f("jsd_lambda", JSD_LAMBDA), meta_f("tr_pgd_eps", TR_PGD_EPS), meta_f("tr_pgd_alpha", TR_PGD_EPS / 4);
     meta_f("tr_pgd_steps", TR_PGD_STEPS);
+    meta_f("trades_beta", TRADES_BETA), meta_f("trades_eps", TRADES_EPS), meta_f("trades_step", TRADES_STEP);
+    meta_f("trades_steps", TRADES_STEPS);
     char path[512];
     snprintf(path, sizeof path, "%s/case.safetensors", dir);
     CHECK(rcv_st_write(case_w, path) == 0, "%s", rcv_error());
@@ -254,6 +275,20 @@ static void test_oracle(void) {
                 CHECK(moved > N * PER / 2, "%s moved only %d pixels", an[a], moved);
             }
             for (int r = 0; r < N_RECIPES; r++) compare_grads(&ref, g, recipe_names[r], our_grads[r], our_loss[r]);
+            // trades = standard + beta KL: the KL term must weigh in for the comparison to mean anything
+            double kl_part = max_rel_err(our_grads[6], our_grads[0], g->n_param_floats, 1e-3);
+            printf("trades gradient vs standard (the KL term's share): max rel diff %.2e\n", kl_part);
+            CHECK(kl_part > 1e-2, "trades' KL term barely changes the gradient (%.3e)", kl_part);
+            // TRADES' inner maximisation: the x' it reached from the same start
+            float r_adv[N * PER];
+            if (rcv_st_read_f32(&ref, "trades.x_adv", r_adv, N * PER)) {
+                CHECK(0, "%s", rcv_error());
+            } else {
+                double e = max_abs_err(trades_adv, r_adv, N * PER), e0 = max_abs_err(trades_adv, trades_start, N * PER);
+                printf("trades x_adv vs PyTorch: max abs err %.2e (moved up to %.4f from its start)\n", e, e0);
+                CHECK(e <= 1e-5, "trades x_adv max abs err %.3e", e);
+                CHECK(e0 > TRADES_STEP, "trades inner maximisation did not move (%.4f)", e0);
+            }
             const char *ops[4] = {"autocontrast", "equalize", "posterize", "solarize"};
             rcv_aug_op codes[4] = {RCV_AUG_AUTOCONTRAST, RCV_AUG_EQUALIZE, RCV_AUG_POSTERIZE, RCV_AUG_SOLARIZE};
             float vals[4] = {0, 0, 3, 128};

@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # robustcv attack from the command line: results.json and PNGs are written and agree with the
 # printed numbers; FGSM at eps 0 changes nothing (adversarial = clean accuracy, fooling rate 0);
-# a stability run resumed after epoch 1 ends bit for bit where the uninterrupted one does; bad input
-# gives a message naming the value and a non-zero exit.
+# a stability, a trades and a noise run resumed after epoch 1 end bit for bit where the uninterrupted
+# ones do; bad input (trades / noise settings too) gives a message naming the value and a non-zero
+# exit.
 set -u
 BIN=${RCV_BIN:-build/robustcv}
 T=$(mktemp -d /tmp/rcv_attack_cli.XXXXXX)
@@ -31,6 +32,22 @@ R=(--recipe stability --subset 100 --batch 50 --dropout 0.1 --seed 3 --threads 2
 "$BIN" train "${R[@]}" --epochs 2 --out "$T/r1" && "$BIN" train "${R[@]}" --epochs 1 --out "$T/r2" &&
   "$BIN" train "${R[@]}" --epochs 2 --out "$T/r2" --resume
 ok cmp "$T/r1/last.safetensors" "$T/r2/last.safetensors"
+
+# trades and noise resumed after epoch 1 end where the uninterrupted runs do (their normals come
+# from the step's rng)
+for rec in "--recipe trades --trades-steps 2" "--recipe noise --noise-sigma 0.3"; do
+  R=($rec --subset 100 --batch 50 --seed 5 --threads 2 --quiet --schedule constant)
+  d=$T/$(echo "$rec" | cut -d' ' -f2)
+  "$BIN" train "${R[@]}" --epochs 2 --out "$d.1" && "$BIN" train "${R[@]}" --epochs 1 --out "$d.2" &&
+    "$BIN" train "${R[@]}" --epochs 2 --out "$d.2" --resume
+  ok cmp "$d.1/last.safetensors" "$d.2/last.safetensors"
+done
+# bad trades / noise settings are refused by name before any data is read
+for bad in "trades --trades-eps -1:--trades-eps -1, expected" "trades --trades-beta -2:--trades-beta -2, expected" \
+           "trades --trades-steps -1:--trades-steps -1, expected" "noise --noise-sigma 0:--noise-sigma 0, expected"; do
+  "$BIN" train --recipe ${bad%%:*} --quiet > /dev/null 2> "$T/e9.txt"; ok test $? -eq 2
+  ok has "$T/e9.txt" "${bad#*:}"
+done
 
 # bad input
 "$BIN" attack --checkpoint "$CK" --attack nope > /dev/null 2> "$T/e1.txt"; ok test $? -eq 2

@@ -188,6 +188,25 @@ int rcv_generator_apply(rcv_generator *gen, const float *x, int n, float *x_adv)
 // x_adv = clamp(x + N(0, sigma^2), 0, 1), sigma in pixel units, n_floats values.
 void rcv_attack_gaussian(const float *x, size_t n_floats, float sigma, rcv_rng *rng, float *x_adv);
 
+// Carlini-Wagner L2 (Carlini & Wagner 2017), torchattacks 3.5.1's CW step for step: Adam (lr) on
+// w, x' = (tanh(w) + 1) / 2, w0 = atanh(clamp(2x - 1, -1, 1)), minimising
+//   sum_i ||x'_i - x_i||_2^2 + c * sum_i max(Z_y - max_{j!=y} Z_j, -kappa)
+// (targeted: max(max_{j!=t} Z_j - Z_t, -kappa); both maxima over the one-hot-masked logits, 0
+// where masked, as torchattacks computes them). Per image the successful iterate with the
+// smallest L2 is kept; every max(steps / 10, 1) steps the run stops when the summed cost of the
+// chunk (the planned batch: torchattacks run at that batch size) rose.
+// binary_steps > 0: Carlini & Wagner's search over c per image, that many runs from c: after a
+// run c is multiplied by 10 while no run succeeded, else bisected between the largest failing
+// and the smallest succeeding c; the smallest L2 over all runs is kept. 0 = one run (torchattacks).
+typedef struct {
+    float c, kappa, lr;    // defaults 1, 0, 0.01
+    int steps, binary_steps; // defaults 50, 0
+    int targeted;          // y holds the target classes (default 0)
+} rcv_cw_cfg;
+void rcv_cw_defaults(rcv_cw_cfg *c);
+// x_adv: the smallest-L2 adversarial example found per image, else x itself. 0 / -1 with a message.
+int rcv_attack_cw(const rcv_classifier *f, const float *x, const int32_t *y, int n, const rcv_cw_cfg *c, float *x_adv);
+
 // Attack statistics of one target model, accumulated over batches.
 //   clean accuracy    = clean_correct / n
 //   adversarial acc.  = adv_correct / n

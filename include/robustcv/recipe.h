@@ -21,14 +21,25 @@
 //                       M = clamp((p0 + p1 + p2) / 3, 1e-7, 1), JSD = mean_v KL(p_v || M)
 //   pgd                 Madry et al. 2018: L = CE(f(PGD(x)), y); L-inf eps 0.1 (Fashion-MNIST
 //                       scale; 8/255 for natural images), alpha eps / 4, 7 steps, random start
+//   trades              Zhang et al. 2019 (yaodongyu/TRADES trades.py): in eval mode x' = x + 0.001 N(0, I),
+//                       then steps x { x' = clamp(clip_{x,eps}(x' + step sign(grad_x' KL_sum(P(x) || P(x')))),
+//                       0, 1) }; in train mode L = CE(f(x), y) + beta / B sum_i KL(P(x_i) || P(x'_i)),
+//                       gradient through both forwards (x' a constant); beta 6, eps 0.031, step 0.007,
+//                       10 steps (the paper's CIFAR-10 values). The start's normals are the first
+//                       B * per draws of the step's rng.
+//   noise               Cohen et al. 2019's base classifier for randomized smoothing:
+//                       L = CE(f(x + N(0, sigma^2)), y), sigma in pixels (not clamped, as their code),
+//                       sigma 0.25; the normals are the first B * per draws of the step's rng
 //
-// Batchnorm while crafting: kurakin's FGSM and pgd's PGD run the model in eval mode (running
+// Batchnorm while crafting: kurakin's FGSM, pgd's PGD and trades' inner maximisation run the model in eval mode (running
 // statistics, no dropout; torchattacks' and most robust-training code's practice) and the
 // model is back in train mode for the loss. fgsm takes its input gradient from the clean
 // train-mode forward, as the objective is one function of the batch. Views of one step
 // (stability: clean and noisy; augmix: three) are separate forwards, each normalising with
 // its own batch statistics (AugMix's reference concatenates them into one batch instead);
-// running statistics are updated once per view, as PyTorch would with separate forwards.
+// running statistics are updated once per view, as PyTorch would with separate forwards (trades:
+// one clean and one adversarial forward; the reference calls f(x) twice in train mode, which
+// gives the same gradient without dropout but updates the running statistics once more).
 #ifndef RCV_RECIPE_H
 #define RCV_RECIPE_H
 
@@ -45,6 +56,8 @@ typedef enum {
     RCV_RECIPE_STABILITY,
     RCV_RECIPE_AUGMIX,
     RCV_RECIPE_PGD,
+    RCV_RECIPE_TRADES,
+    RCV_RECIPE_NOISE,
     RCV_RECIPE_COUNT
 } rcv_recipe_kind;
 
@@ -67,10 +80,13 @@ typedef struct {
     rcv_augmix_cfg augmix;// augmix: width 3, depth -1 (1..3), severity 3
     float pgd_eps, pgd_alpha; // pgd: 0.1, alpha < 0: eps / 4
     int pgd_steps, pgd_random_start; // pgd: 7, 1
+    float trades_beta, trades_eps, trades_step; // trades: 6, 0.031, 0.007
+    int trades_steps;     // trades: 10
+    float noise_sigma;    // noise: 0.25 (pixels)
 } rcv_recipe_cfg;
 
 void rcv_recipe_defaults(rcv_recipe_cfg *c);
-// "standard", "augment-curriculum", "fgsm", "kurakin", "stability", "augmix", "pgd".
+// "standard", "augment-curriculum", "fgsm", "kurakin", "stability", "augmix", "pgd", "trades", "noise".
 const char *rcv_recipe_name(rcv_recipe_kind k);
 // -1 with a message listing the names.
 int rcv_recipe_parse(const char *name, rcv_recipe_kind *k);
@@ -89,6 +105,9 @@ typedef struct {
     int64_t *ibufsave;
 } rcv_recipe;
 
+// The settings' ranges alone (no model needed: the CLI checks before reading data). -1 with a
+// message naming the value.
+int rcv_recipe_check(const rcv_recipe_cfg *c);
 // Validates the config against the model and, for recipes that need the input gradient,
 // marks the model's input (call before rcv_graph_plan). -1 with a message.
 int rcv_recipe_init(rcv_recipe *r, const rcv_recipe_cfg *c, rcv_model *m);
@@ -96,7 +115,8 @@ void rcv_recipe_free(rcv_recipe *r);
 // One step: the batch is in the model's input and labels nodes (planned batch, train mode).
 // Zeroes g->grads, fills them with the recipe's gradient and returns its loss. rng draws the
 // step's randomness (noise, AugMix, PGD random start). The logits of the clean batch (of the
-// adversarial one for pgd) are left in rcv_recipe_logits for the training accuracy.
+// adversarial one for pgd, the noisy one for noise) are left in rcv_recipe_logits for the training
+// accuracy; after a trades step r->xa holds the adversarial batch x' it reached.
 float rcv_recipe_step(rcv_recipe *r, rcv_rng *rng);
 const float *rcv_recipe_logits(const rcv_recipe *r);
 

@@ -80,8 +80,8 @@ int cli_train_config(int argc, char **argv, const char *verb, const char *synops
                            "dynamic loss scaling); weights, gradients and optimizer state stay fp32; unsupported choices "
                            "fall back to fp32 with a message", NULL},
         {"profile", NULL, "print where a training step's time goes, per op and per node, at the end", NULL},
-        {"recipe", "NAME", "standard, augment-curriculum, fgsm, kurakin, stability, augmix or pgd (default standard; "
-                           "docs/attacks.md)", NULL},
+        {"recipe", "NAME", "standard, augment-curriculum, fgsm, kurakin, stability, augmix, pgd, trades or noise "
+                           "(default standard; docs/attacks.md)", NULL},
         {"raw-epochs", "N", "augment-curriculum: epochs on raw data before augmenting (default 5)", NULL},
         {"augment", "SPEC", "augmentation pipeline, e.g. hflip:p=0.5,crop:pad=4,erase:value=random, or a preset such as "
                             "seed-fce (robustcv train --augment help lists them); every epoch, or from --raw-epochs "
@@ -100,6 +100,11 @@ int cli_train_config(int argc, char **argv, const char *verb, const char *synops
         {"pgd-alpha", "X", "pgd: step (default eps / 4)", NULL},
         {"pgd-steps", "N", "pgd: steps (default 7)", NULL},
         {"pgd-random-start", "0|1", "pgd: random start (default 1)", NULL},
+        {"trades-beta", "X", "trades: weight of the KL term (default 6)", NULL},
+        {"trades-eps", "X", "trades: L-inf eps of the inner maximisation in pixels (default 0.031)", NULL},
+        {"trades-step", "X", "trades: inner step size in pixels (default 0.007)", NULL},
+        {"trades-steps", "N", "trades: inner steps (default 10)", NULL},
+        {"noise-sigma", "X", "noise: Gaussian noise std in pixels, not clamped (default 0.25)", NULL},
         {NULL, NULL, NULL, NULL},
     };
     const char *pos[1];
@@ -152,10 +157,17 @@ int cli_train_config(int argc, char **argv, const char *verb, const char *synops
         rcv_arg_int(opts, "augmix-severity", &rp->augmix.severity) || rcv_arg_float(opts, "pgd-eps", &rp->pgd_eps) ||
         rcv_arg_float(opts, "pgd-alpha", &rp->pgd_alpha) || rcv_arg_int(opts, "pgd-steps", &rp->pgd_steps) ||
         rcv_arg_int(opts, "pgd-random-start", &rp->pgd_random_start) ||
+        rcv_arg_float(opts, "trades-beta", &rp->trades_beta) || rcv_arg_float(opts, "trades-eps", &rp->trades_eps) ||
+        rcv_arg_float(opts, "trades-step", &rp->trades_step) || rcv_arg_int(opts, "trades-steps", &rp->trades_steps) ||
+        rcv_arg_float(opts, "noise-sigma", &rp->noise_sigma) ||
         cli_parse_precision(rcv_arg(opts, "precision"), &c.precision) ||
         rcv_arg_float(opts, "bucket-mb", &c.bucket_mb))
         return 2;
     if ((v = rcv_arg(opts, "recipe")) && rcv_recipe_parse(v, &rp->kind)) {
+        fprintf(stderr, "robustcv %s: %s\n", verb, rcv_error());
+        return 2;
+    }
+    if (rcv_recipe_check(rp)) {
         fprintf(stderr, "robustcv %s: %s\n", verb, rcv_error());
         return 2;
     }

@@ -14,7 +14,7 @@
 #include "robustcv/recipe.h"
 
 static const char *const names[RCV_RECIPE_COUNT] = {"standard", "augment-curriculum", "fgsm", "kurakin",
-                                                    "stability", "augmix", "pgd"};
+                                                    "stability", "augmix", "pgd", "trades", "noise"};
 
 void rcv_recipe_defaults(rcv_recipe_cfg *c) {
     memset(c, 0, sizeof *c);
@@ -32,6 +32,11 @@ void rcv_recipe_defaults(rcv_recipe_cfg *c) {
     c->pgd_alpha = -1;
     c->pgd_steps = 7;
     c->pgd_random_start = 1;
+    c->trades_beta = 6;
+    c->trades_eps = 0.031f;
+    c->trades_step = 0.007f;
+    c->trades_steps = 10;
+    c->noise_sigma = 0.25f;
 }
 
 const char *rcv_recipe_name(rcv_recipe_kind k) { return k >= 0 && k < RCV_RECIPE_COUNT ? names[k] : "?"; }
@@ -42,7 +47,8 @@ int rcv_recipe_parse(const char *name, rcv_recipe_kind *k) {
             *k = (rcv_recipe_kind)i;
             return 0;
         }
-    return rcv_fail("--recipe '%s': expected standard, augment-curriculum, fgsm, kurakin, stability, augmix or pgd",
+    return rcv_fail("--recipe '%s': expected standard, augment-curriculum, fgsm, kurakin, stability, augmix, pgd, "
+                    "trades or noise",
                     name ? name : "(null)");
 }
 
@@ -51,14 +57,10 @@ int rcv_recipe_augment_on(const rcv_recipe_cfg *c, int epoch) {
 }
 
 static int needs_input_grad(rcv_recipe_kind k) {
-    return k == RCV_RECIPE_FGSM || k == RCV_RECIPE_KURAKIN || k == RCV_RECIPE_PGD;
+    return k == RCV_RECIPE_FGSM || k == RCV_RECIPE_KURAKIN || k == RCV_RECIPE_PGD || k == RCV_RECIPE_TRADES;
 }
 
-int rcv_recipe_init(rcv_recipe *r, const rcv_recipe_cfg *c, rcv_model *m) {
-    memset(r, 0, sizeof *r);
-    r->cfg = *c;
-    r->m = m;
-    r->per = (size_t)m->cfg.in_c * m->cfg.in_h * m->cfg.in_w;
+int rcv_recipe_check(const rcv_recipe_cfg *c) {
     if (c->kind < 0 || c->kind >= RCV_RECIPE_COUNT) return rcv_fail("recipe: unknown kind %d", c->kind);
     if (!(c->fgsm_alpha >= 0 && c->fgsm_alpha <= 1)) return rcv_fail("recipe fgsm: alpha %g, expected in [0, 1]", c->fgsm_alpha);
     if (!(c->lambda >= 0)) return rcv_fail("recipe kurakin: lambda %g, expected >= 0", c->lambda);
@@ -70,7 +72,25 @@ int rcv_recipe_init(rcv_recipe *r, const rcv_recipe_cfg *c, rcv_model *m) {
         return rcv_fail("recipe augmix: width %d (1..16), depth %d (<= 16; <= 0 random 1..3), severity %d (1..10)",
                         c->augmix.width, c->augmix.depth, c->augmix.severity);
     if (!(c->pgd_eps >= 0) || c->pgd_steps < 1) return rcv_fail("recipe pgd: eps %g, steps %d, expected eps >= 0, steps >= 1", c->pgd_eps, c->pgd_steps);
+    if (!(c->trades_beta >= 0) || !isfinite(c->trades_beta))
+        return rcv_fail("recipe trades: --trades-beta %g, expected a finite value >= 0", c->trades_beta);
+    if (!(c->trades_eps >= 0) || !isfinite(c->trades_eps))
+        return rcv_fail("recipe trades: --trades-eps %g, expected a finite value >= 0 (pixels)", c->trades_eps);
+    if (!(c->trades_step >= 0) || !isfinite(c->trades_step))
+        return rcv_fail("recipe trades: --trades-step %g, expected a finite value >= 0 (pixels)", c->trades_step);
+    if (c->trades_steps < 0) return rcv_fail("recipe trades: --trades-steps %d, expected >= 0", c->trades_steps);
+    if (!(c->noise_sigma > 0) || !isfinite(c->noise_sigma))
+        return rcv_fail("recipe noise: --noise-sigma %g, expected a finite value > 0 (pixels)", c->noise_sigma);
     if (c->raw_epochs < 0) return rcv_fail("recipe augment-curriculum: raw epochs %d, expected >= 0", c->raw_epochs);
+    return 0;
+}
+
+int rcv_recipe_init(rcv_recipe *r, const rcv_recipe_cfg *c, rcv_model *m) {
+    memset(r, 0, sizeof *r);
+    r->cfg = *c;
+    r->m = m;
+    r->per = (size_t)m->cfg.in_c * m->cfg.in_h * m->cfg.in_w;
+    if (rcv_recipe_check(c)) return -1;
     if (c->adv_eps < 0) { // the seed's eps = 0.2 on normalized inputs, in pixels
         float s = 0;
         for (int i = 0; i < m->cfg.in_c; i++) s += m->cfg.std[i];
@@ -265,9 +285,11 @@ static float multi_view(rcv_recipe *r, const float *const *views, int nv, double
 
 // alpha * mean_i KL(p_i || q_i), p = softmax(clean), q = softmax(noisy):
 //   d/dz_clean = alpha/B p (d - KL), d = log p - log q;  d/dz_noisy = alpha/B (q - p).
+// trades: the same with alpha = beta and x' its adversarial batch (criterion_kl's sum / B).
 static double stability_extra(rcv_recipe *r) {
     int b = r->batch, k = r->m->cfg.n_classes;
-    double a = r->cfg.stab_alpha / b, total = 0, p[k], q[k];
+    double alpha = r->cfg.kind == RCV_RECIPE_TRADES ? r->cfg.trades_beta : r->cfg.stab_alpha;
+    double a = alpha / b, total = 0, p[k], q[k];
     for (int i = 0; i < b; i++) {
         softmax(r->z[0] + (size_t)i * k, k, p);
         softmax(r->z[1] + (size_t)i * k, k, q);
@@ -282,7 +304,7 @@ static double stability_extra(rcv_recipe *r) {
         }
         total += kl;
     }
-    return r->cfg.stab_alpha * total / b;
+    return alpha * total / b;
 }
 
 // lambda * mean_i (1/3) sum_v KL(p_v || M), M = clamp(mean_v p_v, 1e-7, 1) (AugMix's code):
@@ -328,6 +350,51 @@ float rcv_recipe_augmix_step(rcv_recipe *r, const float *x1, const float *x2) {
     return multi_view(r, views, 3, jsd_extra);
 }
 
+// KL_sum(P(x) || P(x')) of one image of the inner maximisation, p = P(x) (eval mode) given:
+// dKL/dz' = softmax(z') - p.
+static double trades_kl(void *ctx, int i, const float *z, int k, float *dz) {
+    const double *p = (const double *)ctx + (size_t)i * k;
+    double q[k], kl = 0;
+    softmax(z, k, q);
+    for (int j = 0; j < k; j++) {
+        if (p[j] > 0) kl += p[j] * (log(p[j]) - log(q[j] > 1e-300 ? q[j] : 1e-300));
+        if (dz) dz[j] = (float)(q[j] - p[j]);
+    }
+    return kl;
+}
+
+static float step_trades(rcv_recipe *r, rcv_rng *rng) {
+    rcv_model *m = r->m;
+    int b = r->batch, k = m->cfg.n_classes;
+    size_t total = (size_t)b * r->per;
+    float eps = r->cfg.trades_eps, st = r->cfg.trades_step;
+    memcpy(r->x0, input(r), total * sizeof(float));
+    rcv_rng_fill_normal(rng, r->xb, total, 0, 1);
+    for (size_t e = 0; e < total; e++) r->xa[e] = r->x0[e] + 0.001f * r->xb[e];
+    // Inner maximisation in eval mode (rcv_classifier switches and restores the mode).
+    rcv_model *mp = m;
+    rcv_classifier f = {&mp, 1, 0, NULL};
+    double *p = rcv_xmalloc((size_t)b * k * sizeof(double));
+    if (r->cfg.trades_steps > 0) {
+        rcv_classifier_logits(&f, r->x0, b, r->z[0]);
+        for (int i = 0; i < b; i++) softmax(r->z[0] + (size_t)i * k, k, p + (size_t)i * k);
+    }
+    for (int s = 0; s < r->cfg.trades_steps; s++) {
+        rcv_classifier_grad(&f, r->xa, b, trades_kl, p, NULL, NULL, r->grad);
+        for (size_t e = 0; e < total; e++) {
+            float a = r->xa[e] + st * rcv_signf(r->grad[e]);
+            float lo = r->x0[e] - eps, hi = r->x0[e] + eps;
+            a = a < lo ? lo : a > hi ? hi : a;
+            r->xa[e] = rcv_clamp01(a);
+        }
+    }
+    for (size_t e = 0; e < total; e++) r->xa[e] = rcv_clamp01(r->xa[e]); // the reference's last clamp (0 steps)
+    free(p);
+    rcv_graph_zero_grad(m->g); // the crafting backward touched the parameter gradients
+    const float *views[2] = {r->x0, r->xa};
+    return multi_view(r, views, 2, stability_extra);
+}
+
 float rcv_recipe_step(rcv_recipe *r, rcv_rng *rng) {
     scratch(r);
     rcv_model *m = r->m;
@@ -338,6 +405,13 @@ float rcv_recipe_step(rcv_recipe *r, rcv_rng *rng) {
     case RCV_RECIPE_FGSM: return step_fgsm(r);
     case RCV_RECIPE_KURAKIN: return step_kurakin(r);
     case RCV_RECIPE_PGD: return step_pgd(r, rng);
+    case RCV_RECIPE_TRADES: return step_trades(r, rng);
+    case RCV_RECIPE_NOISE: {
+        rcv_rng_fill_normal(rng, r->xb, total, 0, 1);
+        float *x = input(r), s = r->cfg.noise_sigma;
+        for (size_t e = 0; e < total; e++) x[e] += s * r->xb[e];
+        return plain(r, 1, 0);
+    }
     case RCV_RECIPE_STABILITY: {
         // Noise of std sigma in normalized units is sigma * std_c in pixels (NHWC: channel = e % C).
         int c = m->cfg.in_c;

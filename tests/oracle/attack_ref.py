@@ -4,14 +4,17 @@ Usage: /usr/bin/python3 tests/oracle/attack_ref.py DIR
 
 Reads DIR/case.safetensors, written by the C test: a smallcnn state_dict (torchvision names),
 x (N, H, W, C) pixels in [0, 1], y (N) I64 labels, t (N) I64 target classes, x_noisy, aug1, aug2
-(the stability and AugMix views the C side drew), aug_in (8, 8, 3) 8-bit values / 255, and
+(the stability and AugMix views the C side drew), trades_start (x + 0.001 N(0, I)) and noise_x
+(x + sigma N(0, I)) from the C side's draws, aug_in (8, 8, 3) 8-bit values / 255, and
 the settings as metadata. Writes DIR/ref.safetensors:
 
   adv.fgsm, adv.pgd, adv.pgd_l2, adv.pgd_t   eval-mode attacks, torchattacks (FGSM, PGD, PGDL2, targeted
                                              PGD) with random_start=False; the formulas written out
                                              below when torchattacks is not importable
   <recipe>.loss, <recipe>.grad.<param>       train-mode gradient of each recipe's loss, from the same
-                                             starting state: standard, fgsm, kurakin, stability, augmix, pgd
+                                             starting state: standard, fgsm, kurakin, stability, augmix, pgd,
+                                             trades, noise
+  trades.x_adv                               TRADES' inner maximisation (eval mode) from trades_start
   pil.<op>                                   PIL ImageOps autocontrast / equalize / posterize(3) /
                                              solarize(128) of aug_in
 
@@ -211,6 +214,31 @@ def main(d):
     model.train()
     model.zero_grad()
     grads("pgd", F.cross_entropy(model(xp), y))
+
+    # trades (yaodongyu/TRADES trades.py): eval-mode inner maximisation of KL_sum from the C side's
+    # x + 0.001 N(0, I), then the train-mode CE + beta * KL_sum / B
+    fresh(False)
+    eps, step = f("trades_eps"), f("trades_step")
+    xa = nchw(t["trades_start"])
+    for _ in range(int(meta["trades_steps"])):
+        xa.requires_grad_()
+        with torch.enable_grad():
+            loss_kl = F.kl_div(F.log_softmax(model(xa), dim=1), F.softmax(model(x), dim=1), reduction="sum")
+        g = torch.autograd.grad(loss_kl, [xa])[0]
+        xa = xa.detach() + step * torch.sign(g.detach())
+        xa = torch.min(torch.max(xa, x - eps), x + eps)
+        xa = torch.clamp(xa, 0.0, 1.0)
+    xa = torch.clamp(xa, 0.0, 1.0).detach()
+    ref["trades.x_adv"] = nhwc(xa)
+    model.train()
+    model.zero_grad()
+    loss_nat = F.cross_entropy(model(x), y)
+    loss_rob = (1.0 / x.shape[0]) * F.kl_div(F.log_softmax(model(xa), dim=1), F.softmax(model(x), dim=1),
+                                             reduction="sum")
+    grads("trades", loss_nat + f("trades_beta") * loss_rob)
+    # noise (Cohen et al. 2019): CE on the C side's x + sigma N(0, I), not clamped
+    fresh(True)
+    grads("noise", F.cross_entropy(model(nchw(t["noise_x"])), y))
 
     # PIL's point ops on an 8-bit image
     try:

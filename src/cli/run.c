@@ -1,6 +1,8 @@
 // robustcv run: the main job. Trains three diverse models (standard with augmentation,
-// stability training, FGSM adversarial training), runs the robustness suite on each,
-// evaluates every ensemble subset, draws class activation maps and writes the report.
+// stability training, FGSM adversarial training), runs the robustness suite on each (with
+// AutoAttack beside PGD, for the ensemble attacked as one model too), evaluates every ensemble
+// subset, draws class activation maps, certifies a fourth, Gaussian-noise-trained model by
+// randomized smoothing, writes model cards and the report.
 // Every stage writes into OUT and is resumable: a model whose training finished is not
 // trained again (its checkpoint's epoch count is checked), so a killed run picks up.
 #include <omp.h>
@@ -29,7 +31,7 @@ static double now_s(void) {
 
 typedef struct {
     char data[512], out[400], model[64], augment[256];
-    int epochs, limit, subset, threads, quick, autoattack;
+    int epochs, limit, subset, threads, quick, autoattack, certify;
     rcv_precision precision;
     uint64_t seed;
 } rcv_run_cfg;
@@ -48,8 +50,12 @@ static const struct {
     {"standard", RCV_RECIPE_STANDARD, 15, 2},
     {"stability", RCV_RECIPE_STABILITY, 10, 2},
     {"fgsm", RCV_RECIPE_FGSM, 10, 2},
+    // Not an ensemble member: the base classifier of the smoothed one the run certifies
+    // (Cohen et al.'s Gaussian-noise training, sigma 0.25 pixels).
+    {"noise", RCV_RECIPE_NOISE, 5, 1},
 };
-#define N_MEMBERS 3
+#define N_MEMBERS 3 // the ensemble's; members[N_MEMBERS] is the noise-trained model
+#define N_TRAINED 4
 
 int cli_run(int argc, char **argv) {
     rcv_opt opts[] = {
@@ -62,6 +68,7 @@ int cli_run(int argc, char **argv) {
         {"quick", NULL, "a small version (subsets, 1 epoch, fewer attacks): the whole job in a few minutes", NULL},
         {"limit", "N", "test images the suite uses (default 2000; --quick 500)", NULL},
         {"autoattack", "N", "AutoAttack (and PGD beside it) on the first N of them (default 500; --quick 100; 0 = off)", NULL},
+        {"certify", "N", "certify N of them with the noise-trained model (n 2000; default 100; --quick 20, n 500; 0 = off)", NULL},
         {"threads", "N", "threads (default: all cores)", NULL},
         {"seed", "N", "seed (default 0)", NULL},
         {NULL, NULL, NULL, NULL},
@@ -75,12 +82,13 @@ int cli_run(int argc, char **argv) {
     const char *v;
     unsigned long long seed = 0;
     if (rcv_arg_int(opts, "epochs", &c.epochs) || rcv_arg_int(opts, "limit", &c.limit) ||
-        rcv_arg_int(opts, "autoattack", &c.autoattack) ||
+        rcv_arg_int(opts, "autoattack", &c.autoattack) || rcv_arg_int(opts, "certify", &c.certify) ||
         rcv_arg_int(opts, "threads", &c.threads) || rcv_arg_u64(opts, "seed", &seed))
         return 2;
     c.seed = seed;
-    if (c.autoattack < 0 || c.limit < 0) {
-        fprintf(stderr, "robustcv run: --autoattack %d, --limit %d: expected counts >= 0\n", c.autoattack, c.limit);
+    if (c.autoattack < 0 || c.limit < 0 || c.certify < 0) {
+        fprintf(stderr, "robustcv run: --autoattack %d, --limit %d, --certify %d: expected counts >= 0\n", c.autoattack,
+                c.limit, c.certify);
         return 2;
     }
     if ((v = rcv_arg(opts, "data"))) snprintf(c.data, sizeof c.data, "%s", v);
@@ -109,6 +117,7 @@ static void rcv_run_defaults(rcv_run_cfg *c, int quick) {
     c->epochs = 0; // the members' own
     c->limit = quick ? 500 : 2000;
     c->autoattack = quick ? 100 : 500;
+    c->certify = quick ? 20 : 100;
     c->subset = quick ? 6000 : 0;
     c->precision = RCV_PREC_BF16; // falls back to fp32 with a message where the CPU lacks it
 }
@@ -129,7 +138,8 @@ static int train_member(const rcv_run_cfg *c, int i, char *ckpt, size_t ckpt_len
     t.recipe.kind = members[i].recipe;
     // Only the standard member: with flip + crop on top of their own perturbation the robust
     // members lost clean accuracy here (smallcnn: stability 92.5 -> 91.6%, FGSM 89.1 -> 87.5%, 10 epochs).
-    if (members[i].recipe == RCV_RECIPE_STANDARD) snprintf(t.augment, sizeof t.augment, "%s", c->augment);
+    if (members[i].recipe == RCV_RECIPE_STANDARD || members[i].recipe == RCV_RECIPE_NOISE)
+        snprintf(t.augment, sizeof t.augment, "%s", c->augment);
     rcv_ckpt_info info = {0};
     rcv_model m = {0};
     // Done already? (same epochs: a re-run of a finished job only re-evaluates)
@@ -142,8 +152,8 @@ static int train_member(const rcv_run_cfg *c, int i, char *ckpt, size_t ckpt_len
             return 0;
         }
     }
-    fprintf(stderr, "run: training member %d/3 '%s' (%s, recipe %s, %d epochs)\n", i + 1, members[i].name, c->model,
-            rcv_recipe_name(members[i].recipe), t.epochs);
+    fprintf(stderr, "run: training model %d/%d '%s' (%s, recipe %s, %d epochs)\n", i + 1, N_TRAINED, members[i].name,
+            c->model, rcv_recipe_name(members[i].recipe), t.epochs);
     return rcv_train_run(&t);
 }
 
@@ -381,6 +391,38 @@ static int cams_json(rcv_json_writer *w, const rcv_run_cfg *c, const char *const
     return 0;
 }
 
+// Certified accuracy of the noise-trained model's smoothed classifier (`robustcv certify`, sigma
+// its training noise) on every k-th of the first `limit` test images, as "certified": [{...}].
+static int certified_json(rcv_json_writer *w, const rcv_run_cfg *c, const char *ckpt) {
+    rcv_json_key(w, "certified");
+    rcv_json_begin_array(w);
+    if (c->certify > 0) {
+        char tsv[760], js[760], n[16], lim[16], skip[16], sg[32];
+        snprintf(tsv, sizeof tsv, "%s/%s/certify.tsv", c->out, members[N_MEMBERS].name);
+        snprintf(js, sizeof js, "%s/%s/certify.json", c->out, members[N_MEMBERS].name);
+        snprintf(n, sizeof n, "%d", c->quick ? 500 : 2000);
+        int pool = c->limit > 0 ? c->limit : 10000; // --limit 0: the whole test split
+        snprintf(lim, sizeof lim, "%d", pool);
+        snprintf(skip, sizeof skip, "%d", pool / c->certify > 1 ? pool / c->certify : 1);
+        rcv_recipe_cfg rd;
+        rcv_recipe_defaults(&rd);
+        snprintf(sg, sizeof sg, "%g", rd.noise_sigma);
+        char *av[] = {"certify", "--checkpoint", (char *)ckpt, "--data", (char *)c->data, "--sigma", sg, "--n", n,
+                      "--batch", "500", "--limit", lim, "--skip", skip, "--out", tsv, "--json", js, NULL};
+        if (cli_certify(19, av)) return rcv_fail("certify of %s failed", ckpt);
+        uint8_t *text;
+        size_t len;
+        if (rcv_file_read(js, &text, &len)) return -1;
+        text = rcv_xrealloc(text, len + 1);
+        text[len] = 0;
+        while (len && (text[len - 1] == '\n' || text[len - 1] == ' ')) text[--len] = 0;
+        rcv_json_raw(w, (const char *)text); // certify's object as it wrote it
+        free(text);
+    }
+    rcv_json_end_array(w);
+    return 0;
+}
+
 // The suite's settings for the run: AutoAttack at the largest PGD eps on a subset.
 static void run_suite_cfg(const rcv_run_cfg *c, rcv_suite_cfg *sc) {
     rcv_suite_defaults(sc);
@@ -397,11 +439,12 @@ static void run_suite_cfg(const rcv_run_cfg *c, rcv_suite_cfg *sc) {
 
 static int rcv_run(const rcv_run_cfg *c) {
     double t0 = now_s();
-    char ckpt[N_MEMBERS][700];
-    const char *names[N_MEMBERS];
+    char ckpt[N_TRAINED][700];
+    const char *names[N_TRAINED];
     if (rcv_mkdir_p(c->out)) return -1;
-    for (int i = 0; i < N_MEMBERS; i++) {
+    for (int i = 0; i < N_TRAINED; i++) {
         names[i] = members[i].name;
+        if (i == N_MEMBERS && c->certify <= 0) break;
         if (train_member(c, i, ckpt[i], sizeof ckpt[i])) return rcv_fail_ctx("run: member '%s': ", members[i].name);
     }
     double t_train = now_s() - t0;
@@ -440,7 +483,9 @@ static int rcv_run(const rcv_run_cfg *c) {
     rcv_json_begin_array(&w);
     for (int i = 0; i < N_MEMBERS; i++) member_json(&w, c, i, names, &r);
     rcv_json_end_array(&w);
-    if (ensembles_json(&w, mp, &d, &r) || cards_json(&w, c, names, &r) || cams_json(&w, c, names, ckpt)) goto out;
+    if (ensembles_json(&w, mp, &d, &r) || cards_json(&w, c, names, &r) || cams_json(&w, c, names, ckpt) ||
+        certified_json(&w, c, ckpt[N_MEMBERS]))
+        goto out;
     rcv_json_end_object(&w);
     char path[700];
     snprintf(path, sizeof path, "%s/results.json", c->out);

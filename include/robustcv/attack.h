@@ -74,6 +74,44 @@ double rcv_loss_dlr(const float *z, int k, int y, float *dz);
 double rcv_loss_dlr_targeted(const float *z, int k, int y, int t, float *dz);
 double rcv_loss_margin(const float *z, int k, int y, float *dz);
 
+// APGD (Croce & Hein 2020, fra31/auto-attack autopgd_base.py; torchattacks 3.5.1 APGD / APGDT),
+// step for step. Per run, on the points still robust (gathered), from x0 = P(x + eps t / ||t||)
+// (linf: t ~ U[-1, 1]^d, ||.||_inf; l2: t ~ N(0, I), ||.||_2 + 1e-12), eta = 2 eps:
+//   z = P(x_k + eta sign(g))  (l2: eta g / (||g||_2 + 1e-12)),
+//   x_{k+1} = P(x_k + a (z - x_k) + (1 - a)(x_k - x_{k-1})),  a = 1 on the first step, then 0.75,
+// P the projection on the eps-ball intersected with [0, 1]. At the checkpoints
+// (rcv_apgd_checkpoints) eta halves for a point when its loss rose in at most rho * k of the last
+// k steps, or when eta was not halved at the previous checkpoint and its best loss has not risen
+// since; such a point restarts from its best-loss iterate (and that iterate's gradient).
+// g is the gradient of the per-sample loss (ce, dlr, or targeted dlr: one run per target, the
+// 2nd .. (n_target_classes + 1)-th largest clean logit, each on the points still robust), averaged
+// over eot_iter draws of a randomized classifier (noise_sigma > 0).
+typedef enum { RCV_APGD_CE = 0, RCV_APGD_DLR, RCV_APGD_DLR_T } rcv_apgd_loss;
+typedef struct {
+    rcv_norm norm;        // default linf
+    float eps;            // default 8/255 (linf), 0.5 (l2)
+    int n_iter;           // default 100
+    int n_restarts;       // default 1
+    float rho;            // default 0.75
+    rcv_apgd_loss loss;
+    int n_target_classes; // dlr_t: targets per point, default 9 (1 .. classes - 1)
+    int eot_iter;         // gradient draws averaged per step, default 1
+    // Test hook (NULL: random starts from rng): (runs, n, H, W, C), runs = n_restarts
+    // (x n_target_classes for dlr_t, target-major); run r starts image i at x_init[r][i]
+    // (clamped to [0, 1]; images not attacked in that run are ignored).
+    const float *x_init;
+} rcv_apgd_cfg;
+void rcv_apgd_defaults(rcv_apgd_cfg *c, rcv_norm norm, rcv_apgd_loss loss);
+// Iterations (1-based) after which the step size is checked: k = max(int(0.22 N), 1), then
+// k <- max(k - max(int(0.03 N), 1), max(int(0.06 N), 1)); N = 100: 22 41 57 70 80 87 93 99.
+// Writes at most max of them to out; returns how many there are.
+int rcv_apgd_checkpoints(int n_iter, int *out, int max);
+// x_adv: for each image the adversarial example found (the last misclassified iterate of the run
+// that broke it), else x itself (the reference's perturb). robust (may be NULL): 1 where the image
+// is still classified correctly (clean-correct and never misclassified). 0 / -1 with a message.
+int rcv_attack_apgd(const rcv_classifier *f, const float *x, const int32_t *y, int n, const rcv_apgd_cfg *c,
+                    rcv_rng *rng, float *x_adv, uint8_t *robust);
+
 // FGSM (Goodfellow et al. 2015): x_adv = clamp(x + eps * sign(g), 0, 1), g the input gradient
 // (towards the target when targeted: x - eps * sign(grad CE(target))).
 typedef struct {

@@ -222,6 +222,58 @@ int rcv_generator_train(rcv_generator *gen, rcv_model *m, const float *x, const 
 // x_adv = clamp(x + d(G(x)), 0, 1) for n images.
 int rcv_generator_apply(rcv_generator *gen, const float *x, int n, float *x_adv);
 
+// FAB-T (Croce & Hein 2020; fra31/auto-attack fab_pt.py, torchattacks FAB(multi_targeted=True)):
+// for each of the n_target_classes runner-up classes t (the 2nd .. (n_target_classes + 1)-th largest
+// clean logits), on the points still robust, n_iter steps towards the linearized boundary of
+// f = z_t - z_y (w = grad f, one backward per step):
+//   d1, d2 = the smallest-norm steps from x1 and from x onto {w.x' = w.x1 - f(x1)} within [0, 1]
+//   alpha = min(||d1|| / (||d1|| + ||d2||), alpha_max)
+//   x1 = clamp((x1 + eta d1)(1 - alpha) + (x + eta d2) alpha, 0, 1)
+//   when x1 is misclassified: keep it if closest so far, then x1 = x + beta (x1 - x)
+// Success: misclassified with ||x_adv - x|| <= eps. Restart r > 0 starts at x + eps/2 t/||t||
+// (t uniform in [-1, 1] (linf) or Gaussian (l2)). A point stops once it has an adversarial example
+// within eps (the reference keeps shrinking its norm; the verdict is the same). Only targeted
+// (FAB-T) is implemented: targeted 0 is an error.
+typedef struct {
+    rcv_norm norm;
+    float eps;                            // default 8/255 (linf), 0.5 (l2)
+    int n_iter, n_restarts, n_target_classes; // default 100, 1, 9
+    float alpha_max, eta, beta;           // default 0.1, 1.05, 0.9
+    int targeted;                         // default 1 (FAB-T)
+} rcv_fab_cfg;
+void rcv_fab_defaults(rcv_fab_cfg *c, rcv_norm norm);
+
+// Square attack (Andriushchenko et al. 2020; fra31/auto-attack square.py, torchattacks Square),
+// untargeted, score-based (forward passes only) on the margin loss z_y - max_{i!=y} z_i:
+//   start: linf x + eps * (vertical stripes: one random sign per column and channel); l2 x + eps *
+//   a grid of 5x5 windows of the meta-pseudo-Gaussian pattern with random signs, normalized;
+//   clamped to [0, 1]. Iteration i (0-based, of n_queries): p = p_init halved after i = 10, 50,
+//   200, 500, 1000, 2000, 4000, 6000, 8000 (i read as i * 10000 / n_queries when resc_schedule);
+//   a random square window of side s = max(round(sqrt(p * H * W)), 1) (l2: >= 3, odd), capped
+//   at min(H, W): linf sets it to x +- eps (a random sign per channel); l2 moves the
+//   perturbation's mass of a second window into it, pattern-shaped, keeping ||delta|| = eps.
+//   The candidate replaces the current point when its margin is lower or it is misclassified.
+// Only still-correct points are queried; a point stops when misclassified. One random window per
+// image (the PyTorch code draws one for the whole batch; the per-image law is the same).
+typedef struct {
+    rcv_norm norm;
+    float eps;         // default 8/255 (linf), 0.5 (l2)
+    int n_queries;     // default 5000
+    int n_restarts;    // default 1
+    float p_init;      // default 0.8
+    int resc_schedule; // default 0 (the schedule at fixed iterations)
+} rcv_square_cfg;
+void rcv_square_defaults(rcv_square_cfg *c, rcv_norm norm);
+// Square's fraction p of the pixels for iteration it (0-based).
+float rcv_square_p(const rcv_square_cfg *c, int it);
+
+// x_adv: for each image the adversarial example found (misclassified, within eps), else x itself.
+// robust (may be NULL): 1 where still correctly classified. 0 / -1 with a message.
+int rcv_attack_fab(const rcv_classifier *f, const float *x, const int32_t *y, int n, const rcv_fab_cfg *c,
+                   rcv_rng *rng, float *x_adv, uint8_t *robust);
+int rcv_attack_square(const rcv_classifier *f, const float *x, const int32_t *y, int n, const rcv_square_cfg *c,
+                      rcv_rng *rng, float *x_adv, uint8_t *robust);
+
 // Random-noise baseline (not an attack; the Gaussian-noise accuracy of the robustness tables):
 // x_adv = clamp(x + N(0, sigma^2), 0, 1), sigma in pixel units, n_floats values.
 void rcv_attack_gaussian(const float *x, size_t n_floats, float sigma, rcv_rng *rng, float *x_adv);

@@ -25,4 +25,11 @@ static inline float rcv_signf(float v) { return (float)((v > 0) - (v < 0)); }
 // image, and whether its label changed.
 void rcv_deepfool_chunk(rcv_model *m, const float *x0, int nb, const rcv_deepfool_cfg *c, float *adv, int *iters,
                         uint8_t *flipped);
+// FAB's projections (fab.c): d (n) = the smallest-norm step from t (n, in [0, 1]) onto
+// {x : <w, x> = b} within [0, 1]^n (the nearest box corner when out of reach), fra31's
+// projection_linf / projection_l2. scratch: from rcv_fab_scratch_new(n).
+void rcv_fab_project_linf(const float *t, const float *w, float b, int n, float *d, void *scratch);
+void rcv_fab_project_l2(const float *t, const float *w, float b, int n, float *d, void *scratch);
+void *rcv_fab_scratch_new(int n);
+void rcv_fab_scratch_free(void *s);
 #endif

@@ -18,7 +18,8 @@
 #include "robustcv/train.h"
 #include "train/progress.h"
 
-static const char *const attack_names = "fgsm, pgd, pgd-l2, deepfool, uap, generator, transfer, noise";
+static const char *const attack_names = "fgsm, pgd, pgd-l2, deepfool, uap, generator, transfer, noise, apgd-ce, "
+                                         "apgd-dlr, apgd-t";
 
 // x (h, w, c) in [0, 1] -> 8-bit PNG.
 static int write_png(const char *path, const float *x, int c, int h, int w) {
@@ -61,12 +62,20 @@ int cli_attack(int argc, char **argv) {
     rcv_opt opts[] = {
         {"checkpoint", "FILE", "model to attack (the target; required)", NULL},
         {"data", "SPEC", "data source: fashion-mnist[:DIR] (default fashion-mnist); attacks the test split", NULL},
-        {"attack", "NAME", "fgsm, pgd, pgd-l2, deepfool, uap, generator, transfer or noise (default pgd)", NULL},
+        {"attack", "NAME", "fgsm, pgd, pgd-l2, deepfool, uap, generator, transfer, noise, apgd-ce, apgd-dlr or apgd-t "
+                           "(default pgd)", NULL},
         {"sigma", "X", "noise: Gaussian std in pixels, clamped to [0,1] after (default 0.1)", NULL},
-        {"eps", "X", "perturbation bound in [0,1] pixel units (default 8/255 linf; pgd-l2 0.5; generator 0.1)", NULL},
+        {"eps", "X", "perturbation bound in [0,1] pixel units (default 8/255 linf; pgd-l2 and apgd l2 0.5; generator 0.1)",
+         NULL},
         {"alpha", "X", "PGD step size (default 2/255 linf, 0.1 l2)", NULL},
-        {"steps", "N", "PGD steps (default 10)", NULL},
-        {"restarts", "N", "PGD restarts, keeping each sample's worst case (default 1)", NULL},
+        {"steps", "N", "PGD steps (default 10); APGD iterations (default 100)", NULL},
+        {"restarts", "N", "PGD restarts, keeping each sample's worst case; APGD restarts on the points still robust "
+                          "(default 1)", NULL},
+        {"rho", "X", "APGD: halve the step when the loss rose in at most rho * k of the last k steps (default 0.75)",
+         NULL},
+        {"n-target-classes", "N", "apgd-t: targets per image, the 2nd.. (N+1)-th largest clean logits (default 9)",
+         NULL},
+        {"eot-iter", "N", "APGD: gradients averaged per step (EoT, for randomized models; default 1)", NULL},
         {"random-start", "0|1", "PGD random start (default 1)", NULL},
         {"target", "CLASS", "targeted attack towards CLASS (fgsm, pgd, pgd-l2, generator, transfer)", NULL},
         {"source", "CKPT[,CKPT]", "transfer: craft on these models (gradients averaged), score on --checkpoint", NULL},
@@ -79,7 +88,7 @@ int cli_attack(int argc, char **argv) {
         {"delta", "X", "UAP: stop at fooling rate 1 - delta on its images (default 0.2)", NULL},
         {"max-passes", "N", "UAP passes over its images (default 10)", NULL},
         {"fit-images", "N", "UAP / generator: train-split images it is computed on (default 1000 / 10000)", NULL},
-        {"norm", "linf|l2", "generator norm (default linf)", NULL},
+        {"norm", "linf|l2", "generator and APGD norm (default linf)", NULL},
         {"gen-epochs", "N", "generator training epochs (default 1)", NULL},
         {"gen-lr", "X", "generator Adam learning rate (default 1e-3)", NULL},
         {"gen-width", "N", "generator hidden channels (default 16)", NULL},
@@ -106,7 +115,8 @@ int cli_attack(int argc, char **argv) {
     }
     int kind = !strcmp(atk, "fgsm") ? 0 : !strcmp(atk, "pgd") ? 1 : !strcmp(atk, "pgd-l2") ? 2 : !strcmp(atk, "deepfool") ? 3
              : !strcmp(atk, "uap") ? 4 : !strcmp(atk, "generator") ? 5 : !strcmp(atk, "transfer") ? 6
-             : !strcmp(atk, "noise") ? 7 : -1;
+             : !strcmp(atk, "noise") ? 7 : !strcmp(atk, "apgd-ce") ? 8 : !strcmp(atk, "apgd-dlr") ? 9
+             : !strcmp(atk, "apgd-t") ? 10 : -1;
     if (kind < 0) {
         fprintf(stderr, "robustcv attack: --attack '%s', expected one of %s\n", atk, attack_names);
         return 2;
@@ -139,6 +149,10 @@ int cli_attack(int argc, char **argv) {
     rcv_uap_cfg uc;
     rcv_uap_defaults(&uc, pv && !strcmp(pv, "2") ? RCV_NORM_L2 : RCV_NORM_LINF);
     if (nv && !strcmp(nv, "l2")) gc.norm = RCV_NORM_L2;
+    int apgd = kind >= 8;
+    rcv_apgd_cfg ac;
+    rcv_apgd_defaults(&ac, nv && !strcmp(nv, "l2") ? RCV_NORM_L2 : RCV_NORM_LINF,
+                      kind == 9 ? RCV_APGD_DLR : kind == 10 ? RCV_APGD_DLR_T : RCV_APGD_CE);
     float eps = -1, sigma = 0.1f;
     int random_start = 1, target = -1, limit = 0, batch = 128, save = 32, threads = 0, fit = kind == 4 ? 1000 : 10000;
     unsigned long long seed = 0;
@@ -153,8 +167,26 @@ int cli_attack(int argc, char **argv) {
         rcv_arg_float(opts, "gen-lr", &gc.lr) || rcv_arg_int(opts, "gen-width", &gc.width) ||
         rcv_arg_int(opts, "limit", &limit) || rcv_arg_int(opts, "batch", &batch) ||
         rcv_arg_int(opts, "save-images", &save) || rcv_arg_u64(opts, "seed", &seed) ||
-        rcv_arg_int(opts, "threads", &threads) || cli_parse_device(rcv_arg(opts, "device"), &be))
+        rcv_arg_int(opts, "threads", &threads) || rcv_arg_float(opts, "rho", &ac.rho) ||
+        rcv_arg_int(opts, "n-target-classes", &ac.n_target_classes) || rcv_arg_int(opts, "eot-iter", &ac.eot_iter) ||
+        cli_parse_device(rcv_arg(opts, "device"), &be))
         return 2;
+    if (rcv_arg(opts, "eps") && !(eps >= 0 && isfinite(eps))) {
+        fprintf(stderr, "robustcv attack: --eps %g, expected a finite value >= 0\n", eps);
+        return 2;
+    }
+    if (apgd) {
+        if (rcv_arg(opts, "steps")) ac.n_iter = pc.steps;
+        if (rcv_arg(opts, "restarts")) ac.n_restarts = pc.restarts;
+        if (eps >= 0) ac.eps = eps;
+        if (ac.n_iter < 1 || ac.n_restarts < 1 || ac.eot_iter < 1 || !(ac.rho >= 0 && ac.rho <= 1) ||
+            ac.n_target_classes < 1) {
+            fprintf(stderr, "robustcv attack: --steps %d, --restarts %d, --eot-iter %d, --rho %g, --n-target-classes %d: "
+                    "expected steps, restarts, eot-iter, n-target-classes >= 1 and 0 <= rho <= 1\n", ac.n_iter,
+                    ac.n_restarts, ac.eot_iter, ac.rho, ac.n_target_classes);
+            return 2;
+        }
+    }
     if (batch <= 0 || limit < 0 || fit <= 0) {
         fprintf(stderr, "robustcv attack: --batch %d, --limit %d, --fit-images %d: expected positive values\n", batch,
                 limit, fit);
@@ -169,7 +201,7 @@ int cli_attack(int argc, char **argv) {
     if (rcv_arg(opts, "classes")) uc.classes = dc.classes;
     pc.random_start = random_start;
     if (eps >= 0) fc.eps = pc.eps = gc.eps = eps;
-    if (target >= 0 && (kind == 3 || kind == 4 || kind == 7)) {
+    if (target >= 0 && (kind == 3 || kind == 4 || kind == 7 || apgd)) {
         fprintf(stderr, "robustcv attack: --target: %s is untargeted\n", atk);
         return 2;
     }
@@ -207,6 +239,11 @@ int cli_attack(int argc, char **argv) {
         rcv_fail("--target %d: the model has classes 0..%d", target, m.cfg.n_classes - 1);
         goto fail;
     }
+    if (kind == 10 && ac.n_target_classes >= m.cfg.n_classes) {
+        rcv_fail("--n-target-classes %d: the model has %d classes, expected 1..%d", ac.n_target_classes,
+                 m.cfg.n_classes, m.cfg.n_classes - 1);
+        goto fail;
+    }
     if (rcv_attack_prepare(&m, batch, be)) goto fail;
     if (kind == 6) {
         if (load_models(src, srcs, 8, &n_src)) goto fail;
@@ -234,8 +271,14 @@ int cli_attack(int argc, char **argv) {
                 goto fail;
         }
     }
-    for (int s = 0; s < n; s += batch) {
-        int nb = n - s < batch ? n - s : batch;
+    // APGD gathers the points still robust of each run into full batches: hand it pools of 16
+    // batches, so that its later runs (APGD-T's targets, restarts) do not pad a few points to a batch.
+    int step = apgd ? 16 * batch : batch;
+    long apgd_robust = 0;
+    rcv_classifier fcl = {&mp, 1, 0, NULL};
+    uint8_t *rob = apgd ? rcv_xmalloc((size_t)step) : NULL;
+    for (int s = 0; s < n; s += step) {
+        int nb = n - s < step ? n - s : step;
         const float *xb = x + (size_t)s * per;
         float *ab = xa + (size_t)s * per;
         int r = 0;
@@ -246,17 +289,25 @@ int cli_attack(int argc, char **argv) {
         case 4: rcv_uap_apply(v, xb, nb, per, ab); break;
         case 5: r = rcv_generator_apply(&gen, xb, nb, ab); break;
         case 7: rcv_attack_gaussian(xb, (size_t)nb * per, sigma, &rng, ab); break;
+        case 8: case 9: case 10:
+            r = rcv_attack_apgd(&fcl, xb, y + s, nb, &ac, &rng, ab, rob);
+            for (int i = 0; !r && i < nb; i++) apgd_robust += rob[i];
+            break;
         case 6: {
             rcv_transfer_cfg tc = {tkind == 0 ? RCV_TRANSFER_FGSM : RCV_TRANSFER_PGD, fc, pc};
             r = rcv_attack_transfer(sp, n_src, &m, &tc, xb, tg + s, nb, &rng, ab, NULL);
             break;
         }
         }
-        if (r) goto fail;
+        if (r) {
+            free(rob);
+            goto fail;
+        }
         rcv_attack_stats_add(&st, &m, xb, ab, y + s, target >= 0 ? tg + s : NULL, nb);
         fprintf(stderr, "\rattack %s: %d/%d images", atk, s + nb, n);
     }
     fprintf(stderr, "\n");
+    free(rob);
     double secs = rcv_now() - t0;
     double acc0 = (double)st.clean_correct / st.n, acc1 = (double)st.adv_correct / st.n;
     double succ = st.success_denom ? (double)st.success / st.success_denom : 0, fool = (double)st.changed / st.n;
@@ -268,6 +319,8 @@ int cli_attack(int argc, char **argv) {
            target >= 0 ? "correct samples reach the target" : "correct samples become wrong");
     printf("fooling rate          %.4f  (prediction changed)\n", fool);
     printf("perturbation          max L-inf %.5f, mean L2 %.5f\n", st.linf_max, st.l2_sum / st.n);
+    if (apgd)
+        printf("robust accuracy       %.4f  (%s, the attack's own count)\n", (double)apgd_robust / st.n, atk);
     if (out) {
         if (mkdir(out, 0755) && errno != EEXIST) {
             rcv_fail("cannot create directory %s: %s", out, strerror(errno));
@@ -327,6 +380,16 @@ int cli_attack(int argc, char **argv) {
             rcv_json_key(&w, "fit_fooling_rate"); rcv_json_number(&w, fit_fooling);
         }
         if (kind == 7) { rcv_json_key(&w, "sigma"); rcv_json_number(&w, sigma); }
+        if (apgd) {
+            rcv_json_key(&w, "norm"); rcv_json_string(&w, ac.norm == RCV_NORM_L2 ? "l2" : "linf");
+            rcv_json_key(&w, "eps"); rcv_json_number(&w, ac.eps);
+            rcv_json_key(&w, "steps"); rcv_json_int(&w, ac.n_iter);
+            rcv_json_key(&w, "restarts"); rcv_json_int(&w, ac.n_restarts);
+            rcv_json_key(&w, "rho"); rcv_json_number(&w, ac.rho);
+            rcv_json_key(&w, "eot_iter"); rcv_json_int(&w, ac.eot_iter);
+            if (kind == 10) { rcv_json_key(&w, "n_target_classes"); rcv_json_int(&w, ac.n_target_classes); }
+            rcv_json_key(&w, "robust_accuracy"); rcv_json_number(&w, (double)apgd_robust / st.n);
+        }
         if (kind == 5) {
             rcv_json_key(&w, "eps"); rcv_json_number(&w, gc.eps);
             rcv_json_key(&w, "norm"); rcv_json_string(&w, gc.norm == RCV_NORM_L2 ? "l2" : "linf");

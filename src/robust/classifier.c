@@ -9,6 +9,10 @@
 
 int rcv_classifier_check(const rcv_classifier *f) {
     if (rcv_attack_check_models(f->models, f->n_models)) return -1;
+    // A failed plan leaves batch 0 (or negative, re-plan pending): the chunk loops would not advance.
+    if (f->models[0]->g->batch <= 0)
+        return rcv_fail("attack: model '%s' is not planned (batch %d), expected rcv_attack_prepare to have succeeded",
+                        f->models[0]->name, f->models[0]->g->batch);
     for (int i = 1; i < f->n_models; i++)
         if (f->models[i]->g->batch != f->models[0]->g->batch)
             return rcv_fail("attack: ensemble members planned for batches %d and %d, expected one batch",

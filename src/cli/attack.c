@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include "cli/args.h"
+#include "cli/attack_robust.h"
 #include "cli/cli.h"
 #include "robustcv/attack.h"
 #include "robustcv/error.h"
@@ -19,7 +20,7 @@
 #include "train/progress.h"
 
 static const char *const attack_names = "fgsm, pgd, pgd-l2, deepfool, uap, generator, transfer, noise, apgd-ce, "
-                                         "apgd-dlr, apgd-t";
+                                         "apgd-dlr, apgd-t, autoattack, fab-t, square, cw";
 
 // x (h, w, c) in [0, 1] -> 8-bit PNG.
 static int write_png(const char *path, const float *x, int c, int h, int w) {
@@ -62,13 +63,26 @@ int cli_attack(int argc, char **argv) {
     rcv_opt opts[] = {
         {"checkpoint", "FILE", "model to attack (the target; required)", NULL},
         {"data", "SPEC", "data source: fashion-mnist[:DIR] (default fashion-mnist); attacks the test split", NULL},
-        {"attack", "NAME", "fgsm, pgd, pgd-l2, deepfool, uap, generator, transfer, noise, apgd-ce, apgd-dlr or apgd-t "
-                           "(default pgd)", NULL},
+        {"attack", "NAME", "fgsm, pgd, pgd-l2, deepfool, uap, generator, transfer, noise, apgd-ce, apgd-dlr, apgd-t, "
+                           "autoattack, fab-t, square or cw (default pgd)", NULL},
+        {"version", "standard|rand", "autoattack: standard (APGD-CE, APGD-T, FAB-T, Square) or rand (APGD-CE, "
+                                     "APGD-DLR with --eot-iter 20 for a randomized model; default standard)", NULL},
+        {"aa-attacks", "LIST", "autoattack: run these instead (comma list of apgd-ce, apgd-dlr, apgd-t, fab-t, square)",
+         NULL},
+        {"noise-sigma", "X", "attack the model randomized by Gaussian input noise N(0, X^2) (autoattack rand, apgd; "
+                             "default 0)", NULL},
+        {"n-queries", "N", "square: queries (default 5000)", NULL},
+        {"p-init", "X", "square: initial fraction of pixels changed (default 0.8)", NULL},
+        {"c", "X", "cw: weight of the margin term (default 1)", NULL},
+        {"kappa", "X", "cw: confidence margin (default 0)", NULL},
+        {"lr", "X", "cw: Adam learning rate (default 0.01)", NULL},
+        {"binary-steps", "N", "cw: binary search steps over c (default 0 = none, torchattacks' behaviour)", NULL},
         {"sigma", "X", "noise: Gaussian std in pixels, clamped to [0,1] after (default 0.1)", NULL},
         {"eps", "X", "perturbation bound in [0,1] pixel units (default 8/255 linf; pgd-l2 and apgd l2 0.5; generator 0.1)",
          NULL},
         {"alpha", "X", "PGD step size (default 2/255 linf, 0.1 l2)", NULL},
-        {"steps", "N", "PGD steps (default 10); APGD iterations (default 100)", NULL},
+        {"steps", "N", "PGD steps (default 10); APGD, FAB and AutoAttack iterations (default 100); cw steps (default 50)",
+         NULL},
         {"restarts", "N", "PGD restarts, keeping each sample's worst case; APGD restarts on the points still robust "
                           "(default 1)", NULL},
         {"rho", "X", "APGD: halve the step when the loss rose in at most rho * k of the last k steps (default 0.75)",
@@ -116,7 +130,7 @@ int cli_attack(int argc, char **argv) {
     int kind = !strcmp(atk, "fgsm") ? 0 : !strcmp(atk, "pgd") ? 1 : !strcmp(atk, "pgd-l2") ? 2 : !strcmp(atk, "deepfool") ? 3
              : !strcmp(atk, "uap") ? 4 : !strcmp(atk, "generator") ? 5 : !strcmp(atk, "transfer") ? 6
              : !strcmp(atk, "noise") ? 7 : !strcmp(atk, "apgd-ce") ? 8 : !strcmp(atk, "apgd-dlr") ? 9
-             : !strcmp(atk, "apgd-t") ? 10 : -1;
+             : !strcmp(atk, "apgd-t") ? 10 : cli_robust_attack_kind(atk) >= 0 ? 11 + cli_robust_attack_kind(atk) : -1;
     if (kind < 0) {
         fprintf(stderr, "robustcv attack: --attack '%s', expected one of %s\n", atk, attack_names);
         return 2;
@@ -149,7 +163,7 @@ int cli_attack(int argc, char **argv) {
     rcv_uap_cfg uc;
     rcv_uap_defaults(&uc, pv && !strcmp(pv, "2") ? RCV_NORM_L2 : RCV_NORM_LINF);
     if (nv && !strcmp(nv, "l2")) gc.norm = RCV_NORM_L2;
-    int apgd = kind >= 8;
+    int apgd = kind >= 8 && kind <= 10;
     rcv_apgd_cfg ac;
     rcv_apgd_defaults(&ac, nv && !strcmp(nv, "l2") ? RCV_NORM_L2 : RCV_NORM_LINF,
                       kind == 9 ? RCV_APGD_DLR : kind == 10 ? RCV_APGD_DLR_T : RCV_APGD_CE);
@@ -173,6 +187,15 @@ int cli_attack(int argc, char **argv) {
         return 2;
     if (rcv_arg(opts, "eps") && !(eps >= 0 && isfinite(eps))) {
         fprintf(stderr, "robustcv attack: --eps %g, expected a finite value >= 0\n", eps);
+        return 2;
+    }
+    cli_robust_attack ra = {0};
+    if (kind >= 11 && (rc = cli_robust_attack_parse(opts, kind - 11, nv && !strcmp(nv, "l2") ? RCV_NORM_L2 : RCV_NORM_LINF,
+                                                    eps, &ra)))
+        return rc;
+    if (apgd && rcv_arg_float(opts, "noise-sigma", &ra.noise_sigma)) return 2;
+    if (!(ra.noise_sigma >= 0)) {
+        fprintf(stderr, "robustcv attack: --noise-sigma %g, expected >= 0\n", ra.noise_sigma);
         return 2;
     }
     if (apgd) {
@@ -201,7 +224,7 @@ int cli_attack(int argc, char **argv) {
     if (rcv_arg(opts, "classes")) uc.classes = dc.classes;
     pc.random_start = random_start;
     if (eps >= 0) fc.eps = pc.eps = gc.eps = eps;
-    if (target >= 0 && (kind == 3 || kind == 4 || kind == 7 || apgd)) {
+    if (target >= 0 && (kind == 3 || kind == 4 || kind == 7 || kind >= 8)) {
         fprintf(stderr, "robustcv attack: --target: %s is untargeted\n", atk);
         return 2;
     }
@@ -273,10 +296,12 @@ int cli_attack(int argc, char **argv) {
     }
     // APGD gathers the points still robust of each run into full batches: hand it pools of 16
     // batches, so that its later runs (APGD-T's targets, restarts) do not pad a few points to a batch.
-    int step = apgd ? 16 * batch : batch;
+    // The attacks of attack_robust.c take every image at once.
+    int step = kind >= 11 ? (n > 0 ? n : 1) : apgd ? 16 * batch : batch;
     long apgd_robust = 0;
-    rcv_classifier fcl = {&mp, 1, 0, NULL};
-    uint8_t *rob = apgd ? rcv_xmalloc((size_t)step) : NULL;
+    rcv_rng noise_rng = rcv_rng_fork(&rng, 0x6e6f697365); // the randomized classifier's draws
+    rcv_classifier fcl = {&mp, 1, kind >= 8 ? ra.noise_sigma : 0, &noise_rng};
+    uint8_t *rob = kind >= 8 ? rcv_xmalloc((size_t)step) : NULL;
     for (int s = 0; s < n; s += step) {
         int nb = n - s < step ? n - s : step;
         const float *xb = x + (size_t)s * per;
@@ -291,6 +316,10 @@ int cli_attack(int argc, char **argv) {
         case 7: rcv_attack_gaussian(xb, (size_t)nb * per, sigma, &rng, ab); break;
         case 8: case 9: case 10:
             r = rcv_attack_apgd(&fcl, xb, y + s, nb, &ac, &rng, ab, rob);
+            for (int i = 0; !r && i < nb; i++) apgd_robust += rob[i];
+            break;
+        case 11: case 12: case 13: case 14:
+            r = cli_robust_attack_run(&ra, &fcl, xb, y + s, nb, &rng, ab, rob);
             for (int i = 0; !r && i < nb; i++) apgd_robust += rob[i];
             break;
         case 6: {
@@ -319,7 +348,7 @@ int cli_attack(int argc, char **argv) {
            target >= 0 ? "correct samples reach the target" : "correct samples become wrong");
     printf("fooling rate          %.4f  (prediction changed)\n", fool);
     printf("perturbation          max L-inf %.5f, mean L2 %.5f\n", st.linf_max, st.l2_sum / st.n);
-    if (apgd)
+    if (kind >= 8)
         printf("robust accuracy       %.4f  (%s, the attack's own count)\n", (double)apgd_robust / st.n, atk);
     if (out) {
         if (mkdir(out, 0755) && errno != EEXIST) {
@@ -388,6 +417,10 @@ int cli_attack(int argc, char **argv) {
             rcv_json_key(&w, "rho"); rcv_json_number(&w, ac.rho);
             rcv_json_key(&w, "eot_iter"); rcv_json_int(&w, ac.eot_iter);
             if (kind == 10) { rcv_json_key(&w, "n_target_classes"); rcv_json_int(&w, ac.n_target_classes); }
+            rcv_json_key(&w, "robust_accuracy"); rcv_json_number(&w, (double)apgd_robust / st.n);
+        }
+        if (kind >= 11) {
+            cli_robust_attack_json(&w, &ra);
             rcv_json_key(&w, "robust_accuracy"); rcv_json_number(&w, (double)apgd_robust / st.n);
         }
         if (kind == 5) {

@@ -132,6 +132,7 @@ int cli_suite_options(const rcv_opt *opts, rcv_suite_cfg *c) {
     rcv_suite_defaults(c);
     c->autoattack = 500;
     if (rcv_arg_int(opts, "autoattack", &c->autoattack) || rcv_arg_int(opts, "aa-ensemble", &c->aa_ensemble) ||
+        rcv_arg_int(opts, "corruptions", &c->corruptions) || rcv_arg_int(opts, "denoise", &c->denoise) ||
         rcv_arg_int(opts, "limit", &c->limit) || rcv_arg_int(opts, "batch", &c->batch) ||
         rcv_arg_int(opts, "pgd-steps", &c->pgd_steps) || rcv_arg_int(opts, "uap", &c->uap) ||
         rcv_arg_int(opts, "symmetries", &sym) || rcv_arg_int(opts, "transfer", &transfer))
@@ -143,8 +144,9 @@ int cli_suite_options(const rcv_opt *opts, rcv_suite_cfg *c) {
     if ((v = rcv_arg(opts, "pgd-eps")) && parse_list(v, c->pgd_eps, &c->n_pgd, "pgd-eps")) return -1;
     if ((v = rcv_arg(opts, "aa-eps")) && parse_list(v, c->aa_eps, &c->n_aa, "aa-eps")) return -1;
     c->aa_attacks = rcv_arg(opts, "aa-attacks");
-    if (c->autoattack < 0 || c->limit < 0) {
-        fprintf(stderr, "robustcv: --autoattack %d, --limit %d: expected counts >= 0\n", c->autoattack, c->limit);
+    if (c->autoattack < 0 || c->limit < 0 || c->corruptions < 0) {
+        fprintf(stderr, "robustcv: --autoattack %d, --limit %d, --corruptions %d: expected counts >= 0\n", c->autoattack,
+                c->limit, c->corruptions);
         return -1;
     }
     for (int e = 0; e < c->n_aa; e++)
@@ -188,6 +190,8 @@ int cli_evaluate(int argc, char **argv) {
         {"symmetries", "0|1", "the 8 symmetries of the square and TTA over them (default 1)", NULL},
         {"transfer", "0|1", "FGSM/PGD crafted on the first checkpoint, evaluated on the others (default 1)", NULL},
         {"uap", "N", "universal perturbation per model from N images, xi = the largest FGSM eps (default 500, 0 = off)", NULL},
+        {"corruptions", "N", "the 15 corruptions x 5 severities on the first N images (default 500, 0 = off)", NULL},
+        {"denoise", "0|1", "the NL-means denoised test set (default 1)", NULL},
         {"autoattack", "N", "AutoAttack standard (L-inf) on the first N images, PGD on the same beside it (default 500, 0 = off)", NULL},
         {"aa-eps", "E,E", "AutoAttack eps (default: the --pgd-eps list)", NULL},
         {"aa-attacks", "LIST", "AutoAttack's attacks (default apgd-ce,apgd-t,fab-t,square)", NULL},

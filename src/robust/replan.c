@@ -1,0 +1,22 @@
+// Re-planning the classifier under attack for fewer images: FAB and Square query only the points
+// still robust, and a forward at the planned batch costs the whole batch however few rows are
+// real, so when the active set falls well below the batch the members are re-planned smaller
+// (and back at the end).
+#include "robust/robust.h"
+
+int rcv_classifier_batch(const rcv_classifier *f) { return f->models[0]->g->batch; }
+
+int rcv_classifier_replan(const rcv_classifier *f, int batch) {
+    for (int m = 0; m < f->n_models; m++)
+        if (rcv_attack_prepare(f->models[m], batch, f->models[m]->g->backend)) return -1;
+    return 0;
+}
+
+int rcv_classifier_fit(const rcv_classifier *f, int active, int full) {
+    int b = rcv_classifier_batch(f), want = 8;
+    while (want < active) want *= 2;
+    if (want > full) want = full;
+    // grow back when the points no longer fit; shrink only by a factor 4 or more (plans cost)
+    if (want > b || (active > 0 && b >= 4 * want)) return rcv_classifier_replan(f, want);
+    return 0;
+}

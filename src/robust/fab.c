@@ -1,6 +1,7 @@
 // FAB-T (Croce & Hein 2020, "Minimally distorted adversarial examples with a fast adaptive boundary
 // attack"), the targeted version AutoAttack runs: for each of the n_target_classes runner-up classes
-// t (the 2nd .. largest clean logits), on the points still robust, n_iter steps of
+// t (the 2nd .. (n_target_classes + 1)-th largest clean logits), on the points still robust, n_iter
+// steps of
 //   f = z_t - z_y, w = grad_x f (one backward), b = <w, x1> - f     (the linearized boundary w.x = b)
 //   d1 = proj(x1), d2 = proj(x0): smallest-norm steps onto {w.x = b} within the box [0, 1]
 //   alpha = min(max(a1 / (a1 + a2), 0), alpha_max), a = ||d|| (floored at 1e-8)
@@ -236,7 +237,8 @@ static double fab_loss(void *ctx, int i, const float *z, int k, float *dz) {
 // point of pts). Writes x_adv and clears robust for each point that gets an adversarial example
 // within eps. 0, or -1 when re-planning for fewer points failed.
 static int fab_run(const rcv_classifier *f, const float *x, const int32_t *y, const int32_t *tgt_all, const int *pts,
-                    int m, const rcv_fab_cfg *c, int rand_start, rcv_rng *rng, float *x_adv, uint8_t *robust, int full) {
+                   int m, const rcv_fab_cfg *c, int rand_start, rcv_rng *rng, float *x_adv, uint8_t *robust,
+                   int full) {
     size_t per = rcv_classifier_per_image(f);
     int k = rcv_classifier_classes(f), np = (int)per;
     // Per point of the run (index j < m): its clean image, iterate, best adversarial and its norm.
@@ -351,8 +353,8 @@ int rcv_attack_fab(const rcv_classifier *f, const float *x, const int32_t *y, in
                         c->alpha_max, c->eta, c->beta);
     if (!c->targeted) return rcv_fail("fab: targeted %d: only FAB-T (targeted 1) is implemented", c->targeted);
     if (c->n_target_classes < 1 || c->n_target_classes > k - 1)
-        return rcv_fail("fab: n_target_classes %d, expected 1 .. %d (the classes but the true one)", c->n_target_classes,
-                        k - 1);
+        return rcv_fail("fab: n_target_classes %d, expected 1 .. %d (the classes but the true one)",
+                        c->n_target_classes, k - 1);
     if (n < 0) return rcv_fail("fab: n %d images, expected >= 0", n);
     for (int i = 0; i < n; i++)
         if (y[i] < 0 || y[i] >= k) return rcv_fail("fab: label %d of image %d, expected 0 .. %d", y[i], i, k - 1);

@@ -170,7 +170,8 @@ static void square_step(const sq_geom *g, const float *x, const float *best, int
     double nimg = 0, nwin = 0;
     for (int a = 0; a < h; a++)
         for (int b = 0; b < w; b++) {
-            int in = (a >= vh && a < vh + s && b >= vw && b < vw + s) || (a >= vh2 && a < vh2 + s && b >= vw2 && b < vw2 + s);
+            int in = (a >= vh && a < vh + s && b >= vw && b < vw + s) ||
+                     (a >= vh2 && a < vh2 + s && b >= vw2 && b < vw2 + s);
             for (int ch = 0; ch < c; ch++) {
                 double v = delta[((size_t)a * w + b) * c + ch];
                 nimg += v * v;

@@ -1,6 +1,7 @@
 // FAB-T (Croce & Hein 2020, "Minimally distorted adversarial examples with a fast adaptive boundary
 // attack"), the targeted version AutoAttack runs: for each of the n_target_classes runner-up classes
-// t (the 2nd .. largest clean logits), on the points still robust, n_iter steps of
+// t (the 2nd .. (n_target_classes + 1)-th largest clean logits), on the points still robust, n_iter
+// steps of
 //   f = z_t - z_y, w = grad_x f (one backward), b = <w, x1> - f     (the linearized boundary w.x = b)
 //   d1 = proj(x1), d2 = proj(x0): smallest-norm steps onto {w.x = b} within the box [0, 1]
 //   alpha = min(max(a1 / (a1 + a2), 0), alpha_max), a = ||d|| (floored at 1e-8)
@@ -234,9 +235,10 @@ static double fab_loss(void *ctx, int i, const float *z, int k, float *dz) {
 
 // One FAB-T run on the m points listed in `pts` (all robust so far), towards targets tgt (per
 // point of pts). Writes x_adv and clears robust for each point that gets an adversarial example
-// within eps.
-static void fab_run(const rcv_classifier *f, const float *x, const int32_t *y, const int32_t *tgt_all, const int *pts,
-                    int m, const rcv_fab_cfg *c, int rand_start, rcv_rng *rng, float *x_adv, uint8_t *robust) {
+// within eps. 0, or -1 when re-planning for fewer points failed.
+static int fab_run(const rcv_classifier *f, const float *x, const int32_t *y, const int32_t *tgt_all, const int *pts,
+                   int m, const rcv_fab_cfg *c, int rand_start, rcv_rng *rng, float *x_adv, uint8_t *robust,
+                   int full) {
     size_t per = rcv_classifier_per_image(f);
     int k = rcv_classifier_classes(f), np = (int)per;
     // Per point of the run (index j < m): its clean image, iterate, best adversarial and its norm.
@@ -268,9 +270,10 @@ static void fab_run(const rcv_classifier *f, const float *x, const int32_t *y, c
             }
         }
     }
-    int na = m;
+    int na = m, rc = 0;
     fab_loss_ctx lc = {ya, ta};
     for (int it = 0; it < c->n_iter && na > 0; it++) {
+        if ((rc = rcv_classifier_fit(f, na, full))) break;
         for (int q = 0; q < na; q++) {
             int j = act[q];
             memcpy(xa + (size_t)q * per, x1 + (size_t)j * per, per * sizeof(float));
@@ -331,6 +334,7 @@ static void fab_run(const rcv_classifier *f, const float *x, const int32_t *y, c
             robust[pts[j]] = 0;
         }
     free(x0), free(x1), free(best), free(res), free(xa), free(ga), free(fa), free(za), free(ya), free(ta), free(act);
+    return rc;
 }
 
 int rcv_attack_fab(const rcv_classifier *f, const float *x, const int32_t *y, int n, const rcv_fab_cfg *c, rcv_rng *rng,
@@ -349,8 +353,8 @@ int rcv_attack_fab(const rcv_classifier *f, const float *x, const int32_t *y, in
                         c->alpha_max, c->eta, c->beta);
     if (!c->targeted) return rcv_fail("fab: targeted %d: only FAB-T (targeted 1) is implemented", c->targeted);
     if (c->n_target_classes < 1 || c->n_target_classes > k - 1)
-        return rcv_fail("fab: n_target_classes %d, expected 1 .. %d (the classes but the true one)", c->n_target_classes,
-                        k - 1);
+        return rcv_fail("fab: n_target_classes %d, expected 1 .. %d (the classes but the true one)",
+                        c->n_target_classes, k - 1);
     if (n < 0) return rcv_fail("fab: n %d images, expected >= 0", n);
     for (int i = 0; i < n; i++)
         if (y[i] < 0 || y[i] >= k) return rcv_fail("fab: label %d of image %d, expected 0 .. %d", y[i], i, k - 1);
@@ -363,8 +367,9 @@ int rcv_attack_fab(const rcv_classifier *f, const float *x, const int32_t *y, in
     // Targets: the rank-th largest clean logit (rank 2 .. n_target_classes + 1), torch.sort's order.
     int32_t *tgt = rcv_xmalloc((size_t)(n > 0 ? n : 1) * sizeof(int32_t));
     int *pts = rcv_xmalloc((size_t)(n > 0 ? n : 1) * sizeof(int));
-    for (int rank = 2; rank <= c->n_target_classes + 1; rank++) {
-        for (int r = 0; r < c->n_restarts; r++) {
+    int batch = rcv_classifier_batch(f), rc = 0;
+    for (int rank = 2; rank <= c->n_target_classes + 1 && !rc; rank++) {
+        for (int r = 0; r < c->n_restarts && !rc; r++) {
             int m = 0;
             for (int i = 0; i < n; i++) {
                 if (!rob[i]) continue;
@@ -377,10 +382,11 @@ int rcv_attack_fab(const rcv_classifier *f, const float *x, const int32_t *y, in
                 }
                 pts[m++] = i;
             }
-            if (m) fab_run(f, x, y, tgt, pts, m, c, r > 0, rng, x_adv, rob);
+            if (m) rc = fab_run(f, x, y, tgt, pts, m, c, r > 0, rng, x_adv, rob, batch);
         }
     }
     free(z), free(tgt), free(pts);
     if (!robust) free(rob);
-    return 0;
+    if (rcv_classifier_batch(f) != batch && rcv_classifier_replan(f, batch)) rc = -1;
+    return rc;
 }

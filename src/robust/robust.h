@@ -31,5 +31,12 @@ void rcv_deepfool_chunk(rcv_model *m, const float *x0, int nb, const rcv_deepfoo
 void rcv_fab_project_linf(const float *t, const float *w, float b, int n, float *d, void *scratch);
 void rcv_fab_project_l2(const float *t, const float *w, float b, int n, float *d, void *scratch);
 void *rcv_fab_scratch_new(int n);
+// The members' planned batch; re-planning all members for `batch` images (replan.c); and
+// rcv_classifier_fit: re-plans for want = `active` rounded up to a multiple of 8, at most `full`
+// (the caller's planned batch), when want exceeds the current batch or leaves a quarter of it
+// (at least 8 rows) unused (the attacks query fewer points as they fall). 0 or -1.
+int rcv_classifier_batch(const rcv_classifier *f);
+int rcv_classifier_replan(const rcv_classifier *f, int batch);
+int rcv_classifier_fit(const rcv_classifier *f, int active, int full);
 void rcv_fab_scratch_free(void *s);
 #endif

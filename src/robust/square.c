@@ -2,7 +2,7 @@
 // as fra31/auto-attack's square.py and torchattacks' Square (attack.h gives the steps). Forward
 // passes only: each iteration queries the still-robust points once, in chunks of the planned batch.
 //
-// Randomness: every image draws from its own stream (rcv_rng_fork(rng, restart * n + image)), so
+// Randomness: every image draws from its own stream (a fork per restart and image), so
 // a point's run does not depend on which other points are still active, and the candidates are
 // built in parallel. The PyTorch code draws one window (and one pattern orientation) per
 // iteration for the whole batch; per image the law is the same.
@@ -170,7 +170,8 @@ static void square_step(const sq_geom *g, const float *x, const float *best, int
     double nimg = 0, nwin = 0;
     for (int a = 0; a < h; a++)
         for (int b = 0; b < w; b++) {
-            int in = (a >= vh && a < vh + s && b >= vw && b < vw + s) || (a >= vh2 && a < vh2 + s && b >= vw2 && b < vw2 + s);
+            int in = (a >= vh && a < vh + s && b >= vw && b < vw + s) ||
+                     (a >= vh2 && a < vh2 + s && b >= vw2 && b < vw2 + s);
             for (int ch = 0; ch < c; ch++) {
                 double v = delta[((size_t)a * w + b) * c + ch];
                 nimg += v * v;
@@ -219,10 +220,10 @@ static void square_step(const sq_geom *g, const float *x, const float *best, int
 }
 
 // One restart on the m points pts (all robust so far): clears robust and writes x_adv for those
-// it fools.
-static void square_run(const rcv_classifier *f, const float *x, const int32_t *y, const int *pts, int m,
+// it fools. 0, or -1 when re-planning for fewer points failed.
+static int square_run(const rcv_classifier *f, const float *x, const int32_t *y, const int *pts, int m,
                        const rcv_square_cfg *c, const sq_geom *g0, rcv_rng *streams, float *x_adv,
-                       uint8_t *robust) {
+                       uint8_t *robust, int full) {
     sq_geom g = *g0;
     g.s = 0, g.eta = g.etat = NULL;
     size_t per = g.per;
@@ -243,7 +244,9 @@ static void square_run(const rcv_classifier *f, const float *x, const int32_t *y
         fooled[j] = rcv_argmax(zj, k) != y[pts[j]];
         if (margin[j] > 0) act[na++] = j;
     }
+    int rc = 0;
     for (int it = 0; it < c->n_queries && na > 0; it++) {
+        if ((rc = rcv_classifier_fit(f, na, full))) break;
         double p = rcv_square_p(c, it);
         int s = window_side(p, g.h, g.w, c->norm == RCV_NORM_L2 ? 3 : 1);
         if (c->norm == RCV_NORM_L2) geom_pattern(&g, s);
@@ -275,6 +278,7 @@ static void square_run(const rcv_classifier *f, const float *x, const int32_t *y
         }
     free(g.eta), free(g.etat);
     free(best), free(cand), free(scr), free(z), free(margin), free(fooled), free(act);
+    return rc;
 }
 
 int rcv_attack_square(const rcv_classifier *f, const float *x, const int32_t *y, int n, const rcv_square_cfg *c,
@@ -304,16 +308,22 @@ int rcv_attack_square(const rcv_classifier *f, const float *x, const int32_t *y,
     free(z);
     int *pts = rcv_xmalloc((size_t)nn * sizeof(int));
     rcv_rng *streams = rcv_xmalloc((size_t)nn * sizeof(rcv_rng));
-    for (int r = 0; r < c->n_restarts; r++) {
+    // The image streams fork from a generator seeded by two draws of the caller's, so a second
+    // call (which finds rng moved on) draws other windows.
+    rcv_rng root;
+    uint64_t hi = rcv_rng_u32(rng);
+    rcv_rng_init(&root, hi << 32 | rcv_rng_u32(rng));
+    int batch = rcv_classifier_batch(f), rc = 0;
+    for (int r = 0; r < c->n_restarts && !rc; r++) {
         int m = 0;
         for (int i = 0; i < n; i++) {
-            streams[i] = rcv_rng_fork(rng, (uint64_t)r * (uint64_t)n + (uint64_t)i);
+            streams[i] = rcv_rng_fork(&root, (uint64_t)r * (uint64_t)n + (uint64_t)i);
             if (rob[i]) pts[m++] = i;
         }
-        if (m) square_run(f, x, y, pts, m, c, &g, streams, x_adv, rob);
+        if (m) rc = square_run(f, x, y, pts, m, c, &g, streams, x_adv, rob, batch);
     }
-    rcv_rng_u32(rng); // the caller's generator moves on: a second call draws other windows
     free(pts), free(streams);
     if (!robust) free(rob);
-    return 0;
+    if (rcv_classifier_batch(f) != batch && rcv_classifier_replan(f, batch)) rc = -1;
+    return rc;
 }

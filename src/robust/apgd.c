@@ -256,8 +256,11 @@ int rcv_attack_apgd(const rcv_classifier *f, const float *x, const int32_t *y, i
     b.acc = rcv_xmalloc((size_t)n), b.reduced = rcv_xmalloc((size_t)n), b.fl = rcv_xmalloc((size_t)n);
     int *order = rcv_xmalloc((size_t)K * sizeof(int));
 
+    // Later runs (APGD-T's targets, restarts) see few points: re-plan to them rather than pad
+    // (replan.c), and give the caller back its batch.
+    int full = rcv_classifier_batch(f), rc = 0;
     int n_targets = c->loss == RCV_APGD_DLR_T ? c->n_target_classes : 1;
-    for (int tc = 0; tc < n_targets; tc++) {
+    for (int tc = 0; tc < n_targets && !rc; tc++) {
         for (int r = 0; r < c->n_restarts; r++) {
             int m = 0;
             for (int i = 0; i < n; i++)
@@ -284,6 +287,7 @@ int rcv_attack_apgd(const rcv_classifier *f, const float *x, const int32_t *y, i
                 }
             }
             if (!init) random_start(&b, m, per, c, rng);
+            if ((rc = rcv_classifier_fit(f, m, full))) break;
             apgd_run(f, &b, m, per, c);
             for (int j = 0; j < m; j++) {
                 if (b.acc[j]) continue;
@@ -293,10 +297,11 @@ int rcv_attack_apgd(const rcv_classifier *f, const float *x, const int32_t *y, i
             }
         }
     }
+    if (rcv_classifier_batch(f) != full && rcv_classifier_replan(f, full)) rc = -1;
     if (robust) memcpy(robust, acc, (size_t)n);
     for (int j = 0; j < 8; j++) free(*bufs[j]);
     for (int j = 0; j < 4; j++) free(*vec[j]);
     free(b.z), free(b.loss_steps), free(b.y), free(b.t), free(b.idx), free(b.acc), free(b.reduced), free(b.fl);
     free(order), free(zc), free(acc);
-    return 0;
+    return rc;
 }

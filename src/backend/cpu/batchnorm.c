@@ -405,13 +405,18 @@ static void bn_backward(rcv_graph *g, rcv_node *n) {
     const float *mean = s->last_training ? n->saved : rcv_param_data(g, n->buf[0]);
     const float *var = s->last_training ? n->saved + C : rcv_param_data(g, n->buf[1]);
     double *acc = s->acc; // [sum dy (C) | sum dy (x - mean) (C) | M]
-    channel_sums(s, n, dy, s->zero, mask, x, mean, acc, acc + C);
-    float *gw = rcv_param_grad(g, n->param[0]), *gb = rcv_param_grad(g, n->param[1]);
-    for (int c = 0; c < C; c++) {
-        gw[c] += (float)(acc[C + c] / sqrt((double)var[c] + n->attr.bn.eps));
-        gb[c] += (float)acc[c];
-    }
     float *dx = rcv_in_grad(g, n, 0);
+    // The sums feed dweight, dbias and the training-mode dx: input gradients of an eval-mode
+    // layer (attacks) need none of them.
+    int params = !g->input_grad_only;
+    if (params || (dx && s->last_training)) channel_sums(s, n, dy, s->zero, mask, x, mean, acc, acc + C);
+    if (params) {
+        float *gw = rcv_param_grad(g, n->param[0]), *gb = rcv_param_grad(g, n->param[1]);
+        for (int c = 0; c < C; c++) {
+            gw[c] += (float)(acc[C + c] / sqrt((double)var[c] + n->attr.bn.eps));
+            gb[c] += (float)acc[c];
+        }
+    }
     if (!dx) return;
     bn_view v = bn_view_of(n);
     acc[2 * C] = (double)v.rows;

@@ -149,9 +149,11 @@ static void gemm_backward(rcv_graph *g, rcv_node *n) {
     rcv_shape xs = rcv_in_shape(g, n, 0), ys = n->shape;
     int M = ys.n * ys.h * ys.w, O = ys.c, K = xs.c * a->kh * a->kw;
     float *col = g->scratch, *dy = n->grad, *dx = rcv_in_grad(g, n, 0);
-    im2col(a, xs, ys, rcv_in(g, n, 0), col);
-    sgemm('T', 'N', O, K, M, dy, O, col, K, 1.0f, rcv_param_grad(g, n->param[0]), K);
-    if (a->has_bias) {
+    if (!g->input_grad_only) {
+        im2col(a, xs, ys, rcv_in(g, n, 0), col);
+        sgemm('T', 'N', O, K, M, dy, O, col, K, 1.0f, rcv_param_grad(g, n->param[0]), K);
+    }
+    if (a->has_bias && !g->input_grad_only) {
         float *gb = rcv_param_grad(g, n->param[1]);
         for (int m = 0; m < M; m++)
 #pragma omp simd
@@ -233,11 +235,13 @@ static void bf16_gemm_backward(rcv_graph *g, rcv_node *n, conv_state *s) {
     char *scr = (char *)g->scratch;
     uint16_t *col = (uint16_t *)(scr + s->off_col), *wb = (uint16_t *)(scr + s->off_wb);
     uint16_t *dyb = (uint16_t *)(scr + s->off_dyb);
-    im2col_bf16(a, xs, ys, rcv_in(g, n, 0), col);
     to_bf16_n(n->grad, dyb, (size_t)M * O);
-    void *args[3] = {dyb, col, rcv_param_grad(g, n->param[0])};
-    rcv_dnnl_run(g, &s->mm_dw, args, scr + s->off_pad);
-    if (a->has_bias) {
+    if (!g->input_grad_only) {
+        im2col_bf16(a, xs, ys, rcv_in(g, n, 0), col);
+        void *args[3] = {dyb, col, rcv_param_grad(g, n->param[0])};
+        rcv_dnnl_run(g, &s->mm_dw, args, scr + s->off_pad);
+    }
+    if (a->has_bias && !g->input_grad_only) {
         float *gb = rcv_param_grad(g, n->param[1]);
         for (int m = 0; m < M; m++)
 #pragma omp simd
@@ -451,6 +455,7 @@ static void conv_forward(rcv_graph *g, rcv_node *n) {
 }
 
 // dx (=|+=) conv_bwd_data(dy, w); dw += conv_bwd_weights(x, dy); db += sum dy
+// (g->input_grad_only: dx alone; the weight pass is ~half the backward's time)
 static void conv_backward(rcv_graph *g, rcv_node *n) {
     conv_state *s = n->kstate;
     if (s->gemm == 2) {
@@ -489,6 +494,7 @@ static void conv_backward(rcv_graph *g, rcv_node *n) {
             if (acc) rcv_cpu_add_to(dx, (const float *)(scr + s->off_dx), rcv_numel(rcv_in_shape(g, n, 0)));
         }
     }
+    if (g->input_grad_only) return; // attacks: dx only
     void *args[4] = {x, dy, scr + s->off_w, scr + s->off_db};
     rcv_dnnl_run(g, &s->bwd_w, args, scr + s->off_pad);
     void *io[2] = {scr + s->off_w, rcv_param_grad(g, n->param[0])};

@@ -3,12 +3,13 @@
 # (bench/peer_attack_grad.py), same model, shapes and thread count, measured in one run:
 # the input gradient (forward + backward to x, eval mode) of a batch, and APGD-CE end to end.
 # usage: bench/bench_attack_grad.sh [BUILD]; THREADS (default nproc), STEPS (default 20),
-# APGD_N (default 500, 0 skips the APGD runs).
+# APGD_N (default 500, 0 skips the APGD runs), APGD_ITERS (default 100).
 set -euo pipefail
 BUILD=${1:-build}
 THREADS=${THREADS:-$(nproc)}
 STEPS=${STEPS:-20}
 APGD_N=${APGD_N:-500}
+APGD_ITERS=${APGD_ITERS:-100}
 export OMP_NUM_THREADS=$THREADS
 PY=/usr/bin/python3
 cd "$(dirname "$0")/.."
@@ -21,7 +22,7 @@ for model in smallcnn smallcnn6; do
   row "$model input grad, b250, eval, ms" "$ours" "$peer"
 done
 if [ "$APGD_N" -gt 0 ]; then
-  ours=$("$BUILD/bench_attack_grad" apgd smallcnn 250 "$APGD_N" 2>/dev/null)
-  peer=$($PY bench/peer_attack_grad.py apgd smallcnn 250 "$APGD_N" "$THREADS" 2>/dev/null)
-  row "smallcnn APGD-CE 100 steps, $APGD_N images, s" "$ours" "$peer"
+  ours=$("$BUILD/bench_attack_grad" apgd smallcnn 250 "$APGD_N" "$APGD_ITERS" 2>/dev/null)
+  peer=$($PY bench/peer_attack_grad.py apgd smallcnn 250 "$APGD_N" "$THREADS" "$APGD_ITERS" 2>/dev/null)
+  row "smallcnn APGD-CE $APGD_ITERS steps, $APGD_N images, s" "$ours" "$peer"
 fi

@@ -296,6 +296,7 @@ static const tcase cases[] = {
     {RCV_OP_MAXPOOL2D, "maxpool k3 s2 ceil", 2, 8, 8, 8, {3, 2, 0, 1}, 0, 1, 0},
     {RCV_OP_MAXPOOL2D, "maxpool k3 s2 p1 ceil odd", 2, 5, 7, 6, {3, 2, 1, 1}, 0, 1, 0},
     {RCV_OP_MAXPOOL2D, "maxpool k2 s2 floor odd", 2, 5, 7, 5, {2, 2, 0, 0}, 0, 1, 0},
+    {RCV_OP_MAXPOOL2D, "maxpool k2 s2 C20 (16 + 4 lanes) with ties", 2, 20, 6, 6, {2, 2, 0, 0}, 1.0f, 1, 0},
     {RCV_OP_MAXPOOL2D, "maxpool k3 s2 p1 with ties (first max wins)", 2, 70, 6, 6, {3, 2, 1, 0}, 1.0f, 1, 0},
     {RCV_OP_AVGPOOL2D, "avgpool k2 s2", 2, 8, 6, 6, {2, 2, 0, 0, 1}, 0, 1, 0},
     {RCV_OP_AVGPOOL2D, "avgpool k3 s1 p1 include pad", 2, 8, 5, 5, {3, 1, 1, 0, 1}, 0, 1, 0},

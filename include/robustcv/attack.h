@@ -8,8 +8,8 @@
 //   The model is run in eval mode (batchnorm running statistics, no dropout), as torchattacks
 //   does; its previous mode is restored on return. Gradients come from the per-sample
 //   cross-entropy computed on the logits (not the mean: a sample's step does not depend on
-//   the batch size). Parameter gradients are touched (the graph always accumulates them):
-//   a training loop must zero them after crafting.
+//   the batch size). Parameter gradients are left untouched: the backward passes run with
+//   rcv_graph_set_input_grad_only (d/dx only, as torch.autograd.grad(loss, x)), restored on return.
 //   Models must be prepared with rcv_attack_prepare (input gradient + plan) before use.
 #ifndef RCV_ATTACK_H
 #define RCV_ATTACK_H

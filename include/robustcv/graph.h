@@ -208,6 +208,10 @@ struct rcv_graph {
     rcv_backend backend;
     int batch;               // planned batch size, 0 = not planned
     int training;            // batchnorm batch statistics, dropout active
+    int input_grad_only;     // backward skips parameter gradients (conv/linear weight and bias,
+                             // batchnorm weight and bias) and the nodes that give nothing else:
+                             // attacks want d/dx only, as torch.autograd.grad(loss, x) does.
+                             // rcv_graph_set_input_grad_only; 0 (training) by default
     uint8_t *want_grad;      // per node: caller reads its gradient (bit 1: inputs, feature maps)
                              // or its output (bit 2); rcv_graph_require_grad / _require_out
     int keep_grads;          // every node's gradient kept after backward and no fusion (tests)
@@ -287,6 +291,10 @@ void rcv_graph_require_out(rcv_graph *g, int node);
 // with another batch size or backend frees and redoes it. Parameters are kept.
 int rcv_graph_plan(rcv_graph *g, int batch, rcv_backend backend);
 void rcv_graph_set_training(rcv_graph *g, int training);
+// on = 1: the following backward passes leave parameter gradients untouched and compute only the
+// gradients of nodes (inputs, feature maps); those come out bit-identical to a full backward.
+// Callers that want d/dx only (attacks) set it around their backward and restore it. No re-plan.
+void rcv_graph_set_input_grad_only(rcv_graph *g, int on);
 // Chooses the compute precision for the next plan on `backend`. cuda takes all four; cpu
 // takes bf16 where the CPU has native bf16 (AVX512-BF16 or AMX); anything else falls back
 // to fp32 with a message on stderr. Returns the precision that will be used.

@@ -465,6 +465,7 @@ static double now_s(void) {
 }
 
 void rcv_graph_set_training(rcv_graph *g, int training) { g->training = training; }
+void rcv_graph_set_input_grad_only(rcv_graph *g, int on) { g->input_grad_only = on; }
 
 rcv_precision rcv_graph_set_precision(rcv_graph *g, rcv_backend backend, rcv_precision p) {
     int ok = p == RCV_PREC_FP32 || backend == RCV_BACKEND_CUDA ||
@@ -526,11 +527,17 @@ static void backward_from(rcv_graph *g, int loss) {
             if (g->nodes[in].needs_grad) written[in] = 1;
         }
         if (n->skip) continue; // a fused ReLU: its BN's backward applies the mask
-        double t0 = g->prof ? now_s() : 0;
-        rcv_backend_kernels(g->backend, n->op)->backward(g, n);
-        if (g->prof) {
-            rcv_graph_sync(g);
-            g->prof[2 * i + 1] += now_s() - t0;
+        // Input gradients only: a node none of whose inputs takes a gradient would only add to
+        // its parameters' (the first conv of a model whose input is not asked for).
+        int feeds = !g->input_grad_only;
+        for (int j = 0; j < n->n_in && !feeds; j++) feeds = g->nodes[n->in[j]].needs_grad;
+        if (feeds) {
+            double t0 = g->prof ? now_s() : 0;
+            rcv_backend_kernels(g->backend, n->op)->backward(g, n);
+            if (g->prof) {
+                rcv_graph_sync(g);
+                g->prof[2 * i + 1] += now_s() - t0;
+            }
         }
         // Every node >= i is done: parameter gradients owned there are final (dist.h's buckets).
         if (g->on_backward_node) g->on_backward_node(g->hook_ctx, g, i);

@@ -68,8 +68,9 @@ void rcv_attack_input_grad(rcv_model *const *models, int n_models, const float *
     for (int mi = 0; mi < n_models; mi++) {
         rcv_model *m = models[mi];
         rcv_graph *g = m->g;
-        int was = g->training, b = g->batch, k = m->cfg.n_classes;
+        int was = g->training, was_igo = g->input_grad_only, b = g->batch, k = m->cfg.n_classes;
         rcv_graph_set_training(g, 0);
+        rcv_graph_set_input_grad_only(g, 1); // d/dx only: no weight gradients (half the backward)
         rcv_node *zn = &g->nodes[m->logits];
         for (int st = 0; st < n; st += b) {
             int nb = n - st < b ? n - st : b;
@@ -88,6 +89,7 @@ void rcv_attack_input_grad(rcv_model *const *models, int n_models, const float *
                 for (size_t e = 0; e < (size_t)nb * per; e++) go[e] += gi[e] * inv;
         }
         rcv_graph_set_training(g, was);
+        rcv_graph_set_input_grad_only(g, was_igo);
     }
 }
 

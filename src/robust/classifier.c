@@ -51,10 +51,11 @@ void rcv_classifier_grad(const rcv_classifier *f, const float *x, int n, rcv_log
     rcv_model *const *ms = f->models;
     int M = f->n_models, b = ms[0]->g->batch, k = ms[0]->cfg.n_classes;
     size_t per = rcv_attack_per_image(ms[0]);
-    int *was = rcv_xmalloc((size_t)M * sizeof(int));
+    int *was = rcv_xmalloc((size_t)M * 2 * sizeof(int)); // per member: training, input_grad_only
     for (int m = 0; m < M; m++) {
-        was[m] = ms[m]->g->training;
+        was[2 * m] = ms[m]->g->training, was[2 * m + 1] = ms[m]->g->input_grad_only;
         rcv_graph_set_training(ms[m]->g, 0);
+        rcv_graph_set_input_grad_only(ms[m]->g, 1); // d/dx only: no weight gradients (half the backward)
     }
     float *zc = rcv_xmalloc((size_t)b * k * sizeof(float)), *dzc = rcv_xmalloc((size_t)b * k * sizeof(float));
     double *p = M > 1 ? rcv_xmalloc(((size_t)b * M * k + k) * sizeof(double)) : NULL;
@@ -107,7 +108,10 @@ void rcv_classifier_grad(const rcv_classifier *f, const float *x, int n, rcv_log
                 for (size_t e = 0; e < (size_t)nb * per; e++) go[e] += gi[e];
         }
     }
-    for (int m = 0; m < M; m++) rcv_graph_set_training(ms[m]->g, was[m]);
+    for (int m = 0; m < M; m++) {
+        rcv_graph_set_training(ms[m]->g, was[2 * m]);
+        rcv_graph_set_input_grad_only(ms[m]->g, was[2 * m + 1]);
+    }
     free(was);
     free(zc);
     free(dzc);

@@ -121,8 +121,9 @@ int rcv_attack_deepfool(rcv_model *m, const float *x, int n, const rcv_deepfool_
         return rcv_fail("deepfool: max_iter %d, overshoot %g, classes %d: expected >= 1, >= 0, >= 2", c->max_iter,
                         c->overshoot, c->classes);
     rcv_graph *g = m->g;
-    int was = g->training, b = g->batch;
+    int was = g->training, was_igo = g->input_grad_only, b = g->batch;
     rcv_graph_set_training(g, 0);
+    rcv_graph_set_input_grad_only(g, 1); // d/dx only: no weight gradients
     size_t per = rcv_attack_per_image(m);
     int *it = rcv_xmalloc((size_t)b * sizeof(int));
     uint8_t *fl = rcv_xmalloc((size_t)b);
@@ -134,5 +135,6 @@ int rcv_attack_deepfool(rcv_model *m, const float *x, int n, const rcv_deepfool_
     free(it);
     free(fl);
     rcv_graph_set_training(g, was);
+    rcv_graph_set_input_grad_only(g, was_igo);
     return 0;
 }

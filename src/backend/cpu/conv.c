@@ -37,6 +37,8 @@ typedef struct {
     int gemm;                              // 1: the im2col + sgemm path; 2: im2col + bf16 matmuls
     rcv_dnnl_prim mm_y, mm_dw, mm_dcol;    // bf16 gemm path: y = col W^T, dW += dy^T col, dcol = dy W
     size_t off_col, off_wb, off_dcol;      // its scratch regions (bytes; dy reuses off_dyb)
+    int dx_gemm;                           // fp32 oneDNN path, few input channels: dx by sgemm + col2im
+                                           // into off_dcol (dx_by_gemm)
 } conv_state;
 
 static void conv_state_clear(conv_state *s);
@@ -149,9 +151,11 @@ static void gemm_backward(rcv_graph *g, rcv_node *n) {
     rcv_shape xs = rcv_in_shape(g, n, 0), ys = n->shape;
     int M = ys.n * ys.h * ys.w, O = ys.c, K = xs.c * a->kh * a->kw;
     float *col = g->scratch, *dy = n->grad, *dx = rcv_in_grad(g, n, 0);
-    im2col(a, xs, ys, rcv_in(g, n, 0), col);
-    sgemm('T', 'N', O, K, M, dy, O, col, K, 1.0f, rcv_param_grad(g, n->param[0]), K);
-    if (a->has_bias) {
+    if (!g->input_grad_only) {
+        im2col(a, xs, ys, rcv_in(g, n, 0), col);
+        sgemm('T', 'N', O, K, M, dy, O, col, K, 1.0f, rcv_param_grad(g, n->param[0]), K);
+    }
+    if (a->has_bias && !g->input_grad_only) {
         float *gb = rcv_param_grad(g, n->param[1]);
         for (int m = 0; m < M; m++)
 #pragma omp simd
@@ -233,11 +237,13 @@ static void bf16_gemm_backward(rcv_graph *g, rcv_node *n, conv_state *s) {
     char *scr = (char *)g->scratch;
     uint16_t *col = (uint16_t *)(scr + s->off_col), *wb = (uint16_t *)(scr + s->off_wb);
     uint16_t *dyb = (uint16_t *)(scr + s->off_dyb);
-    im2col_bf16(a, xs, ys, rcv_in(g, n, 0), col);
     to_bf16_n(n->grad, dyb, (size_t)M * O);
-    void *args[3] = {dyb, col, rcv_param_grad(g, n->param[0])};
-    rcv_dnnl_run(g, &s->mm_dw, args, scr + s->off_pad);
-    if (a->has_bias) {
+    if (!g->input_grad_only) {
+        im2col_bf16(a, xs, ys, rcv_in(g, n, 0), col);
+        void *args[3] = {dyb, col, rcv_param_grad(g, n->param[0])};
+        rcv_dnnl_run(g, &s->mm_dw, args, scr + s->off_pad);
+    }
+    if (a->has_bias && !g->input_grad_only) {
         float *gb = rcv_param_grad(g, n->param[1]);
         for (int m = 0; m < M; m++)
 #pragma omp simd
@@ -267,6 +273,15 @@ static int use_wino(const rcv_conv_attr *a, rcv_shape xs, rcv_shape ys) {
                 ((unsigned)dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
     return avail && a->kh == 3 && a->kw == 3 && a->sh == 1 && a->sw == 1 && a->dh == 1 && a->dw == 1 &&
            a->ph == 1 && a->pw == 1 && a->groups == 1 && xs.c % 16 == 0 && ys.c % 16 == 0 && !use_gemm(a, ys);
+}
+
+// dx of a convolution with few input channels (a stem: 1 or 3) by dcol = dy W (sgemm, M x C*kh*kw)
+// and col2im: oneDNN 2.6's backward-data for them runs a generic jit kernel at ~4 GFLOP/s
+// (smallcnn's conv1, 1 -> 32 channels at b250 28x28: ~30 ms on one thread against ~4 ms for its
+// forward); the gemm is memory-bound on dy, a few ms. Attacks run it every step (the image's
+// gradient); training never does (the input takes no gradient).
+static int dx_by_gemm(const rcv_conv_attr *a, rcv_shape xs, int mode) {
+    return mode == DIRECT && a->groups == 1 && xs.c < 16 && !getenv("RCV_NO_CONV_DX_GEMM");
 }
 
 // The layout the fp32 primitives compute in (1 = nChw16c): Winograd's is nChw16c; direct
@@ -349,7 +364,11 @@ static int conv_build(rcv_graph *g, rcv_node *n, conv_state *s, int mode) {
     size_t pad = max_z(s->fwd.scratchpad_bytes, s->w_fwd.scratchpad_bytes);
     size_t dxbytes = 0;
 
-    if (rcv_in_grad(g, n, 0)) {
+    size_t dcolbytes = 0;
+    if (rcv_in_grad(g, n, 0) && dx_by_gemm(&a, xs, mode) && !xblk && !cblk) {
+        s->dx_gemm = 1; // dy in NHWC (n->grad or its reorder), W as OIHW: sgemm + col2im
+        dcolbytes = (size_t)ys.n * ys.h * ys.w * C * a.kh * a.kw * sizeof(float);
+    } else if (rcv_in_grad(g, n, 0)) {
         if (RCV_DNNL(dnnl_dilated_convolution_backward_data_desc_init(&bdd, alg, &dxc_md, &w_any, &dyc_md, strides,
                                                                       dil, pl, pr)) ||
             RCV_DNNL(dnnl_primitive_desc_create(&bdpd, &bdd, attr, c->engine, fpd)))
@@ -381,6 +400,7 @@ static int conv_build(rcv_graph *g, rcv_node *n, conv_state *s, int mode) {
     s->off_db = rcv_scratch_take(&top, a.has_bias ? O * sizeof(float) : 0);
     // dy in its compute layout (backward) or y in it (Winograd forward): never both at once
     s->off_dyb = rcv_scratch_take(&top, y_in ? dnnl_memory_desc_get_size(&dyc_md) : 0);
+    s->off_dcol = rcv_scratch_take(&top, dcolbytes);
     rcv_dnnl_prim *rs[] = {&s->x_bf, &s->dy_bf, &s->y_out, &s->dx_out[0], &s->dx_out[1]};
     for (size_t i = 0; i < sizeof rs / sizeof rs[0]; i++) pad = max_z(pad, rs[i]->scratchpad_bytes);
     s->off_pad = rcv_scratch_take(&top, pad);
@@ -451,6 +471,7 @@ static void conv_forward(rcv_graph *g, rcv_node *n) {
 }
 
 // dx (=|+=) conv_bwd_data(dy, w); dw += conv_bwd_weights(x, dy); db += sum dy
+// (g->input_grad_only: dx alone; the weight pass is ~half the backward's time)
 static void conv_backward(rcv_graph *g, rcv_node *n) {
     conv_state *s = n->kstate;
     if (s->gemm == 2) {
@@ -470,7 +491,14 @@ static void conv_backward(rcv_graph *g, rcv_node *n) {
         dy = scr + s->off_dyb;
     }
     if (s->x_bf.prim) x = n->saved; // the copy forward made in the compute layout
-    if (dx && s->bwd_d.prim) {
+    if (dx && s->dx_gemm) {
+        const rcv_conv_attr *a = &n->attr.conv;
+        rcv_shape xs = rcv_in_shape(g, n, 0), ys = n->shape;
+        int M = ys.n * ys.h * ys.w, O = ys.c, K = xs.c * a->kh * a->kw;
+        float *dcol = (float *)(scr + s->off_dcol);
+        sgemm('N', 'N', M, K, O, dy, O, rcv_param_data(g, n->param[0]), K, 0.0f, dcol, K);
+        col2im(a, xs, ys, dcol, dx, n->in_beta[0]);
+    } else if (dx && s->bwd_d.prim) {
         void *w = rcv_param_data(g, n->param[0]);
         if (s->w_bwd_d.prim) {
             void *io[2] = {w, scr + s->off_w};
@@ -489,6 +517,7 @@ static void conv_backward(rcv_graph *g, rcv_node *n) {
             if (acc) rcv_cpu_add_to(dx, (const float *)(scr + s->off_dx), rcv_numel(rcv_in_shape(g, n, 0)));
         }
     }
+    if (g->input_grad_only) return; // attacks: dx only
     void *args[4] = {x, dy, scr + s->off_w, scr + s->off_db};
     rcv_dnnl_run(g, &s->bwd_w, args, scr + s->off_pad);
     void *io[2] = {scr + s->off_w, rcv_param_grad(g, n->param[0])};

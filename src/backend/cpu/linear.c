@@ -2,7 +2,7 @@
 // Three row-major sgemms (oneDNN's jit sgemm, OpenMP-threaded):
 //   y  = x W^T + b          (N x O)
 //   dx = dy W    (beta 0/1) (N x F)
-//   dW += dy^T x            (O x F)
+//   dW += dy^T x            (O x F)   (not with g->input_grad_only, nor db)
 #include <stdio.h>
 
 #include "backend/cpu/dnnl_ctx.h"
@@ -33,6 +33,7 @@ static void linear_backward(rcv_graph *g, rcv_node *n) {
     const float *x = rcv_in(g, n, 0), *w = rcv_param_data(g, n->param[0]), *dy = n->grad;
     float *dx = rcv_in_grad(g, n, 0);
     if (dx) gemm('N', 'N', N, F, O, dy, O, w, F, n->in_beta[0] ? 1.0f : 0.0f, dx, F);
+    if (g->input_grad_only) return;
     gemm('T', 'N', O, F, N, dy, O, x, F, 1.0f, rcv_param_grad(g, n->param[0]), F);
     if (n->attr.conv.has_bias) {
         float *gb = rcv_param_grad(g, n->param[1]);

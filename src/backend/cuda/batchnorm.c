@@ -64,7 +64,8 @@ static void bn_forward(rcv_graph *g, rcv_node *n) {
     rcv_cu_bn_eval_fwd(x, mean, invstd, w, b, n->out, rows, s.c, c->stream); // (x - mean) invstd w + b
 }
 
-// Parameter gradients always accumulate; dx follows in_beta.
+// Parameter gradients accumulate (eval mode with g->input_grad_only: not computed; training mode
+// computes them with dx in one kernel); dx follows in_beta.
 static void bn_backward(rcv_graph *g, rcv_node *n) {
     cu_ctx *c = cu_of(g);
     bn_state *st = n->kstate;
@@ -77,7 +78,7 @@ static void bn_backward(rcv_graph *g, rcv_node *n) {
     if (st->batch_stats) {
         rcv_cu_bn_train_bwd(x, n->grad, mean, invstd, w, st->sums, dw, db, dx, rows, s.c, beta, c->stream);
     } else {
-        rcv_cu_bn_param_grads(x, n->grad, mean, invstd, dw, db, rows, s.c, c->stream);
+        if (!g->input_grad_only) rcv_cu_bn_param_grads(x, n->grad, mean, invstd, dw, db, rows, s.c, c->stream);
         if (dx) rcv_cu_bn_eval_dx(n->grad, w, invstd, dx, rows, s.c, beta, c->stream);
     }
 }

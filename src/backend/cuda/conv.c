@@ -340,6 +340,7 @@ static void conv_backward(rcv_graph *g, rcv_node *n) {
             dyin = lp_y(c, st);
         }
         if (dx && st->need_dx) conv_gemm(g, st, CUBLAS_OP_N, CUBLAS_OP_N, C, st->M, O, w, C, dyin, O, beta ? 1.0f : 0.0f, dx, C);
+        if (g->input_grad_only) return; // attacks want dx only
         conv_gemm(g, st, CUBLAS_OP_N, CUBLAS_OP_T, C, O, st->M, xin, C, dyin, O, 1.0f, cu_param_grad(g, n, 0), C);
         if (a->has_bias)
             rcv_cu_chan_sum(dy, NULL, cu_param_grad(g, n, 1), 1, st->yn / n->shape.c, n->shape.c, 1.0f, 1, c->stream);
@@ -363,6 +364,7 @@ static void conv_backward(rcv_graph *g, rcv_node *n) {
             rcv_cu_uncast(lp_dx(c, st), dx, st->xn, st->dt, beta, c->stream);
         }
     }
+    if (g->input_grad_only) return; // attacks want dx only
     CUDNN_CHECK(cudnnSetConvolutionMathType(st->conv, st->m_filter));
     CUDNN_CHECK(cudnnConvolutionBackwardFilter(c->cudnn, &one, st->x, xin, st->y, dyin, st->conv, st->bwd_filter,
                                                algo_ws(c, st), st->ws_filter, &zero, st->w, st->dwk));

@@ -35,6 +35,7 @@ static void linear_backward(rcv_graph *g, rcv_node *n) {
     const float *x = rcv_in(g, n, 0), *w = cu_param(g, n, 0), *dy = n->grad;
     float *dx = cu_in_grad(g, n, 0, &beta);
     if (dx) gemm(g, CUBLAS_OP_N, CUBLAS_OP_N, F, N, O, w, F, dy, O, beta ? 1.0f : 0.0f, dx, F);
+    if (g->input_grad_only) return; // attacks want dx only
     gemm(g, CUBLAS_OP_N, CUBLAS_OP_T, F, O, N, x, F, dy, O, 1.0f, cu_param_grad(g, n, 0), F);
     if (n->attr.conv.has_bias) rcv_cu_chan_sum(dy, NULL, cu_param_grad(g, n, 1), 1, (size_t)N, O, 1.0f, 1, cu_of(g)->stream);
 }

@@ -116,8 +116,10 @@ static void bn_backward(rcv_graph *g, rcv_node *n) {
                     sum_dy += dy[e];
                     sum_dy_xhat += dy[e] * xhat;
                 }
-        dw[c] += (float)sum_dy_xhat;
-        db[c] += (float)sum_dy;
+        if (!g->input_grad_only) { // attacks want dx only
+            dw[c] += (float)sum_dy_xhat;
+            db[c] += (float)sum_dy;
+        }
         acc[c] = sum_dy;
         acc[s.c + c] = sum_dy_xhat;
     }

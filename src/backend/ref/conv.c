@@ -72,6 +72,7 @@ static void conv2d_backward(rcv_graph *g, rcv_node *n) {
                         dx[ref_at(xs, b_, c, ih, iw)] += (float)acc;
                     }
 
+    if (g->input_grad_only) return; // attacks want dx only
     float *dw = ref_param_grad(g, n, 0);
     for (int o = 0; o < ys.c; o++) {
         int gi = o / Og;

@@ -28,6 +28,7 @@ static void linear_backward(rcv_graph *g, rcv_node *n) {
                 for (int o = 0; o < O; o++) acc += (double)dy[(size_t)i * O + o] * w[(size_t)o * F + f];
                 dx[(size_t)i * F + f] += (float)acc;
             }
+    if (g->input_grad_only) return; // attacks want dx only
     float *dw = ref_param_grad(g, n, 0);
     for (int o = 0; o < O; o++)
         for (int f = 0; f < F; f++) {

@@ -67,7 +67,7 @@ int cli_run(int argc, char **argv) {
         {"augment", "SPEC", "augmentation of the standard member (default hflip:p=0.5,crop:pad=2)", NULL},
         {"quick", NULL, "a small version (subsets, 1 epoch, fewer attacks): the whole job in a few minutes", NULL},
         {"limit", "N", "test images the suite uses (default 2000; --quick 500)", NULL},
-        {"autoattack", "N", "AutoAttack (and PGD beside it) on the first N of them (default 500; --quick 100; 0 = off)", NULL},
+        {"autoattack", "N", "AutoAttack (and PGD beside it) on the first N of them (default 200; --quick 50; 0 = off)", NULL},
         {"certify", "N", "certify N of them with the noise-trained model (n 2000; default 100; --quick 20, n 500; 0 = off)", NULL},
         {"threads", "N", "threads (default: all cores)", NULL},
         {"seed", "N", "seed (default 0)", NULL},
@@ -116,7 +116,7 @@ static void rcv_run_defaults(rcv_run_cfg *c, int quick) {
     snprintf(c->augment, sizeof c->augment, "hflip:p=0.5,crop:pad=2");
     c->epochs = 0; // the members' own
     c->limit = quick ? 500 : 2000;
-    c->autoattack = quick ? 100 : 500;
+    c->autoattack = quick ? 50 : 200;
     c->certify = quick ? 20 : 100;
     c->subset = quick ? 6000 : 0;
     c->precision = RCV_PREC_BF16; // falls back to fp32 with a message where the CPU lacks it

@@ -66,6 +66,9 @@ static const char *RESULTS =
     "   \"fgsm\": [{\"eps\": 0.01, \"top1\": 0.5}, {\"eps\": 0.03, \"top1\": 0.2}],\n"
     "   \"pgd\": [{\"eps\": 0.03, \"steps\": 10, \"top1\": 0.05}],\n"
     "   \"uap\": {\"eps\": 0.05, \"fooling_rate\": 0.4, \"top1\": 0.55},\n"
+    "   \"autoattack\": [{\"norm\": \"Linf\", \"eps\": 0.1, \"images\": 200, \"clean\": 0.81, \"pgd\": 0.31,\n"
+    "                   \"autoattack\": 0.125, \"after\": {\"apgd-ce\": 0.2, \"apgd-t\": 0.15, \"fab-t\": 0.15,\n"
+    "                   \"square\": 0.125}, \"warnings\": [\"Square lowered the robust accuracy\"]}],\n"
     "   \"calibration\": {\"ece\": 0.031, \"nll\": 0.52},\n"
     "   \"tta\": {\"top1\": 0.82, \"top5\": 0.995}},\n"
     "  {\"name\": \"robust\", \"arch\": \"resnet18\", \"recipe\": \"adversarial\",\n"
@@ -79,6 +82,15 @@ static const char *RESULTS =
     "   {\"members\": [1], \"average\": {\"clean\": {\"top1\": 0.9, \"top5\": 1.0}}, \"vote\": {\"clean\": {\"top1\": 0.9}}},\n"
     "   {\"members\": [0, 1], \"average\": {\"clean\": {\"top1\": 0.9123, \"top5\": 1.0}, \"denoised\": {\"top1\": 0.8, \"top5\": 0.99}},"
     "    \"vote\": {\"clean\": {\"top1\": 0.85}, \"denoised\": {\"top1\": 0.7}}}]},\n"
+    " \"ensemble_autoattack\": [{\"norm\": \"Linf\", \"eps\": 0.1, \"images\": 200, \"clean\": 0.85, \"pgd\": 0.4,\n"
+    "                           \"autoattack\": 0.333}],\n"
+    " \"cards\": [{\"name\": \"base\", \"architecture\": \"smallcnn\", \"clean_acc\": \"81.00\", \"autoattack_acc\": \"12.50\",\n"
+    "             \"threat_model\": \"Linf\", \"eps\": \"0.1\", \"number_forward_passes\": 1},\n"
+    "            {\"name\": \"no-aa\", \"architecture\": \"x\", \"clean_acc\": \"99.00\", \"autoattack_acc\": null},\n"
+    "            {\"name\": \"robust\", \"architecture\": \"resnet18\", \"clean_acc\": \"90.00\", \"autoattack_acc\": \"47.25\",\n"
+    "             \"threat_model\": \"Linf\", \"eps\": \"8/255\", \"corruptions_mce\": \"63.33\", \"number_forward_passes\": 1}],\n"
+    " \"certified\": [{\"name\": \"noise\", \"sigma\": 0.25, \"n\": 2000, \"alpha\": 0.001, \"images\": 100,\n"
+    "                  \"radii\": [0, 0.25, 0.5], \"certified_accuracy\": [0.6, 0.45, 0.2]}],\n"
     " \"cams\": [{\"path\": \"cams/grid.png\", \"caption\": \"Grad-CAM top-3\"}],\n"
     " \"figures\": [{\"path\": \"fgsm.jpg\", \"caption\": \"FGSM example\"}]\n"
     "}\n";
@@ -139,7 +151,8 @@ int main(void) {
     if (!html || !md) return test_done();
 
     const char *filled[] = {"models", "training", "denoised", "transforms", "symmetries", "corruptions",
-                            "adversarial", "uap", "calibration", "tta", "ensembles", "cams", "figures"};
+                            "adversarial", "autoattack", "leaderboard", "certified", "uap", "calibration", "tta",
+                            "ensembles", "cams", "figures"};
     for (size_t i = 0; i < sizeof filled / sizeof filled[0]; i++) {
         char *s = section_of(html, filled[i]);
         CHECK(s && !strstr(s, "No data"), "section %s present and filled", filled[i]);
@@ -162,6 +175,22 @@ int main(void) {
               strstr(en, "Ensemble (1), (2); Majority Vote") && strstr(en, "(1) base") && strstr(en, "denoised top-1"),
           "Table 2 rows");
     free(en);
+    // AutoAttack beside PGD, the ensemble's row, the warning; the leaderboard sorted by AutoAttack
+    // accuracy with the card without it last; the certified curve drawn and tabulated.
+    char *aa = section_of(html, "autoattack");
+    CHECK(aa && strstr(aa, "31.00%") && strstr(aa, "12.50%") && strstr(aa, "33.30%") && strstr(aa, "attacked as one") &&
+              strstr(aa, "Square lowered"),
+          "AutoAttack table");
+    free(aa);
+    char *lb = section_of(html, "leaderboard");
+    const char *r1 = lb ? strstr(lb, "<td>robust</td>") : NULL, *r2 = lb ? strstr(lb, "<td>base</td>") : NULL,
+               *r3 = lb ? strstr(lb, "<td>no-aa</td>") : NULL;
+    CHECK(r1 && r2 && r3 && r1 < r2 && r2 < r3 && strstr(lb, "47.25%") && strstr(lb, "Linf 8/255"),
+          "leaderboard sorted by AutoAttack accuracy");
+    free(lb);
+    char *ce = section_of(html, "certified");
+    CHECK(ce && strstr(ce, "r=0.25: 45.0%") && strstr(ce, "<img "), "certified curve and table");
+    free(ce);
     char *adv = section_of(html, "adversarial");
     CHECK(adv && strstr(adv, "eps 0.01") && strstr(adv, "eps 0.03, 10 steps") && strstr(adv, "60.00%"), "FGSM/PGD table");
     free(adv);
@@ -171,8 +200,8 @@ int main(void) {
         imgs++;
         CHECK(!strncmp(q, "<img src=\"data:image/", 21), "image %d is a data URI", imgs);
     }
-    // training 1 + transforms 1 + symmetries 1 + corruptions 2 + cams 1 + figures 1
-    CHECK(imgs == 7, "%d images embedded, expected 7", imgs);
+    // training 1 + transforms 1 + symmetries 1 + corruptions 2 + certified 1 + cams 1 + figures 1
+    CHECK(imgs == 8, "%d images embedded, expected 8", imgs);
     CHECK(!strstr(html, "http://") && !strstr(html, "https://") && !strstr(html, "src=\"/") &&
               strstr(html, "default-src 'none'"),
           "no external references; CSP forbids network loads");
@@ -194,7 +223,7 @@ int main(void) {
             const char *a = strstr(dom, "data-images=\""), *b = strstr(dom, "data-images-loaded=\"");
             int total = a ? atoi(a + 13) : -1, loaded = b ? atoi(b + 20) : -1;
             printf("chromium: %d of %d images decoded\n", loaded, total);
-            CHECK(total == 7 && loaded == 7, "chromium decoded %d of %d images, expected 7 of 7", loaded, total);
+            CHECK(total == 8 && loaded == 8, "chromium decoded %d of %d images, expected 8 of 8", loaded, total);
             CHECK(strstr(dom, "id=\"ensembles\"") != NULL, "rendered DOM holds the sections");
             free(dom);
         }
@@ -220,7 +249,7 @@ int main(void) {
     html = slurp(dir, "report.html");
     int nodata = 0;
     for (const char *q = html; q && (q = strstr(q, "No data:")); q++) nodata++;
-    CHECK(html && nodata == 14 && strstr(html, "image not found: nope.png"), "%d sections say No data", nodata);
+    CHECK(html && nodata == 17 && strstr(html, "image not found: nope.png"), "%d sections say No data", nodata);
     free(html);
     return test_done();
 }

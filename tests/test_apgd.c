@@ -44,24 +44,8 @@ static double now_s(void) {
 }
 
 static void build_small(rcv_model *m, uint64_t seed) {
-    rcv_model_cfg c;
-    rcv_model_cfg_defaults(&c);
-    c.in_c = C, c.in_h = H, c.in_w = W, c.n_classes = K, c.seed = seed;
-    c.mean[0] = 0.3f, c.std[0] = 0.4f;
-    if (rcv_model_build(m, "smallcnn", &c)) {
-        fprintf(stderr, "%s\n", rcv_error());
-        exit(1);
-    }
-    // Running statistics unlike the batch ones, so eval and train mode differ.
+    test_build_smallcnn(m, C, H, W, K, seed);
     rcv_graph *g = m->g;
-    rcv_rng r;
-    rcv_rng_init(&r, seed + 7);
-    for (int p = 0; p < g->n_params; p++) {
-        rcv_param *pi = &g->param_info[p];
-        if (pi->kind != RCV_BUFFER) continue;
-        int var = strstr(pi->name, "running_var") != NULL;
-        rcv_rng_fill_uniform(&r, rcv_param_data(g, p), pi->numel, var ? 0.5f : -0.2f, var ? 1.5f : 0.2f);
-    }
     // Spread logits (fc x 20): at initialisation they are nearly equal, the CE loss sits within a
     // few float32 ulps of log 10 and `loss > best` decides on rounding (oneDNN's vs PyTorch's sums).
     for (int p = 0; p < g->n_params; p++)

@@ -1,3 +1,4 @@
+#include "robustcv/error.h"
 #include "testutil.h"
 
 #include <math.h>
@@ -66,4 +67,24 @@ int test_sh(const char *fmt, ...) {
     int st = system(cmd);
     if (st == -1) return -1;
     return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+void test_build_smallcnn(rcv_model *m, int c, int h, int w, int k, uint64_t seed) {
+    rcv_model_cfg cfg;
+    rcv_model_cfg_defaults(&cfg);
+    cfg.in_c = c, cfg.in_h = h, cfg.in_w = w, cfg.n_classes = k, cfg.seed = seed;
+    cfg.mean[0] = 0.3f, cfg.std[0] = 0.4f;
+    if (rcv_model_build(m, "smallcnn", &cfg)) {
+        fprintf(stderr, "%s\n", rcv_error());
+        exit(1);
+    }
+    rcv_graph *g = m->g;
+    rcv_rng r;
+    rcv_rng_init(&r, seed + 7);
+    for (int p = 0; p < g->n_params; p++) {
+        rcv_param *pi = &g->param_info[p];
+        if (pi->kind != RCV_BUFFER) continue;
+        int var = strstr(pi->name, "running_var") != NULL;
+        rcv_rng_fill_uniform(&r, rcv_param_data(g, p), pi->numel, var ? 0.5f : -0.2f, var ? 1.5f : 0.2f);
+    }
 }

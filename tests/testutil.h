@@ -32,4 +32,10 @@ int test_quick(void);
 // Runs a shell command, returns its exit status (-1 if it could not run).
 int test_sh(const char *fmt, ...);
 
+#include "robustcv/models.h"
+// A smallcnn for c x h x w images and k classes (normalization mean 0.3, std 0.4) whose batchnorm
+// running statistics are drawn unlike any batch's (means in [-0.2, 0.2], variances in [0.5, 1.5],
+// from seed + 7), so eval mode differs from train mode. Exits with the message on failure.
+void test_build_smallcnn(rcv_model *m, int c, int h, int w, int k, uint64_t seed);
+
 #endif

@@ -390,7 +390,7 @@ static float step_trades(rcv_recipe *r, rcv_rng *rng) {
     }
     for (size_t e = 0; e < total; e++) r->xa[e] = rcv_clamp01(r->xa[e]); // the reference's last clamp (0 steps)
     free(p);
-    rcv_graph_zero_grad(m->g); // the crafting backward touched the parameter gradients
+    rcv_graph_zero_grad(m->g); // the step starts from zero (crafting skips parameter gradients; cheap insurance)
     const float *views[2] = {r->x0, r->xa};
     return multi_view(r, views, 2, stability_extra);
 }

@@ -41,6 +41,10 @@ if [ -x "$BUILD/bench_augment" ]; then
 fi
 # Randomized smoothing's sampling loop, noisy forwards/s (bench/bench_certify.c vs bench/peer_certify.py).
 [ -x "$BUILD/bench_certify" ] && THREADS=$THREADS bench/bench_certify.sh "$BUILD"
+# The attacks' input gradient and APGD-CE (bench/bench_attack_grad.sh), then AutoAttack standard on
+# 1000 Fashion-MNIST test images against torchattacks configured the same (bench/bench_autoattack.sh).
+[ -x "$BUILD/bench_attack_grad" ] && THREADS=$THREADS bench/bench_attack_grad.sh "$BUILD"
+THREADS=$THREADS bench/bench_autoattack.sh "$BUILD" || echo "bench_autoattack.sh failed"
 # The model zoo last: the slowest part.
 [ -x "$BUILD/bench_models" ] && STEPS=${STEPS_MODELS:-3} bench/models.sh "$BUILD"
 exit 0

@@ -25,9 +25,10 @@ A=$T/a/last.safetensors; B=$T/b/last.safetensors
 "$BIN" attack --checkpoint "$A" --attack autoattack --eps "$EPS" --limit "$N" --batch 500 --out "$T/aa" > "$T/aa.txt" 2> "$T/aa.err"
 ok test $? -eq 0
 ours=$($PY -c "import json; print(json.load(open('$T/aa/results.json'))['adversarial_accuracy'])")
+ours_s=$($PY -c "import json; print('%.1f' % json.load(open('$T/aa/results.json'))['seconds'])")
 if $PY tests/oracle/aa_ref.py "$A" --attack autoattack --norm Linf --eps "$EPS" --n "$N" --batch 500 > "$T/ref.txt" 2> "$T/ref.err"; then
   ref=$(sed -n 's/^robust_acc //p' "$T/ref.txt")
-  echo "AutoAttack robust accuracy on $N images, eps $EPS: ours $ours, torchattacks $ref ($(sed -n 's/^seconds //p' "$T/ref.txt") s)"
+  echo "AutoAttack robust accuracy on $N images, eps $EPS: ours $ours ($ours_s s), torchattacks $ref ($(sed -n 's/^seconds //p' "$T/ref.txt") s)"
   ok $PY -c "import sys; sys.exit(abs($ours - $ref) > 0.01)"
 else
   rc=$?; [ $rc -eq 77 ] && echo "skip: torch/torchattacks missing" || { echo "FAIL: aa_ref.py exited $rc"; cat "$T/ref.err"; fail=$((fail+1)); }

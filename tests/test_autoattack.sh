@@ -9,7 +9,7 @@ set -u
 BIN=${RCV_BIN:-build/robustcv}
 PY=/usr/bin/python3
 N=${AA_N:-1000}
-EPS=${AA_EPS:-0.05}
+EPS=${AA_EPS:-0.1}
 T=$(mktemp -d /tmp/rcv_aa.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 fail=0; pass=0

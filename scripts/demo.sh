@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # make demo: the main job on the embedded default, Fashion-MNIST (Debian's dataset-fashion-mnist):
 # trains three models (standard with augmentation, stability training, FGSM adversarial
-# training), runs the robustness suite, evaluates every ensemble, draws Grad-CAM maps and writes
-# runs/demo/report.html. QUICK=1 runs the few-minute version.
+# training), runs the robustness suite (AutoAttack beside PGD, for the ensemble too), evaluates
+# every ensemble, draws Grad-CAM maps, certifies a fourth, noise-trained model by randomized
+# smoothing and writes runs/demo/report.html and the model cards. QUICK=1 runs the few-minute version.
 set -euo pipefail
 BIN=${1:-build/robustcv}
 OUT=${OUT:-runs/demo}

@@ -47,11 +47,13 @@ r = json.load(open(sys.argv[1]))
 rows = [m["autoattack"][0] for m in r["models"]] + [r["ensemble_autoattack"][0]]
 bad = [x for x in rows if not (x["autoattack"] <= x["pgd"] + 1e-9 and x["pgd"] <= x["clean"] + 1e-9 and x["images"] == 200)]
 for x in rows: print("clean %.3f pgd %.3f autoattack %.3f" % (x["clean"], x["pgd"], x["autoattack"]))
-card = json.load(open(sys.argv[2] + "/last.card.json"))
+card = json.load(open(sys.argv[2] + "/a.card.json"))
+card_b = json.load(open(sys.argv[2] + "/b.card.json"))
 m0 = r["models"][0]
 ok = (not bad and card["autoattack_acc"] == "%.2f" % (100 * m0["autoattack"][0]["autoattack"])
       and card["clean_acc"] == "%.2f" % (100 * m0["sets"]["clean"]["top1"]) and card["threat_model"] == "Linf"
-      and card["number_forward_passes"] == 1 and card["architecture"] == "smallcnn")
+      and card["number_forward_passes"] == 1 and card["architecture"] == "smallcnn" and card["name"] == "a"
+      and card_b["autoattack_acc"] == "%.2f" % (100 * r["models"][1]["autoattack"][0]["autoattack"]))
 sys.exit(0 if ok else 1)
 PYEOF
 

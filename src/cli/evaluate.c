@@ -157,16 +157,24 @@ int cli_suite_options(const rcv_opt *opts, rcv_suite_cfg *c) {
     return 0;
 }
 
-// card.json beside each checkpoint, or DIR/<checkpoint stem>.card.json with --cards DIR.
+// card.json beside each checkpoint, or DIR/NAME.card.json with --cards DIR (created): NAME is the
+// checkpoint's file stem, or its directory's name for robustcv train's last / best.
 static int write_cards(const rcv_suite_result *r, const rcv_model *models, const char *const *ckpts, int n,
                        const char *data, const char *dir) {
+    if (dir && rcv_mkdir_p(dir)) return -1;
     for (int m = 0; m < n; m++) {
-        char path[1200], stem[600];
+        char path[1200], stem[600], parent[600] = "";
         const char *base = strrchr(ckpts[m], '/');
+        if (base) {
+            const char *p = base;
+            while (p > ckpts[m] && p[-1] != '/') p--;
+            snprintf(parent, sizeof parent, "%.*s", (int)(base - p), p);
+        }
         base = base ? base + 1 : ckpts[m];
         snprintf(stem, sizeof stem, "%s", base);
         char *dot = strstr(stem, ".safetensors");
         if (dot) *dot = 0;
+        if (*parent && (!strcmp(stem, "last") || !strcmp(stem, "best"))) snprintf(stem, sizeof stem, "%s", parent);
         if (dir) snprintf(path, sizeof path, "%s/%s.card.json", dir, stem);
         else snprintf(path, sizeof path, "%.*scard.json", (int)(base - ckpts[m]), ckpts[m]);
         rcv_card c;
@@ -196,7 +204,8 @@ int cli_evaluate(int argc, char **argv) {
         {"aa-eps", "E,E", "AutoAttack eps (default: the --pgd-eps list)", NULL},
         {"aa-attacks", "LIST", "AutoAttack's attacks (default apgd-ce,apgd-t,fab-t,square)", NULL},
         {"aa-ensemble", "0|1", "with 2+ checkpoints, also AutoAttack them as one ensemble (default 1)", NULL},
-        {"cards", "DIR", "write each checkpoint's model card here as NAME.card.json (default: card.json beside it)", NULL},
+        {"cards", "DIR", "write each checkpoint's model card here (created) as NAME.card.json, NAME the file stem or, for "
+                          "last/best, its directory (default: card.json beside it)", NULL},
         {"threads", "N", "threads (default: all cores)", NULL},
         {"json", "FILE", "write the results as JSON", NULL},
         {NULL, NULL, NULL, NULL},

@@ -83,6 +83,25 @@ int cli_robust_attack_run(cli_robust_attack *a, const rcv_classifier *f, const f
     }
 }
 
+void cli_aa_trace_json(rcv_json_writer *w, const rcv_autoattack_result *r, const char *seconds_key) {
+    rcv_json_key(w, "after");
+    rcv_json_begin_object(w);
+    for (int k = 0; k < r->n_attacks; k++)
+        rcv_json_key(w, r->name[k]), rcv_json_number(w, (double)r->robust[k] / (r->n ? r->n : 1));
+    rcv_json_end_object(w);
+    rcv_json_key(w, seconds_key);
+    rcv_json_begin_object(w);
+    for (int k = 0; k < r->n_attacks; k++) rcv_json_key(w, r->name[k]), rcv_json_number(w, r->seconds[k]);
+    rcv_json_end_object(w);
+    rcv_json_key(w, "warnings");
+    rcv_json_begin_array(w);
+    if (r->probabilities) rcv_json_string(w, "outputs look like probabilities");
+    if (r->zero_grad) rcv_json_string(w, "zero gradients");
+    if (r->randomized) rcv_json_string(w, "randomized classifier under the standard version");
+    if (r->square_lowered) rcv_json_string(w, "Square lowered the robust accuracy after the white-box attacks");
+    rcv_json_end_array(w);
+}
+
 void cli_robust_attack_json(rcv_json_writer *w, const cli_robust_attack *a) {
     switch (a->kind) {
     case 0:
@@ -92,22 +111,7 @@ void cli_robust_attack_json(rcv_json_writer *w, const cli_robust_attack *a) {
         rcv_json_key(w, "steps"), rcv_json_int(w, a->aa.n_iter);
         rcv_json_key(w, "n_queries"), rcv_json_int(w, a->aa.n_queries);
         if (a->aa.version == RCV_AA_RAND) rcv_json_key(w, "eot_iter"), rcv_json_int(w, a->aa.eot_iter);
-        rcv_json_key(w, "after");
-        rcv_json_begin_object(w);
-        for (int k = 0; k < a->res.n_attacks; k++)
-            rcv_json_key(w, a->res.name[k]), rcv_json_number(w, (double)a->res.robust[k] / (a->res.n ? a->res.n : 1));
-        rcv_json_end_object(w);
-        rcv_json_key(w, "attack_seconds");
-        rcv_json_begin_object(w);
-        for (int k = 0; k < a->res.n_attacks; k++) rcv_json_key(w, a->res.name[k]), rcv_json_number(w, a->res.seconds[k]);
-        rcv_json_end_object(w);
-        rcv_json_key(w, "warnings");
-        rcv_json_begin_array(w);
-        if (a->res.probabilities) rcv_json_string(w, "outputs look like probabilities");
-        if (a->res.zero_grad) rcv_json_string(w, "zero gradients");
-        if (a->res.randomized) rcv_json_string(w, "randomized classifier under the standard version");
-        if (a->res.square_lowered) rcv_json_string(w, "Square lowered the robust accuracy after the white-box attacks");
-        rcv_json_end_array(w);
+        cli_aa_trace_json(w, &a->res, "attack_seconds");
         break;
     case 1:
         rcv_json_key(w, "norm"), rcv_json_string(w, a->fab.norm == RCV_NORM_L2 ? "l2" : "linf");

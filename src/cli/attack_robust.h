@@ -26,6 +26,9 @@ int cli_robust_attack_parse(const rcv_opt *opts, int kind, rcv_norm norm, float 
 // All n images at once; robust: 1 where still classified correctly.
 int cli_robust_attack_run(cli_robust_attack *a, const rcv_classifier *f, const float *x, const int32_t *y, int n,
                           rcv_rng *rng, float *x_adv, uint8_t *robust);
+// AutoAttack's trace as JSON keys: "after" (robust fraction after each attack), seconds_key (each
+// attack's seconds), "warnings" (the reference's checks that fired). evaluate and attack share it.
+void cli_aa_trace_json(rcv_json_writer *w, const rcv_autoattack_result *r, const char *seconds_key);
 // The attack's settings (and AutoAttack's per-attack trace) as results.json keys.
 void cli_robust_attack_json(rcv_json_writer *w, const cli_robust_attack *a);
 

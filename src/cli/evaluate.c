@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli/args.h"
+#include "cli/attack_robust.h"
 #include "cli/cli.h"
 #include "robustcv/card.h"
 #include "robustcv/error.h"
@@ -40,21 +41,7 @@ void cli_aa_json(rcv_json_writer *w, const rcv_suite_result *r, int m) {
         rcv_json_key(w, "pgd"), rcv_json_number(w, q->pgd);
         rcv_json_key(w, "pgd_steps"), rcv_json_int(w, q->pgd_steps);
         rcv_json_key(w, "autoattack"), rcv_json_number(w, q->aa);
-        rcv_json_key(w, "after");
-        rcv_json_begin_object(w);
-        for (int a = 0; a < q->res.n_attacks; a++)
-            rcv_json_key(w, q->res.name[a]), rcv_json_number(w, (double)q->res.robust[a] / (q->n ? q->n : 1));
-        rcv_json_end_object(w);
-        rcv_json_key(w, "seconds");
-        rcv_json_begin_object(w);
-        for (int a = 0; a < q->res.n_attacks; a++) rcv_json_key(w, q->res.name[a]), rcv_json_number(w, q->res.seconds[a]);
-        rcv_json_end_object(w);
-        rcv_json_key(w, "warnings");
-        rcv_json_begin_array(w);
-        if (q->res.probabilities) rcv_json_string(w, "outputs look like probabilities");
-        if (q->res.zero_grad) rcv_json_string(w, "zero gradients");
-        if (q->res.square_lowered) rcv_json_string(w, "Square lowered the robust accuracy after the white-box attacks");
-        rcv_json_end_array(w);
+        cli_aa_trace_json(w, &q->res, "seconds");
         rcv_json_end_object(w);
     }
     rcv_json_end_array(w);

@@ -59,8 +59,9 @@ int cli_train_config(int argc, char **argv, const char *verb, const char *synops
         {"gamma", "X", "ResNet-D geometric residual decay (seed paper: 0.04278; default 0 = plain ResNet)", NULL},
         {"box-lambda", "X", "NAME+box models: loss = cross-entropy + X * smooth-L1 of the box (default 1); the data "
                             "must carry boxes (tiny-imagenet)", NULL},
-        {"init", "FILE", "start from a (torchvision) state_dict in safetensors, e.g. from PyTorch: "
-                         "save_file(m.state_dict(), 'r18.safetensors')", NULL},
+        {"init", "FILE", "start from a (torchvision) state_dict: a torch.save file (.pth, e.g. torchvision's "
+                         "resnet18-f37072fd.pth; read without Python, nothing in it is run) or safetensors, e.g. from "
+                         "PyTorch: save_file(m.state_dict(), 'r18.safetensors')", NULL},
         {"reset", "PREFIXES", "comma list of modules kept at fresh initialisation, e.g. fc (new class count)", NULL},
         {"freeze", "PREFIXES", "comma list of modules not trained; their batchnorm uses running statistics", NULL},
         {"train-from", "MODULE", "freeze every module registered before MODULE, e.g. layer2", NULL},

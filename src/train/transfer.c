@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "robustcv/error.h"
+#include "robustcv/pth.h"
 #include "robustcv/safetensors.h"
 #include "robustcv/train.h"
 
@@ -102,7 +103,7 @@ static void list_add(char *buf, size_t cap, int *count, const char *name) {
 static int load_init(rcv_model *m, const rcv_finetune_cfg *t, int quiet) {
     rcv_graph *g = m->g;
     rcv_safetensors st;
-    if (rcv_st_open(&st, t->init)) return rcv_fail_ctx("--init: ");
+    if (rcv_weights_open(&st, t->init)) return rcv_fail_ctx("--init: "); // safetensors or torch.save .pth
     uint8_t *used = rcv_xcalloc((size_t)st.n + 1, 1);
     char missing[512] = "", unused[512] = "";
     int n_missing = 0, n_unused = 0, n_loaded = 0, n_reset = 0, rc = -1;

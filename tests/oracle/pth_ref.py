@@ -7,13 +7,14 @@ Usage: /usr/bin/python3 tests/oracle/pth_ref.py models OUT_DIR [NAME ...]
          NAME.ref.safetensors = input (2, 64, 64, 3) in [0, 1] and model.eval()'s logits (2, 1000)
        /usr/bin/python3 tests/oracle/pth_ref.py cases OUT_DIR MARKER
          small files for the format's corners (see cases() below); MARKER is a path that a
-         pickle naming os.system would create if anything in it were run
-       /usr/bin/python3 tests/oracle/pth_ref.py check OUT.safetensors IN.pth [--strip P] [--key K]
-         robustcv convert's output against torch.load(IN.pth): the same names (less the prefix P),
-         dtypes, shapes and bit-identical values (contiguous, whatever IN's strides). Exit 1 if not.
+         pickle naming os.system would create if anything in it were run; also smallcnn.pth,
+         robustcv's smallcnn (resnet_ref.SmallCNN, 1x28x28, 10 classes, random batchnorm statistics)
+       /usr/bin/python3 tests/oracle/pth_ref.py check OUT.safetensors IN.pth [--strip P] [--key K] [--ignore Q]
+         robustcv convert's output against torch.load(IN.pth): the same names (less the prefix P; names
+         of OUT starting with Q are left out), dtypes, shapes and bit-identical values (contiguous,
+         whatever IN's strides). Several as A B [opts] :: A B [opts] ... Exit 1 if any differ.
 Exits 77 without torch/torchvision.
 """
-import io
 import json
 import os
 import pickle
@@ -31,7 +32,7 @@ except ImportError as e:  # pragma: no cover
     sys.exit(77)
 import numpy as np  # noqa: E402
 
-from resnet_ref import randomize_bn, save_safetensors  # noqa: E402
+from resnet_ref import SmallCNN, randomize_bn, save_safetensors  # noqa: E402
 
 ST_DTYPES = {"F32": (np.float32, torch.float32), "F16": (np.float16, torch.float16),
              "BF16": (np.int16, torch.bfloat16), "F64": (np.float64, torch.float64),
@@ -112,6 +113,10 @@ def torch_like_zip(dst, pkl, extra=()):
 
 def cases(out, marker):
     j = lambda n: os.path.join(out, n)  # noqa: E731
+    torch.manual_seed(3)
+    m = SmallCNN()
+    randomize_bn(m)
+    torch.save(m.state_dict(), j("smallcnn.pth"))
     torch.manual_seed(5)
     # Corners of the tensor format: half, bfloat16, int64, a transposed (strided) view, a view with a
     # storage offset, a 0-dim tensor, and two tensors sharing one storage.
@@ -154,7 +159,6 @@ def cases(out, marker):
     with open(j("truncated_end.pth"), "wb") as f:
         f.write(raw[:-1])
     # A corrupt central directory: its first signature broken.
-    cd = raw.rfind(b"PK\x01\x02", 0, raw.find(b"PK\x05\x06"))
     cd = raw.find(b"PK\x01\x02")
     bad = bytearray(raw)
     bad[cd + 2] = 0x7F
@@ -166,7 +170,6 @@ def cases(out, marker):
     bad[cd2 + 42:cd2 + 46] = struct.pack("<I", len(raw) + 1000)
     with open(j("bad_offset.pth"), "wb") as f:
         f.write(bad)
-    # A storage key that escapes its folder, and a pickle naming a module that is not allowed.
     pk = bytearray(zipfile.ZipFile(j("small.pth")).read("small/data.pkl"))
     with zipfile.ZipFile(j("small.pth")) as z:
         names = z.namelist()
@@ -196,12 +199,12 @@ def load_st(path):
     return out
 
 
-def check(st_path, pth_path, strip, key):
+def check(st_path, pth_path, strip, key, ignore):
     ref = torch.load(pth_path, map_location="cpu")
     if key:
         ref = ref[key]
     ref = {(k[len(strip):] if strip and k.startswith(strip) else k): v for k, v in ref.items() if torch.is_tensor(v)}
-    got = load_st(st_path)
+    got = {k: v for k, v in load_st(st_path).items() if not (ignore and k.startswith(ignore))}
     names = {"F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16, "F64": torch.float64,
              "I64": torch.int64, "I32": torch.int32, "U8": torch.uint8, "BOOL": torch.bool}
     bad = []
@@ -231,9 +234,16 @@ def main():
         os.makedirs(a[1], exist_ok=True)
         cases(a[1], a[2])
     elif len(a) >= 3 and a[0] == "check":
-        strip = a[a.index("--strip") + 1] if "--strip" in a else ""
-        key = a[a.index("--key") + 1] if "--key" in a else ""
-        sys.exit(check(a[1], a[2], strip, key))
+        rc, groups = 0, [[]]
+        for x in a[1:]:  # several comparisons in one run: A B [opts] :: A B [opts] ...
+            if x == "::":
+                groups.append([])
+            else:
+                groups[-1].append(x)
+        for g in groups:
+            opt = lambda n: g[g.index(n) + 1] if n in g else ""  # noqa: E731
+            rc |= check(g[0], g[1], opt("--strip"), opt("--key"), opt("--ignore"))
+        sys.exit(rc)
     else:
         sys.exit(__doc__)
 

@@ -209,6 +209,9 @@ int rcv_zip_read(const rcv_zip *z, const rcv_zip_entry *e, size_t max_size, cons
     const uint8_t *src = z->buf + e->data;
     if (e->method == 0) {
         uint32_t c = crc_of(src, e->size);
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+        c = e->crc; // let the fuzzer reach the unpickler and the tensor checks through mutated entries
+#endif
         if (c != e->crc)
             return rcv_fail("%s: zip entry '%s' has CRC-32 %08x, the central directory says %08x (corrupt data)",
                             z->path, e->name, c, e->crc);
@@ -253,6 +256,9 @@ int rcv_zip_read(const rcv_zip *z, const rcv_zip_entry *e, size_t max_size, cons
                         zr == Z_DATA_ERROR ? ", zlib: data error" : "");
     }
     uint32_t c = crc_of(out, e->size);
+#ifdef FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+    c = e->crc;
+#endif
     if (c != e->crc) {
         free(out);
         return rcv_fail("%s: zip entry '%s' has CRC-32 %08x, the central directory says %08x (corrupt data)",

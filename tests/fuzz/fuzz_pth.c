@@ -1,9 +1,11 @@
 // libFuzzer target for the .pth reader (src/io/zip.c, pickle.c, pth.c): the input is tried both
 // as a whole torch.save archive and as a bare data.pkl. Whatever loads must describe tensors
 // inside the buffer it returns; every byte of them is read (the sanitizers check the bounds).
+// FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION (libFuzzer's convention) turns off the zip CRC-32
+// check, so mutations inside data.pkl and the storages reach the unpickler and tensor checks.
 //
 // Build by hand (the lead wires it into CMake):
-//   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude -Isrc tests/fuzz/fuzz_pth.c \
+//   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -Iinclude -Isrc tests/fuzz/fuzz_pth.c \
 //     src/io/pth.c src/io/pickle.c src/io/zip.c src/io/safetensors.c src/io/json.c src/io/fileio.c \
 //     src/core/error.c -lz -lm -o fuzz_pth
 //   ./fuzz_pth -max_len=65536 CORPUS_DIR   (seed it with small torch.save files: tests/oracle/pth_ref.py cases DIR X)

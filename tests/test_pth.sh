@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # robustcv convert and train --init on torch.save files (tests/oracle/pth_ref.py writes them with
 # Debian's torch): converted safetensors hold exactly what torch.load sees (names, dtypes, shapes,
-# bits; strided views made contiguous) for float16/bfloat16/int64/float64 storages, transposed and
-# offset views, another top folder, deflate, ZIP64 (Python's and a hand-written ZIP64 central
-# directory), a nested checkpoint dict and DataParallel's "module." prefix; `train --init x.pth`
-# starts from exactly the file's weights; hostile pickles (os.system, eval, INST), an unknown
-# opcode, truncated and corrupt archives, a bad data offset, storages too short for their tensors
-# and a legacy (pre-1.6) file each exit 1 with a message naming the problem, write nothing, and
-# run nothing (the marker file a hostile pickle would create never appears).
+# bits; strided views made contiguous) for float16/bfloat16/int64/float64 storages, transposed,
+# offset and expanded views, an nn.Parameter, pickle protocol 4, another top folder, deflate,
+# ZIP64 (Python's and a hand-written ZIP64 central directory), a nested checkpoint dict and
+# DataParallel's "module." prefix; `train --init x.pth` starts from exactly the file's weights;
+# hostile pickles (os.system, eval, INST), an unknown opcode, truncated and corrupt archives, a
+# bad data offset, storages too short for their tensors and a legacy (pre-1.6) file each exit 1
+# with a message naming the problem, write nothing, and run nothing (the marker file a hostile
+# pickle would create never appears).
 set -u
 BIN=${RCV_BIN:-build/robustcv}
 PY=/usr/bin/python3
@@ -23,7 +24,7 @@ if [ $rc = 77 ] || [ $rc = 127 ]; then echo "SKIP: /usr/bin/python3 with torch i
 [ $rc = 0 ] || { echo "FAIL: pth_ref.py cases exited $rc"; exit 1; }
 
 # --- files that load: convert, then compare with torch.load in one Python run ---
-for f in dtypes folder deflate zip64 zip64py nested dataparallel smallcnn; do
+for f in dtypes proto4 folder deflate zip64 zip64py nested dataparallel smallcnn; do
   ok "$BIN" convert "$T/$f.pth" "$T/$f.safetensors"
 done
 ok "$BIN" convert "$T/nested.pth" "$T/nested_key.safetensors" --key state_dict
@@ -36,6 +37,7 @@ ok test $? = 0
 ok grep -q "init: 32 tensors from $T/smallcnn.pth, 0 re-initialised" "$T/train.err"
 # One Python run compares them all with torch.load.
 ok $PY $REF check "$T/dtypes.safetensors" "$T/dtypes.pth" \
+  :: "$T/proto4.safetensors" "$T/proto4.pth" \
   :: "$T/folder.safetensors" "$T/dtypes.pth" \
   :: "$T/deflate.safetensors" "$T/dtypes.pth" \
   :: "$T/zip64.safetensors" "$T/dtypes.pth" \

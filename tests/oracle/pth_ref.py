@@ -123,7 +123,8 @@ def cases(out, marker):
     base = torch.randn(6, 5)
     sd = {"half": torch.randn(3, 4).half(), "bf16": torch.randn(7).bfloat16(), "long": torch.arange(-3, 9),
           "transposed": base.t(), "offset_view": base[2:4, 1:], "scalar": torch.tensor(2.5),
-          "shared_a": base[0], "f64": torch.randn(2, 2).double(), "weird_stride": torch.randn(4, 6, 5).permute(2, 0, 1)[:, 1:3, ::2]}
+          "shared_a": base[0], "f64": torch.randn(2, 2).double(), "weird_stride": torch.randn(4, 6, 5).permute(2, 0, 1)[:, 1:3, ::2],
+          "param": torch.nn.Parameter(torch.randn(2, 3)), "expanded": torch.randn(3, 1).expand(3, 4)}
     torch.save(sd, j("dtypes.pth"))
     assert not sd["transposed"].is_contiguous() and sd["offset_view"].storage_offset() > 0
     # A checkpoint dict around the state dict, and DataParallel's "module." prefix.
@@ -131,6 +132,8 @@ def cases(out, marker):
     torch.save({"epoch": 3, "state_dict": small, "optimizer": {"lr": 0.1}}, j("nested.pth"))
     torch.save({"module." + k: v for k, v in small.items()}, j("dataparallel.pth"))
     torch.save(small, j("small.pth"))
+    # Protocol 4 (FRAME, MEMOIZE, SHORT_BINUNICODE, STACK_GLOBAL-era opcodes) instead of torch's default 2.
+    torch.save(sd, j("proto4.pth"), pickle_protocol=4)
     # Rewritten archives: another top folder, deflate, ZIP64 written by Python's zipfile
     # (force_zip64: ZIP64 local headers) and by hand (ZIP64 central directory and end records).
     rezip(j("dtypes.pth"), j("folder.pth"), folder="resnet18_weights")

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/pickle.h"
 #include "robustcv/error.h"
 #include "robustcv/fileio.h"
 #include "robustcv/pth.h"
@@ -130,7 +131,53 @@ static void expect_fail(const char *dir, const char *file, const char *a, const 
     if (rc == 0) rcv_st_close(&st);
 }
 
+// Pickles that cost more than their size would be refused at the limit, with the limit named.
+static void test_limits(void) {
+    size_t reps = (1u << 20) + 8, len = 0;
+    uint8_t *p = malloc(2 + 2 * reps + 8);
+    p[len++] = 0x80, p[len++] = 2;
+    for (size_t i = 0; i < reps; i++) p[len++] = ')', p[len++] = '0'; // EMPTY_TUPLE, POP
+    p[len++] = '}', p[len++] = '.';
+    rcv_pickle pk;
+    CHECK(rcv_pickle_load(&pk, p, len, "objects") == -1 && strstr(rcv_error(), "more than 1048576 objects"),
+          "object limit: %s", rcv_error());
+    free(p);
+    // A list appended to itself 2^22 times (BINGET 0, APPEND): no new objects, but entries.
+    reps = (1u << 22) + 8, len = 0;
+    p = malloc(5 + 3 * reps + 8);
+    p[len++] = 0x80, p[len++] = 2, p[len++] = ']', p[len++] = 'q', p[len++] = 0;
+    for (size_t i = 0; i < reps; i++) p[len++] = 'h', p[len++] = 0, p[len++] = 'a';
+    p[len++] = '.';
+    CHECK(rcv_pickle_load(&pk, p, len, "items") == -1 && strstr(rcv_error(), "container entries"), "item limit: %s",
+          rcv_error());
+    free(p);
+    // The stack: 2^20 + 1 references pushed.
+    reps = (1u << 20) + 8, len = 0;
+    p = malloc(5 + 2 * reps + 8);
+    p[len++] = 0x80, p[len++] = 2, p[len++] = '}', p[len++] = 'q', p[len++] = 0;
+    for (size_t i = 0; i < reps; i++) p[len++] = 'h', p[len++] = 0;
+    p[len++] = '.';
+    CHECK(rcv_pickle_load(&pk, p, len, "stack") == -1 && strstr(rcv_error(), "stack deeper"), "stack limit: %s",
+          rcv_error());
+    free(p);
+    // MARK nesting, and a memo index beyond the pickle.
+    uint8_t marks[80] = {0x80, 2};
+    memset(marks + 2, '(', 70);
+    marks[72] = '.';
+    CHECK(rcv_pickle_load(&pk, marks, 73, "marks") == -1 && strstr(rcv_error(), "MARKs nested deeper than 64"),
+          "mark limit: %s", rcv_error());
+    const uint8_t memo[] = {0x80, 2, '}', 'r', 0xff, 0xff, 0xff, 0x7f, '.'};
+    CHECK(rcv_pickle_load(&pk, memo, sizeof memo, "memo") == -1 && strstr(rcv_error(), "memo index larger"),
+          "memo index: %s", rcv_error());
+    // A well-formed state dict pickle with no tensors parses (the limits leave real pickles alone).
+    const uint8_t ok[] = {0x80, 2, 'c', 'c', 'o', 'l', 'l', 'e', 'c', 't', 'i', 'o', 'n', 's', '\n', 'O', 'r', 'd', 'e', 'r',
+                          'e', 'd', 'D', 'i', 'c', 't', '\n', ')', 'R', '.'};
+    CHECK(rcv_pickle_load(&pk, ok, sizeof ok, "ok") == 0 && pk.root->type == PK_DICT, "OrderedDict(): %s", rcv_error());
+    rcv_pickle_free(&pk);
+}
+
 int main(void) {
+    test_limits();
     const char *dir = test_tmpdir("pth");
     int rc = test_sh("/usr/bin/python3 tests/oracle/pth_ref.py cases %s %s/MARKER", dir, dir);
     if (rc == 77 || rc == 127) {

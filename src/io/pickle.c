@@ -1,7 +1,8 @@
 // Restricted unpickler (see pickle.h). Opcodes follow CPython's Lib/pickletools.py; the allow-list
 // is what torch.save writes for a state dict (torch/_weights_only_unpickler.py accepts the same
 // family). Limits keep a hostile pickle from costing more than its own size: at most
-// RCV_PK_MAX_OBJECTS values, MARK nesting RCV_PK_MAX_MARKS, memo indices below the pickle's length.
+// RCV_PK_MAX_OBJECTS values, RCV_PK_MAX_ITEMS container entries, a stack of RCV_PK_MAX_STACK,
+// MARK nesting RCV_PK_MAX_MARKS, memo indices below the pickle's length.
 #include "io/pickle.h"
 
 #include <stdio.h>
@@ -12,6 +13,8 @@
 
 #define RCV_PK_MAX_OBJECTS (1 << 20)
 #define RCV_PK_MAX_MARKS 64
+#define RCV_PK_MAX_ITEMS (1 << 22) // container entries in all (a memo reference can be stored many times)
+#define RCV_PK_MAX_STACK (1 << 20)
 
 static const struct {
     const char *module, *name;
@@ -72,6 +75,7 @@ typedef struct {
     int n_marks;
     rcv_pk **memo;
     size_t n_memo, memo_cap;
+    size_t n_items; // container entries so far
 } unpickler;
 
 static int bad(unpickler *u, const char *fmt, const char *a) {
@@ -266,7 +270,7 @@ static int run(unpickler *u) {
             u->pk->root = u->stack[0];
             return 0;
         case '}': case ']': case ')': // EMPTY_DICT, EMPTY_LIST, EMPTY_TUPLE
-            if (!(o = new_obj(u, op == '}' ? PK_DICT : op == ']' ? PK_LIST : PK_TUPLE))) return -2;
+            if (!(o = new_obj(u, op == '}' ? PK_DICT : op == ']' ? PK_LIST : PK_TUPLE))) { rc = -2; break; }
             push(u, o);
             break;
         case '(': // MARK
@@ -276,7 +280,8 @@ static int run(unpickler *u) {
         case 't': { // TUPLE: everything above the mark
             if (!u->n_marks) return bad(u, "%s", "TUPLE without a MARK");
             int b = u->marks[--u->n_marks];
-            if (!(o = new_obj(u, PK_TUPLE))) return -2;
+            if (!(o = new_obj(u, PK_TUPLE))) { rc = -2; break; }
+            if ((u->n_items += (size_t)(u->sp - b)) > RCV_PK_MAX_ITEMS) { rc = -3; break; }
             for (int i = b; i < u->sp; i++) push_item(o, u->stack[i]);
             u->sp = b;
             push(u, o);
@@ -285,7 +290,7 @@ static int run(unpickler *u) {
         case 0x85: case 0x86: case 0x87: { // TUPLE1..3
             int n = op - 0x84;
             if (u->sp - base(u) < n) return bad(u, "%s", "TUPLEn with too few objects on the stack");
-            if (!(o = new_obj(u, PK_TUPLE))) return -2;
+            if (!(o = new_obj(u, PK_TUPLE))) { rc = -2; break; }
             for (int i = u->sp - n; i < u->sp; i++) push_item(o, u->stack[i]);
             u->sp -= n;
             push(u, o);
@@ -297,7 +302,7 @@ static int run(unpickler *u) {
             uint64_t n = rdle(a, w);
             u->pos += (size_t)w;
             if (need(u, n)) return -1;
-            if (!(o = new_obj(u, PK_STR))) return -2;
+            if (!(o = new_obj(u, PK_STR))) { rc = -2; break; }
             o->s = rcv_xmalloc((size_t)n + 1);
             memcpy(o->s, u->p + u->pos, (size_t)n);
             o->s[n] = 0;
@@ -309,7 +314,7 @@ static int run(unpickler *u) {
         case 'J': case 'K': case 'M': { // BININT (i32), BININT1 (u8), BININT2 (u16)
             int w = op == 'J' ? 4 : op == 'K' ? 1 : 2;
             if (need(u, (size_t)w)) return -1;
-            if (!(o = new_obj(u, PK_INT))) return -2;
+            if (!(o = new_obj(u, PK_INT))) { rc = -2; break; }
             uint64_t x = rdle(a, w);
             o->i = op == 'J' ? (int64_t)(int32_t)(uint32_t)x : (int64_t)x;
             u->pos += (size_t)w;
@@ -324,7 +329,7 @@ static int run(unpickler *u) {
             if (need(u, (size_t)n)) return -1;
             uint64_t x = rdle(u->p + u->pos, n);
             if (n && n < 8 && (x >> (8 * n - 1) & 1)) x |= ~(uint64_t)0 << (8 * n); // sign-extend
-            if (!(o = new_obj(u, PK_INT))) return -2;
+            if (!(o = new_obj(u, PK_INT))) { rc = -2; break; }
             o->i = (int64_t)x;
             u->pos += (size_t)n;
             push(u, o);
@@ -334,20 +339,21 @@ static int run(unpickler *u) {
             if (need(u, 8)) return -1;
             uint64_t x = 0;
             for (int i = 0; i < 8; i++) x = x << 8 | a[i];
-            if (!(o = new_obj(u, PK_FLOAT))) return -2;
+            if (!(o = new_obj(u, PK_FLOAT))) { rc = -2; break; }
             memcpy(&o->f, &x, 8);
             u->pos += 8;
             push(u, o);
             break;
         }
         case 0x88: case 0x89: case 'N': // NEWTRUE, NEWFALSE, NONE
-            if (!(o = new_obj(u, op == 'N' ? PK_NONE : PK_BOOL))) return -2;
+            if (!(o = new_obj(u, op == 'N' ? PK_NONE : PK_BOOL))) { rc = -2; break; }
             o->i = op == 0x88;
             push(u, o);
             break;
         case 's': // SETITEM
             v = pop(u), k = pop(u), o = pop(u);
             if (!o || o->type != PK_DICT) return bad(u, "%s", "SETITEM needs a dict, a key and a value");
+            if ((u->n_items += 2) > RCV_PK_MAX_ITEMS) { rc = -3; break; }
             push_item(o, k), push_item(o, v);
             push(u, o);
             break;
@@ -356,6 +362,7 @@ static int run(unpickler *u) {
             int b = u->marks[--u->n_marks];
             if (b == 0 || (u->sp - b) % 2 || u->stack[b - 1]->type != PK_DICT)
                 return bad(u, "%s", "SETITEMS needs a dict below the MARK and key/value pairs above it");
+            if ((u->n_items += (size_t)(u->sp - b)) > RCV_PK_MAX_ITEMS) { rc = -3; break; }
             for (int i = b; i < u->sp; i++) push_item(u->stack[b - 1], u->stack[i]);
             u->sp = b;
             break;
@@ -363,6 +370,7 @@ static int run(unpickler *u) {
         case 'a': // APPEND
             v = pop(u), o = pop(u);
             if (!o || o->type != PK_LIST) return bad(u, "%s", "APPEND needs a list and a value");
+            if ((u->n_items += 1) > RCV_PK_MAX_ITEMS) { rc = -3; break; }
             push_item(o, v);
             push(u, o);
             break;
@@ -370,6 +378,7 @@ static int run(unpickler *u) {
             if (!u->n_marks) return bad(u, "%s", "APPENDS without a MARK");
             int b = u->marks[--u->n_marks];
             if (b == 0 || u->stack[b - 1]->type != PK_LIST) return bad(u, "%s", "APPENDS needs a list below the MARK");
+            if ((u->n_items += (size_t)(u->sp - b)) > RCV_PK_MAX_ITEMS) { rc = -3; break; }
             for (int i = b; i < u->sp; i++) push_item(u->stack[b - 1], u->stack[i]);
             u->sp = b;
             break;
@@ -427,7 +436,13 @@ static int run(unpickler *u) {
         if (rc == -2)
             return rcv_fail("%s: more than %d objects by byte %zu, expected a state dict", u->where, RCV_PK_MAX_OBJECTS,
                             u->op_at);
+        if (rc == -3)
+            return rcv_fail("%s: more than %d container entries by byte %zu, expected a state dict", u->where,
+                            RCV_PK_MAX_ITEMS, u->op_at);
         if (rc) return -1;
+        if (u->sp > RCV_PK_MAX_STACK) // each opcode pushes at most one
+            return rcv_fail("%s: stack deeper than %d by byte %zu, expected a state dict", u->where, RCV_PK_MAX_STACK,
+                            u->op_at);
     }
     return rcv_fail("%s: pickle ends at byte %zu without a STOP opcode (truncated)", u->where, u->len);
 }

@@ -4,7 +4,8 @@
 # bits; strided views made contiguous) for float16/bfloat16/int64/float64 storages, transposed,
 # offset and expanded views, an nn.Parameter, pickle protocol 4, another top folder, deflate,
 # ZIP64 (Python's and a hand-written ZIP64 central directory), a nested checkpoint dict and
-# DataParallel's "module." prefix; `train --init x.pth` starts from exactly the file's weights;
+# DataParallel's "module." prefix, torchvision's legacy DenseNet keys ("norm.1" -> "norm1");
+# `train --init x.pth` starts from exactly the file's weights;
 # hostile pickles (os.system, eval, INST), an unknown opcode, truncated and corrupt archives, a
 # bad data offset, storages too short for their tensors and a legacy (pre-1.6) file each exit 1
 # with a message naming the problem, write nothing, and run nothing (the marker file a hostile
@@ -24,7 +25,7 @@ if [ $rc = 77 ] || [ $rc = 127 ]; then echo "SKIP: /usr/bin/python3 with torch i
 [ $rc = 0 ] || { echo "FAIL: pth_ref.py cases exited $rc"; exit 1; }
 
 # --- files that load: convert, then compare with torch.load in one Python run ---
-for f in dtypes proto4 folder deflate zip64 zip64py nested dataparallel smallcnn; do
+for f in dtypes proto4 folder deflate zip64 zip64py nested dataparallel smallcnn densenet_legacy; do
   ok "$BIN" convert "$T/$f.pth" "$T/$f.safetensors"
 done
 ok "$BIN" convert "$T/nested.pth" "$T/nested_key.safetensors" --key state_dict
@@ -48,6 +49,7 @@ ok $PY $REF check "$T/dtypes.safetensors" "$T/dtypes.pth" \
   :: "$T/dp_keep.safetensors" "$T/dataparallel.pth" \
   :: "$T/small_strip.safetensors" "$T/small.pth" --strip conv. \
   :: "$T/smallcnn.safetensors" "$T/smallcnn.pth" \
+  :: "$T/densenet_legacy.safetensors" "$T/densenet_new.pth" \
   :: "$T/run/last.safetensors" "$T/smallcnn.pth" --ignore optim.
 # The check itself notices a difference (one byte of a converted tensor changed).
 cp "$T/dtypes.safetensors" "$T/dtypes.safetensors.flip"

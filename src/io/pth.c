@@ -12,6 +12,7 @@
 // one allocation like a safetensors file read from disk.
 #include "robustcv/pth.h"
 
+#include <ctype.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -170,6 +171,29 @@ static void gather(uint8_t *dst, const uint8_t *src, size_t es, int ndim, const 
             if (++idx[d] < size[d]) break;
             idx[d] = 0;
         }
+    }
+}
+
+// torchvision's published DenseNet weights (densenet121-a639ec97.pth, densenet169-b2777c0a.pth, ...)
+// predate the module names norm1/relu1/conv1: their keys read "...denselayer3.norm.1.weight".
+// torchvision renames them when it loads them (models/densenet.py, _load_state_dict: the pattern
+// ^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$);
+// so does this reader, in place.
+static void densenet_legacy_name(char *s) {
+    static const char *const tails[] = {"weight", "bias", "running_mean", "running_var"};
+    size_t n = strlen(s);
+    for (int t = 0; t < 4; t++) {
+        size_t tl = strlen(tails[t]);
+        if (n < tl + 7 + 12) continue; // "denselayerN" + ".norm.1." + tail at least
+        char *tail = s + n - tl, *mod = tail - 7; // mod: "norm.1." before the tail
+        if (strcmp(tail, tails[t]) || tail[-1] != '.' || (tail[-2] != '1' && tail[-2] != '2') || tail[-3] != '.' ||
+            mod[-1] != '.' || (strncmp(mod, "norm", 4) && strncmp(mod, "relu", 4) && strncmp(mod, "conv", 4)))
+            continue;
+        char *p = mod - 1;
+        while (p > s && isdigit((unsigned char)p[-1])) p--;
+        if (p == mod - 1 || p - s < 10 || strncmp(p - 10, "denselayer", 10)) continue;
+        memmove(tail - 3, tail - 2, strlen(tail - 2) + 1); // "norm.1.weight" -> "norm1.weight"
+        return;
     }
 }
 
@@ -344,6 +368,7 @@ static int load(rcv_safetensors *st, uint8_t *buf, size_t len, const char *path,
         rcv_st_tensor *t = &st->t[st->n];
         if (add_tensor(&c, k->s, v, buf, &a, t, &in_area[st->n])) goto out;
         t->name = rcv_xstrdup(name);
+        densenet_legacy_name(t->name);
         st->n++;
     }
     if (st->n > 1) { // unique names (a pickled dict has none twice; a crafted one might)

@@ -18,6 +18,7 @@ Exits 77 without torch/torchvision.
 import json
 import os
 import pickle
+import re
 import struct
 import sys
 import zipfile
@@ -132,6 +133,15 @@ def cases(out, marker):
     torch.save({"epoch": 3, "state_dict": small, "optimizer": {"lr": 0.1}}, j("nested.pth"))
     torch.save({"module." + k: v for k, v in small.items()}, j("dataparallel.pth"))
     torch.save(small, j("small.pth"))
+    # torchvision's published DenseNet weights use the old keys "denselayerN.norm.1.weight"; a small
+    # torchvision DenseNet saved both ways (the reader renames like torchvision's _load_state_dict).
+    dn = torchvision.models.DenseNet(growth_rate=4, block_config=(2, 2), num_init_features=8, num_classes=5)
+    dsd = dn.state_dict()
+    torch.save(dsd, j("densenet_new.pth"))
+    legacy = r"(denselayer\d+\.(?:norm|relu|conv))([12])\.(weight|bias|running_mean|running_var)$"
+    old = {re.sub(legacy, r"\1.\2.\3", k): v for k, v in dsd.items()}
+    assert sum(k != o for k, o in zip(dsd, old)) == 4 * 10, "4 dense layers x (norm1 4, conv1 1, norm2 4, conv2 1)"
+    torch.save(old, j("densenet_legacy.pth"))
     # Protocol 4 (FRAME, MEMOIZE, SHORT_BINUNICODE, STACK_GLOBAL-era opcodes) instead of torch's default 2.
     torch.save(sd, j("proto4.pth"), pickle_protocol=4)
     # Rewritten archives: another top folder, deflate, ZIP64 written by Python's zipfile

@@ -5,9 +5,9 @@
 // check, so mutations inside data.pkl and the storages reach the unpickler and tensor checks.
 //
 // Build by hand (the lead wires it into CMake):
-//   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION -Iinclude -Isrc tests/fuzz/fuzz_pth.c \
-//     src/io/pth.c src/io/pickle.c src/io/zip.c src/io/safetensors.c src/io/json.c src/io/fileio.c \
-//     src/core/error.c -lz -lm -o fuzz_pth
+//   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION
+//     -Iinclude -Isrc tests/fuzz/fuzz_pth.c src/io/pth.c src/io/pickle.c src/io/zip.c
+//     src/io/safetensors.c src/io/json.c src/io/fileio.c src/core/error.c -lz -lm -o fuzz_pth
 //   ./fuzz_pth -max_len=65536 CORPUS_DIR   (seed it with small torch.save files: tests/oracle/pth_ref.py cases DIR X)
 #include <stddef.h>
 #include <stdint.h>

@@ -17,12 +17,13 @@
 #include "robustcv/pth.h"
 #include "robustcv/safetensors.h"
 
+static volatile float sink; // keeps the reads of tensor data
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     rcv_pickle pk;
     if (rcv_pickle_load(&pk, data, size, "fuzz: data.pkl") == 0) rcv_pickle_free(&pk);
     rcv_safetensors st;
     if (rcv_pth_open_mem(&st, data, size, "fuzz.pth", NULL) == 0) {
-        volatile float sink = 0;
         for (int i = 0; i < st.n; i++) {
             const rcv_st_tensor *t = &st.t[i];
             if (t->end > st.data_len || t->end - t->begin != t->numel * rcv_dtype_size(t->dtype)) abort();

@@ -366,6 +366,37 @@ static void check_distributions(void) {
     }
 }
 
+// Boxes follow the content through the geometric ops (a bright rectangle's pixel bounding box),
+// within 1.6 px as test_augment allows nearest-sampled warps.
+static void check_boxes(void) {
+    const int n = 32;
+    struct {
+        int op;
+        float mag;
+    } t[] = {{POL_SHEAR_X, 0.3f}, {POL_SHEAR_X, -0.5f}, {POL_SHEAR_Y, 0.25f}, {POL_TRANSLATE_X, -7.9f},
+             {POL_TRANSLATE_Y, 5}, {POL_ROTATE, 30}, {POL_ROTATE, -12}, {POL_BRIGHTNESS, 0.5f}};
+    double worst = 0;
+    for (size_t k = 0; k < sizeof t / sizeof t[0]; k++) {
+        float x[32 * 32] = {0}, box[4] = {9, 11, 21, 19};
+        for (int i = 11; i < 19; i++)
+            for (int j = 9; j < 21; j++) x[i * n + j] = 1;
+        aug_policy_draw d = {.n = 1, .op = {t[k].op}, .apply = {1}, .mag = {t[k].mag}};
+        aug_policy_run(&d, 0, x, n, n, 1, box, 1);
+        int x0 = n, y0 = n, x1 = -1, y1 = -1;
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++)
+                if (x[i * n + j] > 0.25f) {
+                    x0 = j < x0 ? j : x0, x1 = j > x1 ? j : x1;
+                    y0 = i < y0 ? i : y0, y1 = i > y1 ? i : y1;
+                }
+        double e = fmax(fmax(fabs(box[0] - x0), fabs(box[1] - y0)), fmax(fabs(box[2] - (x1 + 1)), fabs(box[3] - (y1 + 1))));
+        CHECK(x1 >= 0 && e <= 1.6, "boxes under %s %g: off by %g px from the content", aug_policy_op_names[t[k].op],
+              t[k].mag, e);
+        worst = fmax(worst, e);
+    }
+    printf("  boxes through the geometric ops: worst %.2f px\n", worst);
+}
+
 static void check_specs(void) {
     const char *bad[] = {"randaugment:magnitude=31", "randaugment:num_magnitude_bins=1", "randaugment:num_ops=2.5",
                          "trivialaugment:num_magnitude_bins=300", "autoaugment:policy=mnist", "autoaugment:fill=2",
@@ -391,6 +422,7 @@ int main(void) {
     pipeline_cases();
     check_oracle();
     check_distributions();
+    check_boxes();
     check_specs();
     return test_done();
 }

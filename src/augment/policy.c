@@ -191,7 +191,7 @@ void aug_policy_run(const aug_policy_draw *d, float fill, float *x, int h, int w
     size_t n = (size_t)h * w * c;
     float *u = rcv_xmalloc(2 * n * sizeof(float)), *tmp = u + n;
     for (size_t i = 0; i < n; i++) {
-        float v = x[i] < 0 ? 0.0f : x[i] > 1 ? 1.0f : x[i];
+        float v = x[i] > 0 ? (x[i] < 1 ? x[i] : 1.0f) : 0.0f; // NaN -> 0: u indexes histograms
         u[i] = nearbyintf(v * 255.0f);
     }
     for (int i = 0; i < d->n; i++) {

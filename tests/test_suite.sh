@@ -49,6 +49,12 @@ for name, r in ref.items():
 check("clean ece", m["ece"], ref["clean"]["ece"], 1e-3)
 # the symmetries matter here: an upright-trained model is not right on rot90
 assert sets["sym:1"]["top1"] < sets["clean"]["top1"] - 0.2, "sym:1 should cost accuracy"
+# the Figure-2 transform table includes the automatic policies (their ops: tests/test_policy.c)
+for t in ("autoaugment", "randaugment", "trivialaugment"):
+    ok = 0 <= sets.get("transform:" + t, {}).get("top1", -1) <= 1
+    print(f"{'ok  ' if ok else 'FAIL'} transform:{t} scored")
+    fail += not ok
+    passed += ok
 print(f"{passed} passed, {fail} failed")
 sys.exit(1 if fail else 0)
 PY

@@ -85,7 +85,9 @@ void rcv_suite_score(const float *logits, const int32_t *labels, int n, int k, d
                      double *nll);
 // Logits (n, K) of images x (n, H, W, C) in eval mode, batched at the model's plan.
 int rcv_model_logits(rcv_model *m, const float *x, int n, int batch, float *logits);
-// The seeds' single transforms the suite applies by default (augment.h specs, ';'-separated).
+// The seeds' single transforms the suite applies by default, then the AutoAugment (ImageNet),
+// RandAugment and TrivialAugmentWide policies with torchvision's defaults (augment.h specs,
+// ';'-separated).
 extern const char *const rcv_suite_default_transforms;
 
 #endif

@@ -11,7 +11,7 @@
 #include "robustcv/error.h"
 
 enum { T_HFLIP, T_VFLIP, T_CROP, T_RRC, T_AFFINE, T_ROTATE, T_PERSPECTIVE, T_JITTER, T_GRAY, T_BLUR, T_ERASE, T_SYM,
-       T_COUNT };
+       T_AUTOAUG, T_RANDAUG, T_TRIVIAL, T_COUNT };
 
 // Parameter kinds: a number, a range "lo/hi" (a single v means what torchvision makes of it,
 // see `sym`), a list of up to 4 numbers, or a word from a fixed set.
@@ -81,6 +81,21 @@ static const transform_spec specs[T_COUNT] = {
                    "fill: a number, random (uniform [0,1) pixels), normal (N(0,1), torchvision's 'random')"},
                   END_KEYS}},
     [T_SYM] = {"sym", 1, "one of the 8 symmetries of the square, uniformly (square images)", {END_KEYS}},
+    // The policies work on the 8-bit image round(255 x) as torchvision's do on uint8 (policy.c).
+    [T_AUTOAUG] = {"autoaugment", 1, "AutoAugment: one of the policy's 25 sub-policies of 2 ops, nearest",
+                   {{"policy", K_WORD, 0, 0, "imagenet", "imagenet|cifar10|svhn", "AutoAugmentPolicy"},
+                    {"fill", K_NUM, 1, 0, "0", NULL, "value outside the image, 0..1 (torchvision's 255 * fill)"},
+                    END_KEYS}},
+    [T_RANDAUG] = {"randaugment", 1, "RandAugment: num_ops ops, uniform over 14, at one magnitude, random sign",
+                   {{"num_ops", K_NUM, 0, 0, "2", NULL, "ops per image, 0..16"},
+                    {"magnitude", K_NUM, 1, 0, "9", NULL, "magnitude bin, 0..num_magnitude_bins-1"},
+                    {"num_magnitude_bins", K_NUM, 2, 0, "31", NULL, "bins of each magnitude range, 2..256"},
+                    {"fill", K_NUM, 3, 0, "0", NULL, "value outside the image, 0..1 (torchvision's 255 * fill)"},
+                    END_KEYS}},
+    [T_TRIVIAL] = {"trivialaugment", 1, "TrivialAugmentWide: one op, uniform over 14, uniform bin, random sign",
+                   {{"num_magnitude_bins", K_NUM, 0, 0, "31", NULL, "bins of each magnitude range, 2..256"},
+                    {"fill", K_NUM, 1, 0, "0", NULL, "value outside the image, 0..1 (torchvision's 255 * fill)"},
+                    END_KEYS}},
 };
 
 static const struct {
@@ -228,6 +243,24 @@ static int check_op(const aug_op *op) {
     case T_ERASE:
         if (v[0] < 0 || v[1] > 1 || v[2] <= 0) return rcv_fail("augment: erase: scale must lie in 0..1 and ratio be > 0");
         break;
+    case T_RANDAUG:
+        if (v[0] < 0 || v[0] > POL_MAX_OPS || v[0] != floorf(v[0]))
+            return rcv_fail("augment: randaugment:num_ops=%g, expected an integer in 0..%d", v[0], POL_MAX_OPS);
+        if (v[2] < 2 || v[2] > 256 || v[2] != floorf(v[2]))
+            return rcv_fail("augment: randaugment:num_magnitude_bins=%g, expected an integer in 2..256", v[2]);
+        if (v[1] < 0 || v[1] > v[2] - 1 || v[1] != floorf(v[1]))
+            return rcv_fail("augment: randaugment:magnitude=%g, expected an integer in 0..%g (num_magnitude_bins - 1)",
+                            v[1], v[2] - 1);
+        if (v[3] < 0 || v[3] > 1) return rcv_fail("augment: randaugment:fill=%g, expected 0..1", v[3]);
+        break;
+    case T_TRIVIAL:
+        if (v[0] < 2 || v[0] > 256 || v[0] != floorf(v[0]))
+            return rcv_fail("augment: trivialaugment:num_magnitude_bins=%g, expected an integer in 2..256", v[0]);
+        if (v[1] < 0 || v[1] > 1) return rcv_fail("augment: trivialaugment:fill=%g, expected 0..1", v[1]);
+        break;
+    case T_AUTOAUG:
+        if (v[1] < 0 || v[1] > 1) return rcv_fail("augment: autoaugment:fill=%g, expected 0..1", v[1]);
+        break;
     }
     return 0;
 }
@@ -296,7 +329,7 @@ int rcv_augment_parse(rcv_augment **out, const char *spec) {
 }
 
 const char *rcv_augment_help(void) {
-    static char buf[8192]; // built once from the tables; identical on every call
+    static char buf[12288]; // built once from the tables; identical on every call
     if (buf[0]) return buf;
     size_t n = 0;
     n += (size_t)snprintf(buf + n, sizeof buf - n,
@@ -449,6 +482,21 @@ void rcv_augment_apply(const rcv_augment *a, rcv_rng *r, float *x, int h, int w,
                 rcv_aug_erase(cur, h, w, c, i, j, eh, ew, vals, 0);
                 free(vals);
             }
+            break;
+        }
+        case T_AUTOAUG:
+        case T_RANDAUG:
+        case T_TRIVIAL: {
+            aug_policy pol = {.kind = op->type == T_AUTOAUG   ? POLICY_AUTO
+                                      : op->type == T_RANDAUG ? POLICY_RAND
+                                                              : POLICY_TRIVIAL};
+            if (op->type == T_AUTOAUG) pol.policy = (int)v[0], pol.bins = 10, pol.fill = v[1];
+            else if (op->type == T_RANDAUG)
+                pol.num_ops = (int)v[0], pol.magnitude = (int)v[1], pol.bins = (int)v[2], pol.fill = v[3];
+            else pol.bins = (int)v[0], pol.fill = v[1];
+            aug_policy_draw d;
+            aug_policy_sample(&pol, h, w, r, &d);
+            aug_policy_run(&d, pol.fill, cur, h, w, c, boxes, n_boxes);
             break;
         }
         case T_SYM: {

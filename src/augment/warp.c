@@ -6,8 +6,10 @@
 #include "augment/aug_internal.h"
 
 // Inverse affine matrix (output -> input, coordinates relative to the image centre), torchvision's
-// _get_inverse_affine_matrix with centre (0, 0). angle clockwise in degrees, shear in degrees.
-static void inverse_affine(float angle, float tx, float ty, float scale, float shx, float shy, double m[6]) {
+// _get_inverse_affine_matrix about (cx, cy), also relative to the image centre (F.affine's
+// center=None is (0, 0)). angle clockwise in degrees, shear in degrees.
+static void inverse_affine_about(double angle, double tx, double ty, double scale, double shx, double shy, double cx,
+                                 double cy, double m[6]) {
     double rot = angle * M_PI / 180, sx = shx * M_PI / 180, sy = shy * M_PI / 180;
     double a = cos(rot - sy) / cos(sy);
     double b = -cos(rot - sy) * tan(sx) / cos(sy) - sin(rot);
@@ -15,8 +17,12 @@ static void inverse_affine(float angle, float tx, float ty, float scale, float s
     double d = -sin(rot - sy) * tan(sx) / cos(sy) + cos(rot);
     m[0] = d / scale; m[1] = -b / scale; m[2] = 0;
     m[3] = -c / scale; m[4] = a / scale; m[5] = 0;
-    m[2] += m[0] * -tx + m[1] * -ty;
-    m[5] += m[3] * -tx + m[4] * -ty;
+    m[2] += m[0] * (-cx - tx) + m[1] * (-cy - ty) + cx;
+    m[5] += m[3] * (-cx - tx) + m[4] * (-cy - ty) + cy;
+}
+
+static void inverse_affine(float angle, float tx, float ty, float scale, float shx, float shy, double m[6]) {
+    inverse_affine_about(angle, tx, ty, scale, shx, shy, 0, 0, m);
 }
 
 // Nearest sample of src at input index coordinates (ix, iy) (pixel centres at integers).
@@ -63,10 +69,7 @@ void rcv_aug_rotate(const float *src, int h, int w, int c, float angle, float fi
 
 // The forward affine map in continuous pixel coordinates: the inverse of the output -> input map,
 // with the centre shift (w/2, h/2) on both sides.
-void aug_affine_forward(int h, int w, float angle, float tx, float ty, float scale, float shx, float shy,
-                        double f[6]) {
-    double m[6];
-    inverse_affine(angle, tx, ty, scale, shx, shy, m);
+static void forward_of(int h, int w, const double m[6], double f[6]) {
     double det = m[0] * m[4] - m[1] * m[3];
     double a = m[4] / det, b = -m[1] / det, c = -m[3] / det, d = m[0] / det;
     double cx = 0.5 * w, cy = 0.5 * h;
@@ -74,6 +77,21 @@ void aug_affine_forward(int h, int w, float angle, float tx, float ty, float sca
     f[0] = a; f[1] = b; f[3] = c; f[4] = d;
     f[2] = -(a * (m[2] + cx) + b * (m[5] + cy)) + cx;
     f[5] = -(c * (m[2] + cx) + d * (m[5] + cy)) + cy;
+}
+
+void aug_affine_forward(int h, int w, float angle, float tx, float ty, float scale, float shx, float shy,
+                        double f[6]) {
+    double m[6];
+    inverse_affine(angle, tx, ty, scale, shx, shy, m);
+    forward_of(h, w, m, f);
+}
+
+void aug_affine_about(const float *src, int h, int w, int c, double angle, double tx, double ty, double scale,
+                      double shx, double shy, double cx, double cy, float fill, float *dst, double fwd[6]) {
+    double m[6];
+    inverse_affine_about(angle, tx, ty, scale, shx, shy, cx, cy, m);
+    warp_affine(src, h, w, c, m, fill, dst);
+    if (fwd) forward_of(h, w, m, fwd);
 }
 
 // Solves the 8x8 system for coefficients (a..h) with to = P(from):

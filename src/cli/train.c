@@ -84,7 +84,9 @@ int cli_train_config(int argc, char **argv, const char *verb, const char *synops
         {"recipe", "NAME", "standard, augment-curriculum, fgsm, kurakin, stability, augmix, pgd, trades or noise "
                            "(default standard; docs/attacks.md)", NULL},
         {"raw-epochs", "N", "augment-curriculum: epochs on raw data before augmenting (default 5)", NULL},
-        {"augment", "SPEC", "augmentation pipeline, e.g. hflip:p=0.5,crop:pad=4,erase:value=random, or a preset such as "
+        {"augment", "SPEC", "augmentation pipeline, e.g. hflip:p=0.5,crop:pad=4,erase:value=random or the "
+                            "policies autoaugment:policy=imagenet, randaugment:num_ops=2:magnitude=9, trivialaugment, "
+                            "or a preset such as "
                             "seed-fce (robustcv train --augment help lists them); every epoch, or from --raw-epochs "
                             "on with augment-curriculum (default there: seed-fce)", NULL},
         {"fgsm-alpha", "X", "fgsm: weight of the clean loss (default 0.5)", NULL},

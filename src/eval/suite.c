@@ -30,7 +30,8 @@ void rcv_suite_defaults(rcv_suite_cfg *c) {
 
 const char *const rcv_suite_default_transforms =
     "hflip:p=1;vflip:p=1;crop:pad=4;rotate:degrees=15;affine:degrees=10:translate=0.1/0.1:scale=0.9/1.1;"
-    "perspective:p=1;jitter:brightness=0.4:contrast=0.4;blur:kernel_size=3:sigma=1/1;erase:p=1:value=random;gray:p=1";
+    "perspective:p=1;jitter:brightness=0.4:contrast=0.4;blur:kernel_size=3:sigma=1/1;erase:p=1:value=random;gray:p=1;"
+    "autoaugment;randaugment;trivialaugment";
 
 // An 8-bit RGB copy of image i of x (c = 1 is replicated), for the uint8 image operations.
 static void to_rgb8(const float *x, int hw, int c, uint8_t *rgb) {

@@ -25,6 +25,7 @@ static const struct {
     {"report", cli_report, "RUN_DIR/results.json -> self-contained report.html and report.md"},
     {"denoise", cli_denoise, "write an NL-means denoised copy of an image tree (OpenCV-equivalent)"},
     {"corrupt", cli_corrupt, "write a Tiny-ImageNet-C tree: 15 corruptions x 5 severities"},
+    {"serve", cli_serve, "Open Inference Protocol v2 server (REST), web page at /, Prometheus /metrics"},
 };
 
 static void usage(FILE *f) {

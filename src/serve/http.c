@@ -15,6 +15,7 @@ typedef struct {
     char *buf;
     size_t len, cap;
     int too_big, answered;
+    unsigned long long declared; // Content-Length over the cap (0: none)
     double t0;
 } conn_ctx;
 
@@ -42,17 +43,14 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         x = rcv_xcalloc(1, sizeof *x);
         x->t0 = serve_now();
         *con_cls = x;
+        // A declared length over the cap is refused without buffering anything: the body is read
+        // and dropped, then answered 413 (answering before the body is read races the client's
+        // sending: it may see a reset instead of the 413).
         const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_CONTENT_LENGTH);
         if (cl) {
             char *end;
             unsigned long long n = strtoull(cl, &end, 10);
-            if (end != cl && n > s->cfg.max_request) {
-                serve_reply r;
-                serve_reply_error(&r, 413, "the request body is %llu bytes, over the cap of %zu (--max-request-mb)", n,
-                                  s->cfg.max_request);
-                x->answered = 1;
-                return send_reply(c, &r, x->t0, method);
-            }
+            if (end != cl && n > s->cfg.max_request) x->too_big = 1, x->declared = n;
         }
         return MHD_YES;
     }
@@ -80,7 +78,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (x->answered) return MHD_YES;
     x->answered = 1;
     serve_reply r;
-    if (x->too_big)
+    if (x->declared)
+        serve_reply_error(&r, 413, "the request body is %llu bytes, over the cap of %zu (--max-request-mb)", x->declared,
+                          s->cfg.max_request);
+    else if (x->too_big)
         serve_reply_error(&r, 413, "the request body passed the cap of %zu bytes (--max-request-mb)", s->cfg.max_request);
     else
         serve_handle(s, method, url, x->buf ? x->buf : "", x->len, &r);

@@ -40,10 +40,14 @@ static int load_ckpt(serve_state *s, const char *path) {
     serve_ckpt *c = &s->ck[s->n_ck];
     double t0 = serve_now();
     rcv_ckpt_info info;
-    if (rcv_ckpt_load_model(path, &c->one, &info)) return -1;
-    if (rcv_ckpt_load_model(path, &c->many, NULL) || rcv_ckpt_load_model(path, &c->tool, NULL)) {
-        rcv_ckpt_info_free(&info);
-        return -1;
+    if (rcv_ckpt_load_model(path, &c->tool, &info)) return -1;
+    for (int b = 1;; b = b * 4 < s->cfg.max_batch ? b * 4 : s->cfg.max_batch) { // 1, 4, 16, ..., max-batch
+        c->inst_batch[c->n_inst] = b;
+        if (rcv_ckpt_load_model(path, &c->inst[c->n_inst++], NULL)) {
+            rcv_ckpt_info_free(&info);
+            return -1;
+        }
+        if (b == s->cfg.max_batch || c->n_inst == SERVE_MAX_INST) break;
     }
     c->classes = info.classes;
     c->n_classes = info.n_classes;
@@ -51,11 +55,11 @@ static int load_ckpt(serve_state *s, const char *path) {
     info.n_classes = 0;
     rcv_ckpt_info_free(&info);
     // Plan now, so the first request does not pay for it and a bad device fails at start-up.
-    if (rcv_graph_plan(c->one.g, 1, s->cfg.backend) || rcv_graph_plan(c->many.g, s->cfg.max_batch, s->cfg.backend))
-        return rcv_fail("%s: %s", path, rcv_error());
-    rcv_graph_set_training(c->one.g, 0);
-    rcv_graph_set_training(c->many.g, 0);
-    const rcv_model_cfg *m = &c->one.cfg;
+    for (int i = 0; i < c->n_inst; i++) {
+        if (rcv_graph_plan(c->inst[i].g, c->inst_batch[i], s->cfg.backend)) return rcv_fail("%s: %s", path, rcv_error());
+        rcv_graph_set_training(c->inst[i].g, 0);
+    }
+    const rcv_model_cfg *m = &c->tool.cfg;
     if (s->n_ck == 0) {
         s->in_c = m->in_c, s->in_h = m->in_h, s->in_w = m->in_w, s->n_classes = m->n_classes;
     } else if (m->in_c != s->in_c || m->in_h != s->in_h || m->in_w != s->in_w || m->n_classes != s->n_classes) {
@@ -163,8 +167,7 @@ int cli_serve(int argc, char **argv) {
     for (int i = 0; i < s.n_ck; i++) {
         serve_ckpt *k = &s.ck[i];
         if (k->tool_mode == 1) rcv_explainer_free(&k->ex);
-        rcv_model_free(&k->one);
-        rcv_model_free(&k->many);
+        for (int j = 0; j < k->n_inst; j++) rcv_model_free(&k->inst[j]);
         rcv_model_free(&k->tool);
         if (k->classes)
             for (int j = 0; j < k->n_classes; j++) free(k->classes[j]);

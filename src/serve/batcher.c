@@ -30,22 +30,25 @@ static void fill_rows(void *ctx, int s, int nb, float *x) {
     memcpy(x, f->x + (size_t)s * f->per, (size_t)nb * f->per * sizeof(float));
 }
 
+// The smallest planned instance that holds n images (the largest for more: chunks of it).
+static int member_logits(serve_state *s, serve_ckpt *c, fill_ctx *fc, int n, float *out) {
+    int i = 0;
+    while (i + 1 < c->n_inst && c->inst_batch[i] < n) i++;
+    return rcv_logits_batched(&c->inst[i], n, c->inst_batch[i], s->cfg.backend, fill_rows, fc, out);
+}
+
 static int model_logits(serve_state *s, int mi, const float *x, int n, float *out) {
     const serve_model *sm = &s->models[mi];
     int k = s->n_classes;
     fill_ctx fc = {x, (size_t)s->in_c * s->in_h * s->in_w};
     if (sm->n_members == 1) {
-        serve_ckpt *c = &s->ck[sm->member[0]];
-        rcv_model *m = n == 1 ? &c->one : &c->many;
-        return rcv_logits_batched(m, n, n == 1 ? 1 : s->cfg.max_batch, s->cfg.backend, fill_rows, &fc, out);
+        return member_logits(s, &s->ck[sm->member[0]], &fc, n, out);
     }
     double *acc = rcv_xcalloc((size_t)n * k, sizeof(double));
     float *z = rcv_xmalloc((size_t)n * k * sizeof(float));
     int rc = 0;
     for (int a = 0; a < sm->n_members && !rc; a++) {
-        serve_ckpt *c = &s->ck[sm->member[a]];
-        rcv_model *m = n == 1 ? &c->one : &c->many;
-        rc = rcv_logits_batched(m, n, n == 1 ? 1 : s->cfg.max_batch, s->cfg.backend, fill_rows, &fc, z);
+        rc = member_logits(s, &s->ck[sm->member[a]], &fc, n, z);
         for (int i = 0; i < n && !rc; i++) {
             const float *zi = z + (size_t)i * k;
             double mx = zi[0], t = 0;

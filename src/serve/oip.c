@@ -41,6 +41,7 @@ void serve_reply_error(serve_reply *r, int status, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    memset(r, 0, sizeof *r);
     rcv_json_writer w;
     rcv_json_writer_init(&w);
     rcv_json_begin_object(&w);
@@ -310,7 +311,7 @@ static int parse_request(serve_state *s, const char *body, size_t len, int max_i
         p->n = (int)n;
         p->x = rcv_xmalloc(n * per * sizeof(float));
         p->shown = rcv_xcalloc(n, sizeof *p->shown);
-        rcv_model_cfg cfg = s->ck[0].one.cfg;
+        rcv_model_cfg cfg = s->ck[0].inst[0].cfg;
         for (size_t i = 0; i < n; i++) {
             json_t *v = json_array_get(data, i);
             if (!json_is_string(v)) {

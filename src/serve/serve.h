@@ -29,10 +29,14 @@ typedef struct {
     int member[SERVE_MAX_MODELS]; // indices into serve_state.ck
 } serve_model;
 
-// One loaded checkpoint: the model three times (batch 1, batch max-batch, and one for explain
-// and attack, which re-plan it), all with the same weights.
+// One loaded checkpoint: the model planned for batches of 1, 4, 16, ... and max-batch images (a
+// forward pass runs on the smallest that holds the batch, zero-padded), and once more for explain
+// and attack, which re-plan it. All hold the same weights.
+#define SERVE_MAX_INST 8
 typedef struct {
-    rcv_model one, many, tool;
+    rcv_model inst[SERVE_MAX_INST];
+    int inst_batch[SERVE_MAX_INST], n_inst;
+    rcv_model tool;
     int tool_mode;           // 0 none, 1 explainer planned, 2 attack planned
     rcv_explainer ex;        // Grad-CAM on `tool`, batch 1 (tool_mode 1)
     char **classes;          // n_classes names (NULL entries allowed)

@@ -40,6 +40,7 @@ Image.frombytes("L", (28, 28), raw[16 + 784 * 7:16 + 784 * 8]).convert("RGB").re
 PY
 IMGS=("$T"/img0.png "$T"/img1.png "$T"/img2.png "$T"/img3.png "$T"/img4.png "$T"/img5.jpg)
 "$BIN" predict --checkpoint "$T/m1.safetensors" --threads 1 "${IMGS[@]}" > "$T/predict.txt" || { echo "FAIL: predict"; exit 1; }
+echo "[${SECONDS}s] two models trained, predict run"
 
 start() { # start LOG ARGS...: runs serve on a free port, sets PORT and PID
   local log=$1; shift
@@ -57,12 +58,15 @@ start() { # start LOG ARGS...: runs serve on a free port, sets PORT and PID
 start "$T/s1.log" --checkpoint "$T/m1.safetensors" --checkpoint "$T/m2.safetensors" --ensemble --max-request-mb 1 || exit 1
 echo "serve on port $PORT"
 ok $PY tests/oracle/serve_client.py check "$PORT" "$T/predict.txt" "${IMGS[@]}"
+echo "[${SECONDS}s] endpoints checked"
 ok $PY tests/oracle/serve_client.py load "$PORT" "$LOAD_S" 8 "${IMGS[@]}"
+echo "[${SECONDS}s] load and barrage done"
 if $PY -c "import selenium" 2>/dev/null && command -v chromedriver >/dev/null; then
   ok $PY tests/oracle/serve_page.py "$PORT" "$T/img0.png" "$T/page.png"
 else
   echo "SKIP: the browser test (python3-selenium and chromium-driver not installed; scripts/deps.sh installs them)"
 fi
+echo "[${SECONDS}s] page checked"
 kill -TERM "$PID"
 for _ in $(seq 50); do kill -0 "$PID" 2>/dev/null || break; sleep 0.1; done
 if kill -0 "$PID" 2>/dev/null; then echo "FAIL: serve still running 5 s after SIGTERM"; fail=1; else

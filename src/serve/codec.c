@@ -1,5 +1,6 @@
 // base64 (RFC 4648, standard alphabet) and PNG encoding into memory (libpng).
 #include <png.h>
+#include <turbojpeg.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -98,4 +99,20 @@ int serve_png_encode(const rcv_image *img, uint8_t **out, size_t *out_n) {
     *out = m.buf;
     *out_n = m.len;
     return 0;
+}
+
+int serve_image_check(const uint8_t *d, size_t n, long max_pixels) {
+    long w = 0, h = 0;
+    if (n >= 24 && !memcmp(d, "\x89PNG\r\n\x1a\n", 8)) {
+        w = (long)d[16] << 24 | (long)d[17] << 16 | (long)d[18] << 8 | d[19];
+        h = (long)d[20] << 24 | (long)d[21] << 16 | (long)d[22] << 8 | d[23];
+    } else if (n >= 3 && d[0] == 0xFF && d[1] == 0xD8) {
+        tjhandle t = tjInitDecompress();
+        int jw = 0, jh = 0, sub, cs;
+        if (t && tjDecompressHeader3(t, (unsigned char *)d, (unsigned long)n, &jw, &jh, &sub, &cs) == 0) w = jw, h = jh;
+        if (t) tjDestroy(t);
+    }
+    if (w > 0 && h > 0 && w * h > max_pixels)
+        return rcv_fail("the image is %ld x %ld pixels, over the server's limit of %ld pixels", w, h, max_pixels);
+    return 0; // anything else: the decoder names the problem
 }

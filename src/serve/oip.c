@@ -25,6 +25,7 @@
 #define SERVE_VERSION "0.1.0"
 #define MAX_IMAGES 1024   // images per infer request
 #define MAX_TOOL_IMAGES 8 // images per explain / attack request
+#define MAX_IMAGE_PIXELS (4096L * 4096) // decoded size of one BYTES image
 
 static void reply_json(serve_reply *r, int status, rcv_json_writer *w) {
     r->status = status;
@@ -271,15 +272,16 @@ static int parse_request(serve_state *s, const char *body, size_t len, int max_i
         }
         p->n = (int)dims[0];
         long want = (long)(p->n * per);
-        float *nchw = rcv_xmalloc((size_t)want * sizeof(float));
         char err[256];
-        long got = flatten(data, nchw, want, 0, 0, err, sizeof err);
+        // Counted before anything is allocated: the shape alone never sizes an allocation.
+        long got = flatten(data, NULL, 0, 0, 0, err, sizeof err);
         if (got != want) {
             if (got >= 0) serve_reply_error(r, 400, "\"data\" holds %ld numbers, shape [%d, %d, %d, %d] needs %ld", got, p->n, s->in_c, s->in_h, s->in_w, want);
             else serve_reply_error(r, 400, "%s", err);
-            free(nchw);
             return -1;
         }
+        float *nchw = rcv_xmalloc((size_t)want * sizeof(float));
+        flatten(data, nchw, want, 0, 0, err, sizeof err);
         p->x = rcv_xmalloc((size_t)want * sizeof(float));
         int hw = s->in_h * s->in_w;
         for (int i = 0; i < p->n; i++)
@@ -327,6 +329,11 @@ static int parse_request(serve_state *s, const char *body, size_t len, int max_i
             char name[64];
             snprintf(name, sizeof name, "image %zu", i);
             rcv_image img;
+            if (serve_image_check(raw, rn, MAX_IMAGE_PIXELS)) {
+                free(raw);
+                serve_reply_error(r, 400, "BYTES \"data\"[%zu]: %s", i, rcv_error());
+                return -1;
+            }
             if (rcv_image_decode(raw, rn, name, &img)) {
                 free(raw);
                 serve_reply_error(r, 400, "undecodable image: %s", rcv_error());

@@ -112,6 +112,9 @@ char *serve_metrics_text(const serve_state *s);
 char *serve_base64_encode(const uint8_t *data, size_t n); // malloc'ed, NUL-terminated
 // Standard alphabet, padding optional, whitespace skipped. -1 on any other byte.
 int serve_base64_decode(const char *s, size_t n, uint8_t **out, size_t *out_n);
+// A PNG's or JPEG's size from its header, before decoding: -1 with a message when over max_pixels
+// (a small file can declare a huge image). Other data passes (the decoder judges it).
+int serve_image_check(const uint8_t *data, size_t n, long max_pixels);
 // 8-bit PNG (c = 1, 3 or 4) into malloc'ed memory. 0 or -1 with a message.
 int serve_png_encode(const rcv_image *img, uint8_t **out, size_t *out_n);
 

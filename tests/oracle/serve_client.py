@@ -190,6 +190,9 @@ def cmd_check(port, predict_txt, imgs):
         (json.dumps(image_req([base64.b64encode(b"GIF89a not an image").decode()])), 400, "undecodable image"),
         (json.dumps(image_req([base64.b64encode(open(gray[0], "rb").read()[:60]).decode()])), 400, "undecodable image"),
         (json.dumps(image_req(["!!notbase64!!"])), 400, "base64"),
+        (json.dumps(image_req([base64.b64encode(b"\x89PNG\r\n\x1a\n\0\0\0\x0dIHDR" + struct.pack(">II", 20000, 20000) + bytes(20)).decode()])),
+         400, "20000 x 20000 pixels, over the server's limit"),
+        (json.dumps({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1000, 1, 28, 28], "data": [0]}]}), 400, "holds 1 numbers"),
         (json.dumps({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [2], "data": ["x"]}]}), 400, "shape [N]"),
     ]
     for body, code, needle in bad:
@@ -212,12 +215,12 @@ def cmd_check(port, predict_txt, imgs):
               headers={"Transfer-Encoding": "chunked"})
     r = c.getresponse(); j = json.loads(r.read()); c.close()
     check(r.status == 413 and "passed the cap" in j["error"], f"413 chunked: {r.status} {j}")
-    print("errors: 400 (10 kinds, each named), 404, 405 with Allow, 413 by Content-Length and by stream")
+    print("errors: 400 (12 kinds, each named), 404, 405 with Allow, 413 by Content-Length and by stream")
     # --- metrics: Prometheus text ---
     s, m, r = req(port, "GET", "/metrics", raw=True)
     m = m.decode()
     check(s == 200 and r.getheader("Content-Type").startswith("text/plain; version=0.0.4"), "metrics content type")
-    for needle in ('rcv_serve_requests_total ', 'rcv_serve_responses_total{code="400"} 10', 'rcv_serve_responses_total{code="413"} 2',
+    for needle in ('rcv_serve_requests_total ', 'rcv_serve_responses_total{code="400"} 12', 'rcv_serve_responses_total{code="413"} 2',
                    'rcv_serve_request_duration_seconds_bucket{le="+Inf"}', 'rcv_serve_batch_size_count',
                    'rcv_serve_model_load_seconds{model="m1"}', 'rcv_serve_model_load_seconds{model="m2"}'):
         check(needle in m, f"metrics lack {needle}")

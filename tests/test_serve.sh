@@ -21,7 +21,7 @@ export OMP_WAIT_POLICY=passive
 PY=/usr/bin/python3
 
 for s in 1 2; do
-  "$BIN" train --model smallcnn --epochs 1 --batch 64 --subset 300 --seed $s --threads 1 --quiet --out "$T/r$s" >/dev/null ||
+  "$BIN" train --model smallcnn --epochs 1 --batch 64 --subset 128 --seed $s --threads 1 --quiet --out "$T/r$s" >/dev/null ||
     { echo "FAIL: training model $s"; exit 1; }
   cp "$T/r$s/last.safetensors" "$T/m$s.safetensors"
 done

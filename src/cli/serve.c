@@ -145,6 +145,7 @@ int cli_serve(int argc, char **argv) {
     sigaddset(&set, SIGTERM);
     pthread_sigmask(SIG_BLOCK, &set, NULL);
     if (threads > 0) omp_set_num_threads(threads);
+    c->threads = threads;
     serve_metrics_init();
     for (int i = 0; i < n_ck; i++)
         if (load_ckpt(&s, cks[i])) {

@@ -2,6 +2,7 @@
 // forward pass until max-batch images are waiting or the oldest has waited max-delay; explain
 // and attack jobs run one at a time between batches.
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +176,8 @@ static int run_attack(serve_state *s, serve_job *j) {
 static void *batcher_main(void *arg) {
     serve_state *s = arg;
     serve_job *batch[1024];
+    // omp_set_num_threads is per thread: the models run here, so --threads is applied here.
+    if (s->cfg.threads > 0) omp_set_num_threads(s->cfg.threads);
     pthread_mutex_lock(&s->mu);
     for (;;) {
         while (!s->stop && !s->head) pthread_cond_wait(&s->cv_work, &s->mu);

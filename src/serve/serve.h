@@ -46,7 +46,7 @@ typedef struct {
 
 typedef struct {
     const char *host;
-    int port, max_batch, max_delay_ms, queue, http_threads, quiet;
+    int port, max_batch, max_delay_ms, queue, http_threads, threads; // threads: OpenMP, 0 = default
     size_t max_request;      // bytes
     rcv_backend backend;
 } serve_cfg;

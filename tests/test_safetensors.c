@@ -64,6 +64,11 @@ static void test_json(void) {
               rcv_error());
         rcv_json_free(&v);
     }
+    // jansson's position, line, column and text, for a mistake on the second line.
+    CHECK(rcv_json_parse("{\"a\": 1,\n \"b\" 2}", 16, &v) == -1 && strstr(rcv_error(), "byte 14 (line 2, column 6)") &&
+              strstr(rcv_error(), "':' expected"),
+          "error position: %s", rcv_error());
+    rcv_json_free(&v);
     char deep[200];
     memset(deep, '[', sizeof deep);
     CHECK(rcv_json_parse(deep, sizeof deep, &v) == -1 && strstr(rcv_error(), "nesting"), "depth limit: %s",

@@ -1,8 +1,9 @@
 """The page at / in headless Chromium (Selenium): upload an image through the file input, read
 the top-5 and the Grad-CAM overlays from the DOM, attack it, and save a screenshot.
 
-usage: serve_page.py PORT IMAGE SCREENSHOT.png
-The top-5 shown must equal what POST /v2/models/m1/explain returns for the same image."""
+usage: serve_page.py PORT IMAGE SCREENSHOT.png [MODEL]
+The top-5 shown must equal what POST /v2/models/MODEL/explain returns for the same image (MODEL: the
+first served, default m1); the server serves three models (two and their ensemble)."""
 import base64, http.client, json, sys
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -10,6 +11,7 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
 port, image, shot = int(sys.argv[1]), sys.argv[2], sys.argv[3]
+model = sys.argv[4] if len(sys.argv) > 4 else "m1"
 opts = webdriver.ChromeOptions()
 for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,1400"):
     opts.add_argument(a)
@@ -31,7 +33,7 @@ try:
     c = http.client.HTTPConnection("127.0.0.1", port)
     body = {"inputs": [{"name": "image", "datatype": "BYTES", "shape": [1],
                         "data": [base64.b64encode(open(image, "rb").read()).decode()]}], "parameters": {"top_k": 5}}
-    c.request("POST", "/v2/models/m1/explain", json.dumps(body))
+    c.request("POST", f"/v2/models/{model}/explain", json.dumps(body))
     j = json.loads(c.getresponse().read())
     want_cls = next(o for o in j["outputs"] if o["name"] == "classes")["data"]
     want_p = next(o for o in j["outputs"] if o["name"] == "probabilities")["data"]

@@ -74,8 +74,10 @@ if kill -0 "$PID" 2>/dev/null; then echo "FAIL: serve still running 5 s after SI
   [ $rc -eq 0 ] && echo "SIGTERM: stopped cleanly (status 0)" || { echo "FAIL: SIGTERM exit status $rc"; fail=1; }
 fi
 
-# A queue of one job, held by a long batching delay: concurrent requests get 503.
-start "$T/s2.log" --checkpoint "$T/m1.safetensors" --queue 1 --max-batch 64 --max-delay-ms 1500 --http-threads 8 || exit 1
+# A queue of two jobs, held by a long batching delay, on ONE HTTP thread: both queued requests wait
+# at once (suspended connections, not blocked threads) and are answered from one batch of 2; the
+# other four concurrent requests get 503.
+start "$T/s2.log" --checkpoint "$T/m1.safetensors" --queue 2 --max-batch 64 --max-delay-ms 1500 --http-threads 1 || exit 1
 ok $PY tests/oracle/serve_client.py busy "$PORT" "$T/img0.png"
 kill -TERM "$PID"; wait "$PID"
 

@@ -88,7 +88,7 @@ int cli_serve(int argc, char **argv) {
         {"max-delay-ms", "MS", "how long the batcher waits for more requests to fill a batch (default 5)", NULL},
         {"queue", "N", "jobs waiting for the batcher before requests are answered 503 (default 256)", NULL},
         {"max-request-mb", "MB", "request body cap, answered 413 above it (default 64)", NULL},
-        {"http-threads", "N", "HTTP worker threads (epoll thread pool; default 32): requests in flight at once", NULL},
+        {"http-threads", "N", "HTTP worker threads (epoll thread pool; default 4); requests waiting for the model hold none", NULL},
         {"threads", "N", "compute threads for the models (default: all cores)", NULL},
         {"device", "NAME", "cpu, ref or cuda (default cpu)", NULL},
         {NULL, NULL, NULL, NULL},
@@ -115,7 +115,7 @@ int cli_serve(int argc, char **argv) {
     memset(&s, 0, sizeof s);
     serve_cfg *c = &s.cfg;
     c->host = rcv_arg(opts, "host") ? rcv_arg(opts, "host") : "127.0.0.1";
-    c->port = 8080, c->max_batch = 32, c->max_delay_ms = 5, c->queue = 256, c->http_threads = 32;
+    c->port = 8080, c->max_batch = 32, c->max_delay_ms = 5, c->queue = 256, c->http_threads = 4;
     int mb = 64, threads = 0;
     if (rcv_arg_int(opts, "port", &c->port) || rcv_arg_int(opts, "max-batch", &c->max_batch) ||
         rcv_arg_int(opts, "max-delay-ms", &c->max_delay_ms) || rcv_arg_int(opts, "queue", &c->queue) ||

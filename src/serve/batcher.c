@@ -226,9 +226,16 @@ static void *batcher_main(void *arg) {
             first->rc = first->kind == JOB_EXPLAIN ? run_explain(s, first) : run_attack(s, first);
             if (first->rc) snprintf(first->err, sizeof first->err, "%s", rcv_error());
         }
+        // Callbacks collected first: once resumed, a request may free its job.
+        void (*cb[1024])(void *);
+        void *cb_arg[1024];
+        for (int a = 0; a < nb; a++) cb[a] = batch[a]->on_done, cb_arg[a] = batch[a]->done_arg;
         pthread_mutex_lock(&s->mu);
         for (int a = 0; a < nb; a++) batch[a]->done = 1;
-        pthread_cond_broadcast(&s->cv_done);
+        pthread_mutex_unlock(&s->mu);
+        for (int a = 0; a < nb; a++)
+            if (cb[a]) cb[a](cb_arg[a]);
+        pthread_mutex_lock(&s->mu);
     }
     pthread_mutex_unlock(&s->mu);
     return NULL;
@@ -237,7 +244,6 @@ static void *batcher_main(void *arg) {
 int serve_batcher_start(serve_state *s) {
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv_work, NULL);
-    pthread_cond_init(&s->cv_done, NULL);
     if (pthread_create(&s->thread, NULL, batcher_main, s)) return rcv_fail("serve: cannot start the batcher thread");
     return 0;
 }
@@ -250,21 +256,22 @@ void serve_batcher_stop(serve_state *s) {
     pthread_join(s->thread, NULL);
 }
 
-int serve_submit(serve_state *s, serve_job *j) {
+int serve_reserve(serve_state *s) {
     pthread_mutex_lock(&s->mu);
-    if (s->stop || s->queued >= s->cfg.queue) {
-        pthread_mutex_unlock(&s->mu);
-        return -1;
-    }
+    int ok = !s->stop && !s->stopping && s->queued < s->cfg.queue;
+    if (ok) s->queued++;
+    pthread_mutex_unlock(&s->mu);
+    return ok ? 0 : -1;
+}
+
+void serve_enqueue(serve_state *s, serve_job *j) {
+    pthread_mutex_lock(&s->mu);
     j->done = 0;
     j->next = NULL;
     j->t_enqueue = serve_now();
     if (s->tail) s->tail->next = j;
     else s->head = j;
     s->tail = j;
-    s->queued++;
     pthread_cond_signal(&s->cv_work);
-    while (!j->done) pthread_cond_wait(&s->cv_done, &s->mu);
     pthread_mutex_unlock(&s->mu);
-    return 0;
 }

@@ -6,12 +6,16 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include <string.h>
 
 #include "robustcv/error.h"
 #include "serve/serve.h"
 
 typedef struct {
+    serve_state *s;
+    struct MHD_Connection *conn;
+    serve_pending *pend; // waiting for (or done with) a batcher job: the connection is suspended
     char *buf;
     size_t len, cap;
     int too_big, answered;
@@ -35,6 +39,13 @@ static enum MHD_Result send_reply(struct MHD_Connection *c, serve_reply *r, doub
     return ok;
 }
 
+static void wait_suspend(void *arg) {
+    conn_ctx *x = arg;
+    __atomic_add_fetch(&x->s->in_flight, 1, __ATOMIC_SEQ_CST);
+    MHD_suspend_connection(x->conn);
+}
+static void wait_resume(void *arg) { MHD_resume_connection(((conn_ctx *)arg)->conn); }
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size, void **con_cls) {
     serve_state *s = cls;
@@ -42,6 +53,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
     if (!x) {
         x = rcv_xcalloc(1, sizeof *x);
         x->t0 = serve_now();
+        x->s = s;
+        x->conn = c;
         *con_cls = x;
         // A declared length over the cap is refused without buffering anything: the body is read
         // and dropped, then answered 413 (answering before the body is read races the client's
@@ -75,16 +88,26 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         x->len += n;
         return MHD_YES;
     }
+    serve_reply r;
+    if (x->pend) { // resumed: the job is done
+        serve_finish(s, x->pend, &r);
+        serve_pending_free(x->pend);
+        x->pend = NULL;
+        __atomic_sub_fetch(&s->in_flight, 1, __ATOMIC_SEQ_CST);
+        return send_reply(c, &r, x->t0, method);
+    }
     if (x->answered) return MHD_YES;
     x->answered = 1;
-    serve_reply r;
     if (x->declared)
         serve_reply_error(&r, 413, "the request body is %llu bytes, over the cap of %zu (--max-request-mb)", x->declared,
                           s->cfg.max_request);
     else if (x->too_big)
         serve_reply_error(&r, 413, "the request body passed the cap of %zu bytes (--max-request-mb)", s->cfg.max_request);
-    else
-        serve_handle(s, method, url, x->buf ? x->buf : "", x->len, &r);
+    else {
+        serve_wait wt = {wait_suspend, wait_resume, x};
+        serve_handle(s, method, url, x->buf ? x->buf : "", x->len, &wt, &r, &x->pend);
+        if (x->pend) return MHD_YES; // suspended until the batcher is done with its job
+    }
     (void)version;
     return send_reply(c, &r, x->t0, method);
 }
@@ -92,6 +115,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
 static void on_done(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode toe) {
     conn_ctx *x = *con_cls;
     if (x) {
+        if (x->pend) { // the connection ended before its answer was written
+            serve_pending_free(x->pend);
+            __atomic_sub_fetch(&x->s->in_flight, 1, __ATOMIC_SEQ_CST);
+        }
         free(x->buf);
         free(x);
         *con_cls = NULL;
@@ -104,7 +131,7 @@ int serve_run(serve_state *s) {
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE}, *ai;
     int e = getaddrinfo(s->cfg.host, port, &hints, &ai);
     if (e) return rcv_fail("serve: --host %s: %s", s->cfg.host, gai_strerror(e));
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME;
     if (ai->ai_family == AF_INET6) flags |= MHD_USE_IPv6;
     struct MHD_Daemon *d = MHD_start_daemon(
         flags, (uint16_t)s->cfg.port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, ai->ai_addr,
@@ -126,6 +153,12 @@ int serve_run(serve_state *s) {
     int sig = 0;
     sigwait(&set, &sig);
     fprintf(stderr, "robustcv serve: %s, stopping\n", sig == SIGINT ? "SIGINT" : "SIGTERM");
+    // New jobs get 503; the requests already waiting get their answers (up to 30 s) before the
+    // daemon stops (libmicrohttpd must not stop with suspended connections).
+    pthread_mutex_lock(&s->mu);
+    s->stopping = 1;
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < 3000 && __atomic_load_n(&s->in_flight, __ATOMIC_SEQ_CST) > 0; i++) usleep(10000);
     MHD_stop_daemon(d);
     return 0;
 }

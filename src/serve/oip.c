@@ -384,16 +384,46 @@ static void end_tensor(rcv_json_writer *w) {
     rcv_json_end_object(w);
 }
 
-static int submit(serve_state *s, serve_job *j, serve_reply *r) {
-    if (serve_submit(s, j)) {
-        serve_reply_error(r, 503, "the queue is full (%d jobs waiting; --queue); retry later", s->cfg.queue);
-        return -1;
+// A request waiting for the batcher: its parsed input, the job, and what the answer needs.
+struct serve_pending {
+    char op;          // 'i' infer, 'e' explain, 'a' attack
+    int mi, want, t, steps;
+    double alpha, eps;
+    const char *method;
+    parsed_req p;
+    serve_job j;
+};
+
+void serve_pending_free(serve_pending *q) {
+    if (!q) return;
+    free(q->j.logits);
+    free(q->j.classes);
+    free(q->j.maps);
+    free(q->j.adv_logits);
+    free(q->j.x_adv);
+    parsed_free(&q->p);
+    free(q);
+}
+
+// Reserves a queue place (else 503), lets the caller suspend its connection, and queues the job:
+// r->status 0 means "pending", answered by serve_finish once the job's on_done has run.
+static void queue_job(serve_state *s, serve_pending *q, const serve_wait *wt, serve_reply *r) {
+    if (serve_reserve(s)) {
+        serve_reply_error(r, 503, "the queue is full (%d jobs waiting; --queue) or the server is stopping; retry later",
+                          s->cfg.queue);
+        return;
     }
-    if (j->rc) {
-        serve_reply_error(r, 500, "%s", j->err);
-        return -1;
-    }
-    return 0;
+    q->j.on_done = wt->resume;
+    q->j.done_arg = wt->arg;
+    wt->suspend(wt->arg);
+    serve_enqueue(s, &q->j);
+    r->status = 0;
+}
+
+static int job_failed(const serve_job *j, serve_reply *r) {
+    if (!j->rc) return 0;
+    serve_reply_error(r, 500, "%s", j->err);
+    return 1;
 }
 
 // Which of "logits" / "probabilities" the request's optional "outputs" asks for (bit 0, bit 1).
@@ -420,46 +450,47 @@ static int requested_outputs(const json_t *root, serve_reply *r) {
     return m ? m : 3;
 }
 
-static void infer(serve_state *s, int mi, const char *body, size_t len, serve_reply *r) {
-    parsed_req p;
-    if (parse_request(s, body, len, MAX_IMAGES, &p, r)) { parsed_free(&p); return; }
-    int want = requested_outputs(p.root, r);
-    if (want < 0) { parsed_free(&p); return; }
-    int k = s->n_classes;
-    serve_job j = {.kind = JOB_INFER, .model = mi, .n = p.n, .x = p.x};
-    j.logits = rcv_xmalloc((size_t)p.n * k * sizeof(float));
-    if (!submit(s, &j, r)) {
-        rcv_json_writer w;
-        rcv_json_writer_init(&w);
-        begin_response(&w, s, mi, &p);
-        rcv_json_key(&w, "parameters");
-        rcv_json_begin_object(&w);
-        rcv_json_key(&w, "batch_size");
-        rcv_json_int(&w, j.batch_size);
-        rcv_json_end_object(&w);
-        rcv_json_key(&w, "outputs");
-        rcv_json_begin_array(&w);
-        if (want & 1) {
-            begin_tensor(&w, "logits", "FP32", p.n, k);
-            for (size_t i = 0; i < (size_t)p.n * k; i++) put_float(&w, j.logits[i]);
-            end_tensor(&w);
-        }
-        if (want & 2) {
-            float *pr = rcv_xmalloc((size_t)k * sizeof(float));
-            begin_tensor(&w, "probabilities", "FP32", p.n, k);
-            for (int i = 0; i < p.n; i++) {
-                softmax_row(j.logits + (size_t)i * k, k, pr);
-                for (int c = 0; c < k; c++) put_float(&w, pr[c]);
-            }
-            end_tensor(&w);
-            free(pr);
-        }
-        rcv_json_end_array(&w);
-        rcv_json_end_object(&w);
-        reply_json(r, 200, &w);
+static void infer_start(serve_state *s, serve_pending *q, const char *body, size_t len, const serve_wait *wt,
+                        serve_reply *r) {
+    if (parse_request(s, body, len, MAX_IMAGES, &q->p, r)) return;
+    if ((q->want = requested_outputs(q->p.root, r)) < 0) return;
+    q->j = (serve_job){.kind = JOB_INFER, .model = q->mi, .n = q->p.n, .x = q->p.x};
+    q->j.logits = rcv_xmalloc((size_t)q->p.n * s->n_classes * sizeof(float));
+    queue_job(s, q, wt, r);
+}
+
+static void infer_finish(serve_state *s, serve_pending *q, serve_reply *r) {
+    const serve_job *j = &q->j;
+    int k = s->n_classes, n = q->p.n;
+    if (job_failed(j, r)) return;
+    rcv_json_writer w;
+    rcv_json_writer_init(&w);
+    begin_response(&w, s, q->mi, &q->p);
+    rcv_json_key(&w, "parameters");
+    rcv_json_begin_object(&w);
+    rcv_json_key(&w, "batch_size");
+    rcv_json_int(&w, j->batch_size);
+    rcv_json_end_object(&w);
+    rcv_json_key(&w, "outputs");
+    rcv_json_begin_array(&w);
+    if (q->want & 1) {
+        begin_tensor(&w, "logits", "FP32", n, k);
+        for (size_t i = 0; i < (size_t)n * k; i++) put_float(&w, j->logits[i]);
+        end_tensor(&w);
     }
-    free(j.logits);
-    parsed_free(&p);
+    if (q->want & 2) {
+        float *pr = rcv_xmalloc((size_t)k * sizeof(float));
+        begin_tensor(&w, "probabilities", "FP32", n, k);
+        for (int i = 0; i < n; i++) {
+            softmax_row(j->logits + (size_t)i * k, k, pr);
+            for (int c = 0; c < k; c++) put_float(&w, pr[c]);
+        }
+        end_tensor(&w);
+        free(pr);
+    }
+    rcv_json_end_array(&w);
+    rcv_json_end_object(&w);
+    reply_json(r, 200, &w);
 }
 
 static const char *class_name(serve_state *s, int mi, int c) {
@@ -535,131 +566,141 @@ static int param_num(const json_t *root, const char *key, double def, double lo,
     return 0;
 }
 
-static void explain(serve_state *s, int mi, const char *body, size_t len, serve_reply *r) {
-    parsed_req p;
-    if (parse_request(s, body, len, MAX_TOOL_IMAGES, &p, r)) { parsed_free(&p); return; }
-    int k = s->n_classes, t;
-    double alpha;
-    int kmax = k < 10 ? k : 10;
-    if (param_int(p.root, "top_k", kmax < 5 ? kmax : 5, 1, kmax, &t, r) ||
-        param_num(p.root, "alpha", 0.5, 0, 1, &alpha, r)) { parsed_free(&p); return; }
-    int hw = s->in_h * s->in_w;
-    serve_job j = {.kind = JOB_EXPLAIN, .model = mi, .n = p.n, .x = p.x, .top_k = t};
-    j.logits = rcv_xmalloc((size_t)p.n * k * sizeof(float));
-    j.classes = rcv_xmalloc((size_t)p.n * t * sizeof(int32_t));
-    j.maps = rcv_xmalloc((size_t)p.n * t * hw * sizeof(float));
-    if (!submit(s, &j, r)) {
-        rcv_json_writer w;
-        rcv_json_writer_init(&w);
-        begin_response(&w, s, mi, &p);
-        rcv_json_key(&w, "parameters");
-        rcv_json_begin_object(&w);
-        rcv_json_key(&w, "method");
-        rcv_json_string(&w, "gradcam");
-        rcv_json_key(&w, "top_k");
-        rcv_json_int(&w, t);
-        rcv_json_end_object(&w);
-        rcv_json_key(&w, "outputs");
-        rcv_json_begin_array(&w);
-        put_topk(&w, s, mi, j.logits, p.n, t, "");
-        begin_tensor(&w, "overlays", "BYTES", p.n, t);
-        for (int i = 0; i < p.n; i++)
-            for (int a = 0; a < t; a++) {
-                rcv_image ov;
-                rcv_cam_overlay(&p.shown[i], j.maps + ((size_t)i * t + a) * hw, (float)alpha, &ov);
-                put_png_b64(&w, &ov);
-                rcv_image_free(&ov);
-            }
-        end_tensor(&w);
-        begin_tensor(&w, "images", "BYTES", p.n, -1);
-        for (int i = 0; i < p.n; i++) put_png_b64(&w, &p.shown[i]);
-        end_tensor(&w);
-        rcv_json_end_array(&w);
-        rcv_json_end_object(&w);
-        reply_json(r, 200, &w);
-    }
-    free(j.logits);
-    free(j.classes);
-    free(j.maps);
-    parsed_free(&p);
+static void explain_start(serve_state *s, serve_pending *q, const char *body, size_t len, const serve_wait *wt,
+                          serve_reply *r) {
+    if (parse_request(s, body, len, MAX_TOOL_IMAGES, &q->p, r)) return;
+    int k = s->n_classes, kmax = k < 10 ? k : 10, n = q->p.n;
+    if (param_int(q->p.root, "top_k", kmax < 5 ? kmax : 5, 1, kmax, &q->t, r) ||
+        param_num(q->p.root, "alpha", 0.5, 0, 1, &q->alpha, r))
+        return;
+    q->j = (serve_job){.kind = JOB_EXPLAIN, .model = q->mi, .n = n, .x = q->p.x, .top_k = q->t};
+    q->j.logits = rcv_xmalloc((size_t)n * k * sizeof(float));
+    q->j.classes = rcv_xmalloc((size_t)n * q->t * sizeof(int32_t));
+    q->j.maps = rcv_xmalloc((size_t)n * q->t * s->in_h * s->in_w * sizeof(float));
+    queue_job(s, q, wt, r);
 }
 
-static void attack(serve_state *s, int mi, const char *body, size_t len, serve_reply *r) {
-    parsed_req p;
-    if (parse_request(s, body, len, MAX_TOOL_IMAGES, &p, r)) { parsed_free(&p); return; }
-    int k = s->n_classes, steps, seed;
-    double eps;
-    json_t *mv = json_object_get(json_object_get(p.root, "parameters"), "method");
+static void explain_finish(serve_state *s, serve_pending *q, serve_reply *r) {
+    const serve_job *j = &q->j;
+    int n = q->p.n, t = q->t, hw = s->in_h * s->in_w;
+    if (job_failed(j, r)) return;
+    rcv_json_writer w;
+    rcv_json_writer_init(&w);
+    begin_response(&w, s, q->mi, &q->p);
+    rcv_json_key(&w, "parameters");
+    rcv_json_begin_object(&w);
+    rcv_json_key(&w, "method");
+    rcv_json_string(&w, "gradcam");
+    rcv_json_key(&w, "top_k");
+    rcv_json_int(&w, t);
+    rcv_json_end_object(&w);
+    rcv_json_key(&w, "outputs");
+    rcv_json_begin_array(&w);
+    put_topk(&w, s, q->mi, j->logits, n, t, "");
+    begin_tensor(&w, "overlays", "BYTES", n, t);
+    for (int i = 0; i < n; i++)
+        for (int a = 0; a < t; a++) {
+            rcv_image ov;
+            rcv_cam_overlay(&q->p.shown[i], j->maps + ((size_t)i * t + a) * hw, (float)q->alpha, &ov);
+            put_png_b64(&w, &ov);
+            rcv_image_free(&ov);
+        }
+    end_tensor(&w);
+    begin_tensor(&w, "images", "BYTES", n, -1);
+    for (int i = 0; i < n; i++) put_png_b64(&w, &q->p.shown[i]);
+    end_tensor(&w);
+    rcv_json_end_array(&w);
+    rcv_json_end_object(&w);
+    reply_json(r, 200, &w);
+}
+
+static void attack_start(serve_state *s, serve_pending *q, const char *body, size_t len, const serve_wait *wt,
+                         serve_reply *r) {
+    if (parse_request(s, body, len, MAX_TOOL_IMAGES, &q->p, r)) return;
+    int k = s->n_classes, n = q->p.n, seed;
+    json_t *mv = json_object_get(json_object_get(q->p.root, "parameters"), "method");
     const char *method = mv ? json_string_value(mv) : "fgsm";
     if (!method || (strcmp(method, "fgsm") && strcmp(method, "pgd"))) {
         serve_reply_error(r, 400, "parameters.method must be \"fgsm\" or \"pgd\"");
-        parsed_free(&p);
         return;
     }
-    if (param_num(p.root, "eps", 8.0 / 255, 0, 1, &eps, r) || param_int(p.root, "steps", 10, 1, 200, &steps, r) ||
-        param_int(p.root, "seed", 0, 0, 1 << 30, &seed, r)) { parsed_free(&p); return; }
+    q->method = !strcmp(method, "pgd") ? "pgd" : "fgsm";
+    if (param_num(q->p.root, "eps", 8.0 / 255, 0, 1, &q->eps, r) ||
+        param_int(q->p.root, "steps", 10, 1, 200, &q->steps, r) || param_int(q->p.root, "seed", 0, 0, 1 << 30, &seed, r))
+        return;
     size_t per = (size_t)s->in_c * s->in_h * s->in_w;
-    serve_job j = {.kind = JOB_ATTACK, .model = mi, .n = p.n, .x = p.x, .eps = (float)eps, .steps = steps,
-                   .attack_pgd = !strcmp(method, "pgd"), .seed = (unsigned long long)seed};
-    j.logits = rcv_xmalloc((size_t)p.n * k * sizeof(float));
-    j.adv_logits = rcv_xmalloc((size_t)p.n * k * sizeof(float));
-    j.x_adv = rcv_xmalloc((size_t)p.n * per * sizeof(float));
-    if (!submit(s, &j, r)) {
-        rcv_json_writer w;
-        rcv_json_writer_init(&w);
-        begin_response(&w, s, mi, &p);
-        double linf = 0;
-        for (size_t i = 0; i < (size_t)p.n * per; i++) linf = fmax(linf, fabs((double)j.x_adv[i] - p.x[i]));
-        rcv_json_key(&w, "parameters");
-        rcv_json_begin_object(&w);
-        rcv_json_key(&w, "method");
-        rcv_json_string(&w, method);
-        rcv_json_key(&w, "eps");
-        rcv_json_number(&w, eps);
-        rcv_json_key(&w, "steps");
-        rcv_json_int(&w, j.attack_pgd ? steps : 1);
-        rcv_json_key(&w, "linf");
-        rcv_json_number(&w, linf);
-        rcv_json_end_object(&w);
-        rcv_json_key(&w, "outputs");
-        rcv_json_begin_array(&w);
-        int t = k < 5 ? k : 5;
-        put_topk(&w, s, mi, j.logits, p.n, t, "clean_");
-        put_topk(&w, s, mi, j.adv_logits, p.n, t, "adversarial_");
-        begin_tensor(&w, "adversarial_logits", "FP32", p.n, k);
-        for (size_t i = 0; i < (size_t)p.n * k; i++) put_float(&w, j.adv_logits[i]);
-        end_tensor(&w);
-        float *buf = rcv_xmalloc(per * sizeof(float));
-        begin_tensor(&w, "adversarial", "BYTES", p.n, -1);
-        for (int i = 0; i < p.n; i++) {
-            rcv_image im;
-            rcv_image_from_float(j.x_adv + (size_t)i * per, s->in_w, s->in_h, s->in_c, &im);
-            put_png_b64(&w, &im);
-            rcv_image_free(&im);
-        }
-        end_tensor(&w);
-        // The perturbation magnified: 0.5 + delta / (2 eps), so -eps..eps spans black..white.
-        begin_tensor(&w, "perturbation", "BYTES", p.n, -1);
-        for (int i = 0; i < p.n; i++) {
-            for (size_t q = 0; q < per; q++) {
-                double d = 0.5 + (j.x_adv[i * per + q] - p.x[i * per + q]) / (2 * (eps > 0 ? eps : 1));
-                buf[q] = (float)(d < 0 ? 0 : d > 1 ? 1 : d);
-            }
-            rcv_image im;
-            rcv_image_from_float(buf, s->in_w, s->in_h, s->in_c, &im);
-            put_png_b64(&w, &im);
-            rcv_image_free(&im);
-        }
-        end_tensor(&w);
-        free(buf);
-        rcv_json_end_array(&w);
-        rcv_json_end_object(&w);
-        reply_json(r, 200, &w);
+    q->j = (serve_job){.kind = JOB_ATTACK, .model = q->mi, .n = n, .x = q->p.x, .eps = (float)q->eps,
+                       .steps = q->steps, .attack_pgd = q->method[0] == 'p', .seed = (unsigned long long)seed};
+    q->j.logits = rcv_xmalloc((size_t)n * k * sizeof(float));
+    q->j.adv_logits = rcv_xmalloc((size_t)n * k * sizeof(float));
+    q->j.x_adv = rcv_xmalloc((size_t)n * per * sizeof(float));
+    queue_job(s, q, wt, r);
+}
+
+static void attack_finish(serve_state *s, serve_pending *q, serve_reply *r) {
+    const serve_job *j = &q->j;
+    const float *x = q->p.x;
+    int k = s->n_classes, n = q->p.n;
+    double eps = q->eps;
+    size_t per = (size_t)s->in_c * s->in_h * s->in_w;
+    if (job_failed(j, r)) return;
+    rcv_json_writer w;
+    rcv_json_writer_init(&w);
+    begin_response(&w, s, q->mi, &q->p);
+    double linf = 0;
+    for (size_t i = 0; i < (size_t)n * per; i++) linf = fmax(linf, fabs((double)j->x_adv[i] - x[i]));
+    rcv_json_key(&w, "parameters");
+    rcv_json_begin_object(&w);
+    rcv_json_key(&w, "method");
+    rcv_json_string(&w, q->method);
+    rcv_json_key(&w, "eps");
+    rcv_json_number(&w, eps);
+    rcv_json_key(&w, "steps");
+    rcv_json_int(&w, j->attack_pgd ? q->steps : 1);
+    rcv_json_key(&w, "linf");
+    rcv_json_number(&w, linf);
+    rcv_json_end_object(&w);
+    rcv_json_key(&w, "outputs");
+    rcv_json_begin_array(&w);
+    int t = k < 5 ? k : 5;
+    put_topk(&w, s, q->mi, j->logits, n, t, "clean_");
+    put_topk(&w, s, q->mi, j->adv_logits, n, t, "adversarial_");
+    begin_tensor(&w, "adversarial_logits", "FP32", n, k);
+    for (size_t i = 0; i < (size_t)n * k; i++) put_float(&w, j->adv_logits[i]);
+    end_tensor(&w);
+    float *buf = rcv_xmalloc(per * sizeof(float));
+    begin_tensor(&w, "adversarial", "BYTES", n, -1);
+    for (int i = 0; i < n; i++) {
+        rcv_image im;
+        rcv_image_from_float(j->x_adv + (size_t)i * per, s->in_w, s->in_h, s->in_c, &im);
+        put_png_b64(&w, &im);
+        rcv_image_free(&im);
     }
-    free(j.logits);
-    free(j.adv_logits);
-    free(j.x_adv);
-    parsed_free(&p);
+    end_tensor(&w);
+    // The perturbation magnified: 0.5 + delta / (2 eps), so -eps..eps spans black..white.
+    begin_tensor(&w, "perturbation", "BYTES", n, -1);
+    for (int i = 0; i < n; i++) {
+        for (size_t c = 0; c < per; c++) {
+            double d = 0.5 + (j->x_adv[i * per + c] - x[i * per + c]) / (2 * (eps > 0 ? eps : 1));
+            buf[c] = (float)(d < 0 ? 0 : d > 1 ? 1 : d);
+        }
+        rcv_image im;
+        rcv_image_from_float(buf, s->in_w, s->in_h, s->in_c, &im);
+        put_png_b64(&w, &im);
+        rcv_image_free(&im);
+    }
+    end_tensor(&w);
+    free(buf);
+    rcv_json_end_array(&w);
+    rcv_json_end_object(&w);
+    reply_json(r, 200, &w);
+}
+
+void serve_finish(serve_state *s, serve_pending *q, serve_reply *r) {
+    memset(r, 0, sizeof *r);
+    if (q->op == 'i') infer_finish(s, q, r);
+    else if (q->op == 'e') explain_finish(s, q, r);
+    else attack_finish(s, q, r);
 }
 
 static int find_model(serve_state *s, const char *name, size_t n) {
@@ -673,7 +714,9 @@ static void method_not_allowed(serve_reply *r, const char *method, const char *u
     r->allow = allow;
 }
 
-void serve_handle(serve_state *s, const char *method, const char *url, const char *body, size_t len, serve_reply *r) {
+void serve_handle(serve_state *s, const char *method, const char *url, const char *body, size_t len, const serve_wait *wt,
+                  serve_reply *r, serve_pending **pending) {
+    *pending = NULL;
     int get = !strcmp(method, "GET") || !strcmp(method, "HEAD"), post = !strcmp(method, "POST");
     memset(r, 0, sizeof *r);
     if (!strcmp(url, "/") || !strcmp(url, "/index.html")) {
@@ -728,9 +771,15 @@ void serve_handle(serve_state *s, const char *method, const char *url, const cha
         }
         if (!strcmp(rest, "/infer") || !strcmp(rest, "/explain") || !strcmp(rest, "/attack")) {
             if (!post) { method_not_allowed(r, method, url, "POST"); return; }
-            if (rest[1] == 'i') { infer(s, mi, body, len, r); return; }
-            if (rest[1] == 'e') { explain(s, mi, body, len, r); return; }
-            { attack(s, mi, body, len, r); return; }
+            serve_pending *q = rcv_xcalloc(1, sizeof *q);
+            q->op = rest[1];
+            q->mi = mi;
+            if (q->op == 'i') infer_start(s, q, body, len, wt, r);
+            else if (q->op == 'e') explain_start(s, q, body, len, wt, r);
+            else attack_start(s, q, body, len, wt, r);
+            if (r->status == 0) *pending = q; // queued: the connection is suspended until the job is done
+            else serve_pending_free(q);
+            return;
         }
     }
     serve_reply_error(r, 404, "no such path: %s (see docs/serve.md)", url);

@@ -73,6 +73,8 @@ typedef struct serve_job {
     char err[512];
     int done;
     int batch_size;          // out: images in the forward pass that served it
+    void (*on_done)(void *); // called by the batcher when the job is done (the job may be freed then)
+    void *done_arg;
     double t_enqueue;
     struct serve_job *next;
 } serve_job;
@@ -86,9 +88,11 @@ typedef struct {
     int in_c, in_h, in_w, n_classes; // shared by every served model
     // queue
     pthread_mutex_t mu;
-    pthread_cond_t cv_work, cv_done;
+    pthread_cond_t cv_work;
     serve_job *head, *tail;
-    int queued, stop;
+    int queued, stop;        // queued: places reserved (jobs queued or about to be)
+    int stopping;            // SIGINT / SIGTERM seen: new jobs get 503
+    int in_flight;           // requests waiting for a job (connections suspended); atomic
     pthread_t thread;
     double t_start;
 } serve_state;
@@ -97,9 +101,10 @@ double serve_now(void); // monotonic seconds
 
 int serve_batcher_start(serve_state *s);
 void serve_batcher_stop(serve_state *s);
-// Queues the job and waits for it. -1 (503) when the queue holds cfg.queue jobs already or the
-// server is stopping: the job is not run.
-int serve_submit(serve_state *s, serve_job *j);
+// A place in the queue: -1 (answer 503) when cfg.queue places are taken or the server is stopping.
+int serve_reserve(serve_state *s);
+// Queues a job into a reserved place; j->on_done(j->done_arg) runs when it is done.
+void serve_enqueue(serve_state *s, serve_job *j);
 
 // --- metrics.c ---
 void serve_metrics_init(void);
@@ -126,7 +131,21 @@ typedef struct {
     char *body;
     size_t len;
 } serve_reply;
-void serve_handle(serve_state *s, const char *method, const char *url, const char *body, size_t len, serve_reply *r);
+// How a request waits for the batcher without holding an HTTP thread: suspend(arg) before its job
+// is queued, resume(arg) from the batcher when the job is done (libmicrohttpd's connection
+// suspend / resume).
+typedef struct {
+    void (*suspend)(void *arg);
+    void (*resume)(void *arg);
+    void *arg;
+} serve_wait;
+typedef struct serve_pending serve_pending;
+// Answers a request in r; or, for infer / explain / attack, queues its job, calls wt->suspend and
+// returns with *pending set (r->status 0): serve_finish then writes the answer once resumed.
+void serve_handle(serve_state *s, const char *method, const char *url, const char *body, size_t len, const serve_wait *wt,
+                  serve_reply *r, serve_pending **pending);
+void serve_finish(serve_state *s, serve_pending *q, serve_reply *r);
+void serve_pending_free(serve_pending *q);
 void serve_reply_error(serve_reply *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 // --- http.c ---

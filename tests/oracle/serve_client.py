@@ -6,7 +6,7 @@ usage: serve_client.py check PORT PREDICT_TXT IMG...      every endpoint's JSON 
                                                           probabilities, explain and attack, 400/404/405/413
        serve_client.py load PORT SECONDS CLIENTS IMG...   concurrent infer (answers checked against
                                                           single requests), p50/p99; then a malformed barrage
-       serve_client.py busy PORT IMG                      a queue of 1 answers 503 to concurrent requests
+       serve_client.py busy PORT IMG                      a queue of 2 answers 503 to the 4 requests beyond it
 """
 import base64, http.client, json, math, random, re, struct, sys, threading, time, zlib
 
@@ -317,13 +317,15 @@ def cmd_busy(port, img):
     res = []
     def one():
         s, j, _ = req(port, "POST", "/v2/models/m1/infer", image_req([b]))
-        res.append((s, j.get("error", "") if isinstance(j, dict) else ""))
+        res.append((s, j.get("error", "") if s != 200 else j["parameters"]["batch_size"]))
     th = [threading.Thread(target=one) for _ in range(6)]
     for t in th: t.start(); time.sleep(0.05)
     for t in th: t.join()
     codes = sorted(s for s, _ in res)
-    print(f"queue of 1, 6 concurrent requests: statuses {codes}")
-    check(codes.count(200) >= 1 and codes.count(503) >= 1 and set(codes) <= {200, 503}, f"busy: {res}")
+    print(f"queue of 2, one HTTP thread, 6 concurrent requests: statuses {codes}, "
+          f"batch sizes of the answered {[v for s, v in res if s == 200]}")
+    check(codes == [200, 200, 503, 503, 503, 503], f"busy: {res}")
+    check(all(v == 2 for s, v in res if s == 200), f"the two queued requests share one batch: {res}")
     check(all("queue is full" in e for s, e in res if s == 503), "503 message")
 
 if __name__ == "__main__":

@@ -167,7 +167,16 @@ static int run_attack(serve_state *s, serve_job *j) {
         pc.alpha = j->eps;
         pc.random_start = 0;
     }
-    int rc = rcv_classifier_check(&f) ? -1 : rcv_attack_pgd_classifier(&f, j->x, y, j->n, &pc, &rng, j->x_adv);
+    int rc = rcv_classifier_check(&f);
+    if (!rc && j->attack_pgd == 2) { // AutoAttack standard (APGD-CE, APGD-T, FAB-T, Square) at eps
+        rcv_autoattack_cfg ac;
+        rcv_autoattack_defaults(&ac, RCV_NORM_LINF);
+        ac.eps = j->eps;
+        ac.seed = j->seed;
+        rcv_autoattack_result ar;
+        rc = rcv_autoattack(&f, j->x, y, j->n, &ac, j->x_adv, NULL, &ar);
+    } else if (!rc)
+        rc = rcv_attack_pgd_classifier(&f, j->x, y, j->n, &pc, &rng, j->x_adv);
     if (!rc) rcv_classifier_logits(&f, j->x_adv, j->n, j->adv_logits);
     free(y);
     return rc;

@@ -620,17 +620,17 @@ static void attack_start(serve_state *s, serve_pending *q, const char *body, siz
     int k = s->n_classes, n = q->p.n, seed;
     json_t *mv = json_object_get(json_object_get(q->p.root, "parameters"), "method");
     const char *method = mv ? json_string_value(mv) : "fgsm";
-    if (!method || (strcmp(method, "fgsm") && strcmp(method, "pgd"))) {
-        serve_reply_error(r, 400, "parameters.method must be \"fgsm\" or \"pgd\"");
+    if (!method || (strcmp(method, "fgsm") && strcmp(method, "pgd") && strcmp(method, "autoattack"))) {
+        serve_reply_error(r, 400, "parameters.method must be \"fgsm\", \"pgd\" or \"autoattack\"");
         return;
     }
-    q->method = !strcmp(method, "pgd") ? "pgd" : "fgsm";
+    q->method = !strcmp(method, "pgd") ? "pgd" : !strcmp(method, "autoattack") ? "autoattack" : "fgsm";
     if (param_num(q->p.root, "eps", 8.0 / 255, 0, 1, &q->eps, r) ||
         param_int(q->p.root, "steps", 10, 1, 200, &q->steps, r) || param_int(q->p.root, "seed", 0, 0, 1 << 30, &seed, r))
         return;
     size_t per = (size_t)s->in_c * s->in_h * s->in_w;
     q->j = (serve_job){.kind = JOB_ATTACK, .model = q->mi, .n = n, .x = q->p.x, .eps = (float)q->eps,
-                       .steps = q->steps, .attack_pgd = q->method[0] == 'p', .seed = (unsigned long long)seed};
+                       .steps = q->steps, .attack_pgd = q->method[0] == 'p' ? 1 : q->method[0] == 'a' ? 2 : 0, .seed = (unsigned long long)seed};
     q->j.logits = rcv_xmalloc((size_t)n * k * sizeof(float));
     q->j.adv_logits = rcv_xmalloc((size_t)n * k * sizeof(float));
     q->j.x_adv = rcv_xmalloc((size_t)n * per * sizeof(float));
@@ -656,7 +656,7 @@ static void attack_finish(serve_state *s, serve_pending *q, serve_reply *r) {
     rcv_json_key(&w, "eps");
     rcv_json_number(&w, eps);
     rcv_json_key(&w, "steps");
-    rcv_json_int(&w, j->attack_pgd ? q->steps : 1);
+    rcv_json_int(&w, j->attack_pgd == 1 ? q->steps : j->attack_pgd == 2 ? 100 : 1);
     rcv_json_key(&w, "linf");
     rcv_json_number(&w, linf);
     rcv_json_end_object(&w);

@@ -64,7 +64,7 @@ typedef struct serve_job {
     int top_k;
     int32_t *classes;        // out: explain (n, top_k) classes
     float *maps;             // out: explain (n, top_k, H, W)
-    int attack_pgd, steps;   // attack: FGSM (0) or PGD (1), its steps
+    int attack_pgd, steps;   // attack: FGSM (0), PGD (1) or AutoAttack standard (2); PGD's steps
     float eps;
     unsigned long long seed;
     float *x_adv;            // out: attack (n, H, W, C)

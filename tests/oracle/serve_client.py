@@ -167,12 +167,13 @@ def cmd_check(port, predict_txt, imgs):
         print("explain: top-5 classes as infer, 5 Grad-CAM overlays (28x28 PNG)")
 
     # --- attack: FGSM moves every pixel by at most eps; PGD within eps ---
-    for method in ("fgsm", "pgd"):
+    for method in ("fgsm", "pgd", "autoattack"):
         s, j, _ = req(port, "POST", "/v2/models/m1/attack", image_req([b64[0]], method=method, eps=8 / 255, steps=5))
         check(s == 200, f"attack {method}: {s} {j}")
         if s == 200:
             linf = j["parameters"]["linf"]
-            check(linf <= 8 / 255 + 1e-6 and linf > 4 / 255, f"{method} linf {linf}")
+            check(linf <= 8 / 255 + 1e-6 and (linf > 4 / 255 or method == "autoattack"), f"{method} linf {linf}")
+            check(out(j, "adversarial_classes")["data"][0] == max(range(10), key=lambda c: out(j, "adversarial_logits")["data"][c]), "adversarial top-1 = argmax of its logits")
             check(png_info(base64.b64decode(out(j, "adversarial")["data"][0]))[:2] == (28, 28), "adversarial PNG")
             check(png_info(base64.b64decode(out(j, "perturbation")["data"][0]))[:2] == (28, 28), "perturbation PNG")
             check(out(j, "clean_classes")["data"][0] == max(range(10), key=lambda c: logits[imgs[0]][c]), "clean class")

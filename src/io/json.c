@@ -189,12 +189,50 @@ void rcv_json_end_object(rcv_json_writer *w) { close_(w, "}"); }
 void rcv_json_begin_array(rcv_json_writer *w) { open_(w, "["); }
 void rcv_json_end_array(rcv_json_writer *w) { close_(w, "]"); }
 
-// jansson's escaping (control characters as \uXXXX, '"' and '\\' escaped; bytes >= 0x80 as
-// they are). No UTF-8 check: names come from files and are written as given.
+// Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, surrogates or code points past
+// U+10FFFF), 0 if the bytes there are not one.
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    size_t len = c < 0x80 ? 1 : (c >= 0xC2 && c <= 0xDF) ? 2 : (c >= 0xE0 && c <= 0xEF) ? 3 : (c >= 0xF0 && c <= 0xF4) ? 4 : 0;
+    if (!len || len > n) return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    if (c == 0xE0 && s[1] < 0xA0) return 0; // overlong
+    if (c == 0xED && s[1] > 0x9F) return 0; // surrogate
+    if (c == 0xF0 && s[1] < 0x90) return 0; // overlong
+    if (c == 0xF4 && s[1] > 0x8F) return 0; // past U+10FFFF
+    return len;
+}
+
+// jansson's escaping (control characters as \uXXXX, '"' and '\\' escaped). jansson writes only
+// valid UTF-8, so a name that is not (a Latin-1 file name) has each bad byte replaced by U+FFFD.
 static void put_quoted(rcv_json_writer *w, const char *s) {
-    json_t *j = json_stringn_nocheck(s, strlen(s));
-    if (!j || json_dump_callback(j, put_cb, w, JSON_ENCODE_ANY)) { fprintf(stderr, "robustcv: out of memory encoding JSON\n"); abort(); };
+    size_t n = strlen(s), ok = 0;
+    while (ok < n) {
+        size_t l = utf8_seq((const unsigned char *)s + ok, n - ok);
+        if (!l) break;
+        ok += l;
+    }
+    char *fixed = NULL;
+    if (ok < n) {
+        fixed = rcv_xmalloc(3 * n + 1);
+        size_t o = 0;
+        for (size_t i = 0; i < n;) {
+            size_t l = utf8_seq((const unsigned char *)s + i, n - i);
+            if (l) memcpy(fixed + o, s + i, l), o += l, i += l;
+            else memcpy(fixed + o, "\xEF\xBF\xBD", 3), o += 3, i++;
+        }
+        fixed[o] = 0;
+        s = fixed;
+        n = o;
+    }
+    json_t *j = json_stringn_nocheck(s, n);
+    if (!j || json_dump_callback(j, put_cb, w, JSON_ENCODE_ANY)) {
+        fprintf(stderr, "robustcv: out of memory encoding JSON\n");
+        abort();
+    }
     json_decref(j);
+    free(fixed);
 }
 
 void rcv_json_key(rcv_json_writer *w, const char *key) {

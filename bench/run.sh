@@ -45,6 +45,8 @@ fi
 # 1000 Fashion-MNIST test images against torchattacks configured the same (bench/bench_autoattack.sh).
 [ -x "$BUILD/bench_attack_grad" ] && THREADS=$THREADS bench/bench_attack_grad.sh "$BUILD"
 THREADS=$THREADS bench/bench_autoattack.sh "$BUILD" || echo "bench_autoattack.sh failed"
+# robustcv serve: requests/s and p50/p99 latency at 1 and 8 concurrent clients (bench/bench_serve.sh).
+THREADS=$THREADS bench/bench_serve.sh "$BUILD" || echo "bench_serve.sh failed"
 # The model zoo last: the slowest part.
 [ -x "$BUILD/bench_models" ] && STEPS=${STEPS_MODELS:-3} bench/models.sh "$BUILD"
 exit 0

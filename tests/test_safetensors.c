@@ -64,6 +64,11 @@ static void test_json(void) {
               rcv_error());
         rcv_json_free(&v);
     }
+    // jansson's position, line, column and text, for a mistake on the second line.
+    CHECK(rcv_json_parse("{\"a\": 1,\n \"b\" 2}", 16, &v) == -1 && strstr(rcv_error(), "byte 14 (line 2, column 6)") &&
+              strstr(rcv_error(), "':' expected"),
+          "error position: %s", rcv_error());
+    rcv_json_free(&v);
     char deep[200];
     memset(deep, '[', sizeof deep);
     CHECK(rcv_json_parse(deep, sizeof deep, &v) == -1 && strstr(rcv_error(), "nesting"), "depth limit: %s",
@@ -84,6 +89,8 @@ static void test_json(void) {
     rcv_json_number(&w, NAN);
     rcv_json_key(&w, "name \"q\"");
     rcv_json_string(&w, "tab\there\nnl\x01");
+    rcv_json_key(&w, "latin1");
+    rcv_json_string(&w, "caf\xe9 \xc3\xa9"); // not UTF-8: the bad byte becomes U+FFFD
     rcv_json_key(&w, "list");
     rcv_json_begin_array(&w);
     rcv_json_number(&w, 1e-8);
@@ -98,7 +105,7 @@ static void test_json(void) {
     CHECK(rcv_json_append_line(path, &w) == 0, "%s", rcv_error());
     CHECK(rcv_json_append_line(path, &w) == 0, "%s", rcv_error());
     int rc = test_sh("/usr/bin/python3 -c \"import json,sys; L=[json.loads(l) for l in open('%s')]; "
-                     "want={'epoch':3,'loss':0.1,'acc':1/3,'nan':None,'name \\\"q\\\"':'tab\\there\\nnl\\x01',"
+                     "want={'epoch':3,'loss':0.1,'acc':1/3,'nan':None,'name \\\"q\\\"':'tab\\there\\nnl\\x01','latin1':'caf\\ufffd \\xe9',"
                      "'list':[1e-8,True,{}]}; sys.exit(0 if L==[want,want] else print(L) or 1)\"",
                      path);
     CHECK(rc == 0, "python json reads the writer's output (rc %d): %s", rc, rcv_json_text(&w));

@@ -17,6 +17,7 @@ int cli_denoise(int argc, char **argv);
 int cli_corrupt(int argc, char **argv);
 int cli_certify(int argc, char **argv);
 int cli_convert(int argc, char **argv);
+int cli_serve(int argc, char **argv);
 
 #include "robustcv/graph.h"
 #include "robustcv/train.h"

@@ -26,6 +26,7 @@ static const struct {
     {"denoise", cli_denoise, "write an NL-means denoised copy of an image tree (OpenCV-equivalent)"},
     {"corrupt", cli_corrupt, "write a Tiny-ImageNet-C tree: 15 corruptions x 5 severities"},
     {"convert", cli_convert, "a torch.save state dict (.pth) to safetensors, without Python; nothing in it is run"},
+    {"serve", cli_serve, "Open Inference Protocol v2 server (REST), web page at /, Prometheus /metrics"},
 };
 
 static void usage(FILE *f) {

@@ -1,7 +1,10 @@
-// JSON reader (recursive descent into a tree) and writer (append-only buffer).
+// JSON through jansson (Debian's libjansson: maintained and fuzzed): the reader converts
+// jansson's tree into rcv_json_value; the writer streams into a growable buffer and lets
+// jansson escape strings and format numbers.
 #include "robustcv/json.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -18,236 +21,96 @@ const char *rcv_json_type_name(rcv_json_type t) {
 
 // --- reading ---
 
-typedef struct {
-    const char *s;
-    size_t len, pos;
-} json_parser;
-
-static void describe(const json_parser *p, char *out, size_t n) {
-    if (p->pos >= p->len) snprintf(out, n, "the end of the text");
-    else {
-        unsigned char c = (unsigned char)p->s[p->pos];
-        if (c >= 0x20 && c < 0x7f) snprintf(out, n, "'%c'", c);
-        else snprintf(out, n, "byte 0x%02x", c);
+// Bracket depth outside strings, checked before jansson builds anything: a deep document is
+// refused at the byte where it passes the limit (jansson's own limit is 2048).
+static int check_depth(const char *s, size_t len) {
+    int depth = 0, in_str = 0;
+    for (size_t i = 0; i < len; i++) {
+        char c = s[i];
+        if (in_str) {
+            if (c == '\\') i++;
+            else if (c == '"') in_str = 0;
+        } else if (c == '"') in_str = 1;
+        else if (c == '[' || c == '{') {
+            if (++depth > JSON_MAX_DEPTH)
+                return rcv_fail("JSON error at byte %zu: nesting deeper than %d levels", i, JSON_MAX_DEPTH);
+        } else if (c == ']' || c == '}') depth--;
     }
-}
-
-static int expected(const json_parser *p, const char *what) {
-    char found[32];
-    describe(p, found, sizeof found);
-    return rcv_fail("JSON error at byte %zu: expected %s, found %s", p->pos, what, found);
-}
-
-static void skip_ws(json_parser *p) {
-    while (p->pos < p->len) {
-        char c = p->s[p->pos];
-        if (c == ' ' || c == '\t' || c == '\n' || c == '\r') p->pos++;
-        else break;
-    }
-}
-
-static int hex4(json_parser *p, unsigned *out) {
-    if (p->len - p->pos < 4) return expected(p, "4 hex digits after \\u");
-    unsigned v = 0;
-    for (int i = 0; i < 4; i++) {
-        char c = p->s[p->pos];
-        unsigned d;
-        if (c >= '0' && c <= '9') d = (unsigned)(c - '0');
-        else if (c >= 'a' && c <= 'f') d = (unsigned)(c - 'a' + 10);
-        else if (c >= 'A' && c <= 'F') d = (unsigned)(c - 'A' + 10);
-        else return expected(p, "a hex digit in \\u escape");
-        v = v * 16 + d;
-        p->pos++;
-    }
-    *out = v;
     return 0;
 }
 
-static size_t put_utf8(char *o, unsigned cp) {
-    if (cp < 0x80) { o[0] = (char)cp; return 1; }
-    if (cp < 0x800) { o[0] = (char)(0xC0 | (cp >> 6)); o[1] = (char)(0x80 | (cp & 0x3F)); return 2; }
-    if (cp < 0x10000) {
-        o[0] = (char)(0xE0 | (cp >> 12)); o[1] = (char)(0x80 | ((cp >> 6) & 0x3F));
-        o[2] = (char)(0x80 | (cp & 0x3F));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | (cp >> 18)); o[1] = (char)(0x80 | ((cp >> 12) & 0x3F));
-    o[2] = (char)(0x80 | ((cp >> 6) & 0x3F)); o[3] = (char)(0x80 | (cp & 0x3F));
-    return 4;
-}
-
-// At the opening quote. Decoded text is never longer than the source.
-static int parse_string(json_parser *p, char **out, size_t *out_len) {
-    size_t start = ++p->pos;
-    size_t end = start;
-    while (end < p->len && p->s[end] != '"') end += (p->s[end] == '\\') ? 2 : 1;
-    if (end >= p->len) {
-        p->pos = p->len;
-        return expected(p, "a closing '\"'");
-    }
-    char *o = rcv_xmalloc(end - start + 1);
-    size_t n = 0;
-    while (p->pos < end) {
-        unsigned char c = (unsigned char)p->s[p->pos];
-        if (c < 0x20) { free(o); return expected(p, "no raw control characters in a string"); }
-        if (c != '\\') { o[n++] = (char)c; p->pos++; continue; }
-        p->pos++;
-        char e = p->s[p->pos++];
-        switch (e) {
-        case '"': o[n++] = '"'; break;
-        case '\\': o[n++] = '\\'; break;
-        case '/': o[n++] = '/'; break;
-        case 'b': o[n++] = '\b'; break;
-        case 'f': o[n++] = '\f'; break;
-        case 'n': o[n++] = '\n'; break;
-        case 'r': o[n++] = '\r'; break;
-        case 't': o[n++] = '\t'; break;
-        case 'u': {
-            unsigned cp;
-            if (hex4(p, &cp)) { free(o); return -1; }
-            if (cp >= 0xD800 && cp < 0xDC00 && p->pos + 6 <= end && p->s[p->pos] == '\\' && p->s[p->pos + 1] == 'u') {
-                size_t save = p->pos;
-                p->pos += 2;
-                unsigned lo;
-                if (hex4(p, &lo)) { free(o); return -1; }
-                if (lo >= 0xDC00 && lo < 0xE000) cp = 0x10000 + ((cp - 0xD800) << 10) + (lo - 0xDC00);
-                else p->pos = save;
-            }
-            n += put_utf8(o + n, cp); // a \uXXXX (6 bytes) never decodes to more than 3, a pair (12) to 4
-            break;
-        }
-        default:
-            p->pos--;
-            free(o);
-            return expected(p, "an escape (\\\" \\\\ \\/ \\b \\f \\n \\r \\t \\uXXXX)");
-        }
-    }
-    p->pos = end + 1;
+static char *dup_n(const char *s, size_t n) {
+    char *o = rcv_xmalloc(n + 1);
+    memcpy(o, s, n);
     o[n] = 0;
-    *out = o;
-    *out_len = n;
-    return 0;
+    return o;
 }
 
-static int parse_number(json_parser *p, rcv_json_value *v) {
-    size_t start = p->pos;
-    int is_int = 1;
-    if (p->s[p->pos] == '-') p->pos++;
-    if (p->pos >= p->len || !(p->s[p->pos] >= '0' && p->s[p->pos] <= '9')) return expected(p, "a digit");
-    if (p->s[p->pos] == '0') p->pos++;
-    else while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9') p->pos++;
-    if (p->pos < p->len && p->s[p->pos] == '.') {
-        is_int = 0;
-        p->pos++;
-        if (p->pos >= p->len || !(p->s[p->pos] >= '0' && p->s[p->pos] <= '9')) return expected(p, "a digit after '.'");
-        while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9') p->pos++;
-    }
-    if (p->pos < p->len && (p->s[p->pos] == 'e' || p->s[p->pos] == 'E')) {
-        is_int = 0;
-        p->pos++;
-        if (p->pos < p->len && (p->s[p->pos] == '+' || p->s[p->pos] == '-')) p->pos++;
-        if (p->pos >= p->len || !(p->s[p->pos] >= '0' && p->s[p->pos] <= '9')) return expected(p, "a digit in the exponent");
-        while (p->pos < p->len && p->s[p->pos] >= '0' && p->s[p->pos] <= '9') p->pos++;
-    }
-    char tmp[64];
-    size_t n = p->pos - start;
-    char *buf = n < sizeof tmp ? tmp : rcv_xmalloc(n + 1);
-    memcpy(buf, p->s + start, n);
-    buf[n] = 0;
-    v->type = RCV_JSON_NUMBER;
-    v->num = strtod(buf, NULL);
-    if (is_int) {
-        errno = 0;
-        long long x = strtoll(buf, NULL, 10);
-        if (errno == 0) { v->is_int = 1; v->i64 = x; }
-    }
-    if (buf != tmp) free(buf);
-    return 0;
-}
-
-static int match_word(json_parser *p, const char *w) {
-    size_t n = strlen(w);
-    if (p->len - p->pos >= n && !memcmp(p->s + p->pos, w, n)) { p->pos += n; return 1; }
-    return 0;
-}
-
-static int parse_value(json_parser *p, rcv_json_value *v, int depth);
-
-static int parse_array(json_parser *p, rcv_json_value *v, int depth) {
-    v->type = RCV_JSON_ARRAY;
-    p->pos++;
-    int cap = 0;
-    skip_ws(p);
-    if (p->pos < p->len && p->s[p->pos] == ']') { p->pos++; return 0; }
-    for (;;) {
-        if (v->n == cap) {
-            cap = cap ? 2 * cap : 4;
-            v->items = rcv_xrealloc(v->items, (size_t)cap * sizeof *v->items);
-        }
-        rcv_json_value *it = &v->items[v->n++];
-        memset(it, 0, sizeof *it);
-        if (parse_value(p, it, depth + 1)) return -1;
-        skip_ws(p);
-        if (p->pos < p->len && p->s[p->pos] == ',') { p->pos++; continue; }
-        if (p->pos < p->len && p->s[p->pos] == ']') { p->pos++; return 0; }
-        return expected(p, "',' or ']' after an array element");
-    }
-}
-
-static int parse_object(json_parser *p, rcv_json_value *v, int depth) {
-    v->type = RCV_JSON_OBJECT;
-    p->pos++;
-    int cap = 0;
-    skip_ws(p);
-    if (p->pos < p->len && p->s[p->pos] == '}') { p->pos++; return 0; }
-    for (;;) {
-        skip_ws(p);
-        if (p->pos >= p->len || p->s[p->pos] != '"') return expected(p, "a '\"' starting an object key");
-        if (v->n == cap) {
-            cap = cap ? 2 * cap : 8;
-            v->items = rcv_xrealloc(v->items, (size_t)cap * sizeof *v->items);
-            v->keys = rcv_xrealloc(v->keys, (size_t)cap * sizeof *v->keys);
-        }
-        int k = v->n++;
-        memset(&v->items[k], 0, sizeof v->items[k]);
-        v->keys[k] = NULL;
+static void convert(const json_t *j, rcv_json_value *v) {
+    switch (json_typeof(j)) {
+    case JSON_OBJECT: {
+        v->type = RCV_JSON_OBJECT;
+        size_t n = json_object_size(j);
+        v->items = rcv_xcalloc(n ? n : 1, sizeof *v->items);
+        v->keys = rcv_xcalloc(n ? n : 1, sizeof *v->keys);
+        const char *key;
         size_t klen;
-        if (parse_string(p, &v->keys[k], &klen)) return -1;
-        skip_ws(p);
-        if (p->pos >= p->len || p->s[p->pos] != ':') return expected(p, "':' after an object key");
-        p->pos++;
-        if (parse_value(p, &v->items[k], depth + 1)) return -1;
-        skip_ws(p);
-        if (p->pos < p->len && p->s[p->pos] == ',') { p->pos++; continue; }
-        if (p->pos < p->len && p->s[p->pos] == '}') { p->pos++; return 0; }
-        return expected(p, "',' or '}' after an object member");
+        json_t *val;
+        json_object_keylen_foreach((json_t *)j, key, klen, val) { // insertion (document) order
+            v->keys[v->n] = dup_n(key, klen);
+            convert(val, &v->items[v->n]);
+            v->n++;
+        }
+        break;
+    }
+    case JSON_ARRAY: {
+        v->type = RCV_JSON_ARRAY;
+        size_t n = json_array_size(j);
+        v->items = rcv_xcalloc(n ? n : 1, sizeof *v->items);
+        for (size_t i = 0; i < n; i++) convert(json_array_get(j, i), &v->items[i]);
+        v->n = (int)n;
+        break;
+    }
+    case JSON_STRING:
+        v->type = RCV_JSON_STRING;
+        v->str_len = json_string_length(j);
+        v->str = dup_n(json_string_value(j), v->str_len);
+        break;
+    case JSON_INTEGER:
+        v->type = RCV_JSON_NUMBER;
+        v->is_int = 1;
+        v->i64 = (int64_t)json_integer_value(j);
+        v->num = (double)v->i64;
+        break;
+    case JSON_REAL:
+        v->type = RCV_JSON_NUMBER;
+        v->num = json_real_value(j);
+        break;
+    case JSON_TRUE: v->type = RCV_JSON_BOOL; v->boolean = 1; break;
+    case JSON_FALSE: v->type = RCV_JSON_BOOL; v->boolean = 0; break;
+    default: v->type = RCV_JSON_NULL; break;
     }
 }
 
-static int parse_value(json_parser *p, rcv_json_value *v, int depth) {
-    if (depth > JSON_MAX_DEPTH) return rcv_fail("JSON error at byte %zu: nesting deeper than %d levels", p->pos, JSON_MAX_DEPTH);
-    skip_ws(p);
-    if (p->pos >= p->len) return expected(p, "a value");
-    char c = p->s[p->pos];
-    if (c == '{') return parse_object(p, v, depth);
-    if (c == '[') return parse_array(p, v, depth);
-    if (c == '"') {
-        v->type = RCV_JSON_STRING;
-        return parse_string(p, &v->str, &v->str_len);
-    }
-    if (c == '-' || (c >= '0' && c <= '9')) return parse_number(p, v);
-    if (match_word(p, "true")) { v->type = RCV_JSON_BOOL; v->boolean = 1; return 0; }
-    if (match_word(p, "false")) { v->type = RCV_JSON_BOOL; v->boolean = 0; return 0; }
-    if (match_word(p, "null")) { v->type = RCV_JSON_NULL; return 0; }
-    return expected(p, "a value (object, array, string, number, true, false or null)");
+static int error_text(const json_error_t *e, char *buf, size_t n) {
+    // jansson's position counts the bytes read, the offending one included.
+    int pos = e->position > 0 ? e->position - 1 : 0;
+    return snprintf(buf, n, "JSON error at byte %d (line %d, column %d): %s%s", pos, e->line, e->column, e->text,
+                    json_error_code(e) == json_error_duplicate_key ? " (a key given twice)" : "");
 }
 
 int rcv_json_parse(const char *text, size_t len, rcv_json_value *out) {
     memset(out, 0, sizeof *out);
-    json_parser p = {text, len, 0};
-    if (parse_value(&p, out, 0)) return -1;
-    skip_ws(&p);
-    if (p.pos != len) return expected(&p, "the end of the text after the value");
+    if (check_depth(text, len)) return -1;
+    json_error_t e;
+    json_t *j = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL | JSON_REJECT_DUPLICATES, &e);
+    if (!j) {
+        char msg[400];
+        error_text(&e, msg, sizeof msg);
+        return rcv_fail("%s", msg);
+    }
+    convert(j, out);
+    json_decref(j);
     return 0;
 }
 
@@ -286,6 +149,11 @@ static void put(rcv_json_writer *w, const char *s, size_t n) {
 
 static void puts_(rcv_json_writer *w, const char *s) { put(w, s, strlen(s)); }
 
+static int put_cb(const char *s, size_t n, void *w) {
+    put(w, s, n);
+    return 0;
+}
+
 // Called before every value: a comma between siblings, none after a key.
 static void before_value(rcv_json_writer *w) {
     if (w->after_key) { w->after_key = 0; return; }
@@ -321,24 +189,50 @@ void rcv_json_end_object(rcv_json_writer *w) { close_(w, "}"); }
 void rcv_json_begin_array(rcv_json_writer *w) { open_(w, "["); }
 void rcv_json_end_array(rcv_json_writer *w) { close_(w, "]"); }
 
+// Length of the valid UTF-8 sequence at s (RFC 3629: no overlongs, surrogates or code points past
+// U+10FFFF), 0 if the bytes there are not one.
+static size_t utf8_seq(const unsigned char *s, size_t n) {
+    unsigned c = s[0];
+    size_t len = c < 0x80 ? 1 : (c >= 0xC2 && c <= 0xDF) ? 2 : (c >= 0xE0 && c <= 0xEF) ? 3 : (c >= 0xF0 && c <= 0xF4) ? 4 : 0;
+    if (!len || len > n) return 0;
+    for (size_t i = 1; i < len; i++)
+        if ((s[i] & 0xC0) != 0x80) return 0;
+    if (c == 0xE0 && s[1] < 0xA0) return 0; // overlong
+    if (c == 0xED && s[1] > 0x9F) return 0; // surrogate
+    if (c == 0xF0 && s[1] < 0x90) return 0; // overlong
+    if (c == 0xF4 && s[1] > 0x8F) return 0; // past U+10FFFF
+    return len;
+}
+
+// jansson's escaping (control characters as \uXXXX, '"' and '\\' escaped). jansson writes only
+// valid UTF-8, so a name that is not (a Latin-1 file name) has each bad byte replaced by U+FFFD.
 static void put_quoted(rcv_json_writer *w, const char *s) {
-    put(w, "\"", 1);
-    for (const unsigned char *c = (const unsigned char *)s; *c; c++) {
-        char esc[8];
-        switch (*c) {
-        case '"': puts_(w, "\\\""); break;
-        case '\\': puts_(w, "\\\\"); break;
-        case '\n': puts_(w, "\\n"); break;
-        case '\r': puts_(w, "\\r"); break;
-        case '\t': puts_(w, "\\t"); break;
-        default:
-            if (*c < 0x20) {
-                snprintf(esc, sizeof esc, "\\u%04x", *c);
-                puts_(w, esc);
-            } else put(w, (const char *)c, 1);
-        }
+    size_t n = strlen(s), ok = 0;
+    while (ok < n) {
+        size_t l = utf8_seq((const unsigned char *)s + ok, n - ok);
+        if (!l) break;
+        ok += l;
     }
-    put(w, "\"", 1);
+    char *fixed = NULL;
+    if (ok < n) {
+        fixed = rcv_xmalloc(3 * n + 1);
+        size_t o = 0;
+        for (size_t i = 0; i < n;) {
+            size_t l = utf8_seq((const unsigned char *)s + i, n - i);
+            if (l) memcpy(fixed + o, s + i, l), o += l, i += l;
+            else memcpy(fixed + o, "\xEF\xBF\xBD", 3), o += 3, i++;
+        }
+        fixed[o] = 0;
+        s = fixed;
+        n = o;
+    }
+    json_t *j = json_stringn_nocheck(s, n);
+    if (!j || json_dump_callback(j, put_cb, w, JSON_ENCODE_ANY)) {
+        fprintf(stderr, "robustcv: out of memory encoding JSON\n");
+        abort();
+    }
+    json_decref(j);
+    free(fixed);
 }
 
 void rcv_json_key(rcv_json_writer *w, const char *key) {
@@ -348,22 +242,30 @@ void rcv_json_key(rcv_json_writer *w, const char *key) {
     w->after_key = 1;
 }
 
+// The shortest of jansson's %.{6..17}g forms that reads back to x. jansson marks an integral
+// real with ".0"; that suffix is dropped (Python reads "3" and "3.0" as equal numbers).
 void rcv_json_number(rcv_json_writer *w, double x) {
     before_value(w);
     if (!isfinite(x)) { puts_(w, "null"); return; }
-    char b[40];
+    json_t *j = json_real(x);
+    char b[48];
+    size_t n = 0;
     for (int prec = 6; prec <= 17; prec++) {
-        snprintf(b, sizeof b, "%.*g", prec, x);
+        n = json_dumpb(j, b, sizeof b - 1, JSON_ENCODE_ANY | JSON_REAL_PRECISION(prec));
+        if (n == 0 || n >= sizeof b - 1) { fprintf(stderr, "robustcv: cannot encode %g as JSON\n", x); abort(); };
+        b[n] = 0;
         if (strtod(b, NULL) == x) break;
     }
+    json_decref(j);
+    if (n > 2 && !strcmp(b + n - 2, ".0")) b[n - 2] = 0;
     puts_(w, b);
 }
 
 void rcv_json_int(rcv_json_writer *w, int64_t x) {
     before_value(w);
-    char b[32];
-    snprintf(b, sizeof b, "%lld", (long long)x);
-    puts_(w, b);
+    json_t *j = json_integer((json_int_t)x);
+    json_dump_callback(j, put_cb, w, JSON_ENCODE_ANY);
+    json_decref(j);
 }
 
 void rcv_json_string(rcv_json_writer *w, const char *s) {

@@ -12,7 +12,7 @@
 # unnormalised form, from the model cards), L-inf PGD accuracy (eps 0.1, alpha 0.025, 10 steps,
 # random start).
 #
-#   bench/mix_table.sh [BUILD_DIR]   (env: SUBSET=0 (all 60000) EPOCHS=15 TEST=1000 CORR=500
+#   bench/mix_table.sh [BUILD_DIR]   (env: SUBSET=0 (all 60000) EPOCHS=15 TEST=1000 CORR=100
 #                                     THREADS=1 SEED=0 OUT=/tmp/rcv_mix ROWS="standard cutmix ema")
 #
 # The demo's budget is SUBSET=0 EPOCHS=15; the README quotes a smaller stated one. A row whose
@@ -23,7 +23,7 @@ BIN=$BUILD/robustcv
 SUBSET=${SUBSET:-0}
 EPOCHS=${EPOCHS:-15}
 TEST=${TEST:-1000}
-CORR=${CORR:-500}
+CORR=${CORR:-100}
 THREADS=${THREADS:-1}
 SEED=${SEED:-0}
 OUT=${OUT:-/tmp/rcv_mix}

@@ -32,3 +32,10 @@ if ! /usr/bin/python3 -c "import pytorch_grad_cam" 2>/dev/null; then
   $SUDO /usr/bin/python3 -m pip install -q --break-system-packages --no-deps grad-cam==1.5.7 ttach==0.0.3 ||
     echo "robustcv: grad-cam not installed; tests/oracle/cam_ref.py falls back to its hook-based maps"
 fi
+# timm (tests/oracle/mix_ref.py: Mixup, SoftTargetCrossEntropy, ModelEmaV3). --no-deps (numpy 2 again);
+# the oracle loads those three files directly, so timm's own imports (huggingface_hub) are not needed.
+if ! /usr/bin/python3 -c "import importlib.util as u; assert u.find_spec('timm')" 2>/dev/null; then
+  echo "robustcv: installing timm (pip, --no-deps)"
+  $SUDO /usr/bin/python3 -m pip install -q --break-system-packages --no-deps timm==0.9.16 ||
+    echo "robustcv: timm not installed; tests/test_mix fails (its oracle is timm's code)"
+fi

@@ -4,9 +4,11 @@
 
 #include <stdint.h>
 
+#include "robustcv/average.h"
 #include "robustcv/data.h"
 #include "robustcv/image.h"
 #include "robustcv/loader.h"
+#include "robustcv/mix.h"
 #include "robustcv/models.h"
 #include "robustcv/optim.h"
 #include "robustcv/recipe.h"
@@ -63,6 +65,12 @@ typedef struct {
     // its contiguous batch/N slice of every global batch of the one global permutation.
     int sync_bn;             // batchnorm statistics over all ranks' samples (--sync-bn)
     float bucket_mb;         // gradient allreduce bucket size in MiB (default 25)
+    // Mixup/CutMix on each batch after the loader, soft-target CE with label_smoothing folded in
+    // (mix.h); EMA and SWA of the weights (average.h). cpu/ref backends; mix: standard and
+    // augment-curriculum recipes, no box models.
+    rcv_mix_cfg mix;
+    rcv_ema_cfg ema;         // writes out_dir/ema.safetensors each epoch, logs ema_test_*
+    rcv_swa_cfg swa;         // writes out_dir/swa.safetensors (the average; at the end with update_bn)
 } rcv_train_cfg;
 
 void rcv_train_cfg_defaults(rcv_train_cfg *c);

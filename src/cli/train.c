@@ -108,6 +108,28 @@ int cli_train_config(int argc, char **argv, const char *verb, const char *synops
         {"trades-step", "X", "trades: inner step size in pixels (default 0.007)", NULL},
         {"trades-steps", "N", "trades: inner steps (default 10)", NULL},
         {"noise-sigma", "X", "noise: Gaussian noise std in pixels, not clamped (default 0.25)", NULL},
+        {"mixup", "A", "Mixup with lam ~ Beta(A, A) on each batch, soft-target cross-entropy, --label-smoothing folded "
+                       "into the targets (timm's Mixup; default 0 = off; timm's recipes use 0.8; docs/mix.md)", NULL},
+        {"cutmix", "A", "CutMix with lam ~ Beta(A, A), lam corrected by the clipped box (default 0 = off; timm's "
+                        "recipes use 1.0)", NULL},
+        {"cutmix-minmax", "MIN,MAX", "CutMix box side uniform in [MIN, MAX) of the image side instead of from lam "
+                                     "(default off)", NULL},
+        {"mix-prob", "P", "probability a batch / pair / image is mixed (default 1)", NULL},
+        {"mix-switch-prob", "P", "with both --mixup and --cutmix: probability of CutMix (default 0.5)", NULL},
+        {"mix-mode", "MODE", "batch (one draw per batch), pair or elem (default batch)", NULL},
+        {"mix-correct-lam", "0|1", "CutMix lam from the clipped box area (default 1)", NULL},
+        {"ema", "D", "keep an EMA of the weights with decay D (e.g. 0.9999), updated after each step, evaluated and "
+                     "saved as DIR/ema.safetensors every epoch (default off)", NULL},
+        {"ema-warmup", NULL, "EMA decay warm-up: min(D, 1 - (1 + (step - 1) / gamma)^-power), timm's ModelEmaV3 "
+                             "(default off: D from the second step, the first copies)", NULL},
+        {"ema-warmup-gamma", "X", "EMA warm-up gamma (default 1)", NULL},
+        {"ema-warmup-power", "X", "EMA warm-up power (default 0.6667)", NULL},
+        {"swa-start", "E", "stochastic weight averaging after E epochs: SWALR to --swa-lr, the average of the weights at "
+                           "the end of each later epoch, batchnorm statistics recomputed at the end; "
+                           "DIR/swa.safetensors (default off)", NULL},
+        {"swa-lr", "X", "SWA learning rate (required with --swa-start)", NULL},
+        {"swa-anneal-epochs", "N", "epochs of cosine annealing from the schedule's lr to --swa-lr (default 10, "
+                                   "torch's SWALR; 0 = at once)", NULL},
         {NULL, NULL, NULL, NULL},
     };
     const char *pos[1];
@@ -164,8 +186,33 @@ int cli_train_config(int argc, char **argv, const char *verb, const char *synops
         rcv_arg_float(opts, "trades-step", &rp->trades_step) || rcv_arg_int(opts, "trades-steps", &rp->trades_steps) ||
         rcv_arg_float(opts, "noise-sigma", &rp->noise_sigma) ||
         cli_parse_precision(rcv_arg(opts, "precision"), &c.precision) ||
-        rcv_arg_float(opts, "bucket-mb", &c.bucket_mb))
+        rcv_arg_float(opts, "bucket-mb", &c.bucket_mb) || rcv_arg_float(opts, "mixup", &c.mix.mixup_alpha) ||
+        rcv_arg_float(opts, "cutmix", &c.mix.cutmix_alpha) || rcv_arg_float(opts, "mix-prob", &c.mix.prob) ||
+        rcv_arg_float(opts, "mix-switch-prob", &c.mix.switch_prob) ||
+        rcv_arg_int(opts, "mix-correct-lam", &c.mix.correct_lam) || rcv_arg_float(opts, "ema", &c.ema.decay) ||
+        rcv_arg_float(opts, "ema-warmup-gamma", &c.ema.warmup_gamma) ||
+        rcv_arg_float(opts, "ema-warmup-power", &c.ema.warmup_power) || rcv_arg_int(opts, "swa-start", &c.swa.start) ||
+        rcv_arg_float(opts, "swa-lr", &c.swa.lr) || rcv_arg_int(opts, "swa-anneal-epochs", &c.swa.anneal_epochs))
         return 2;
+    c.ema.warmup = rcv_arg(opts, "ema-warmup") != NULL;
+    if ((v = rcv_arg(opts, "cutmix-minmax"))) {
+        char *end;
+        c.mix.cutmix_minmax[0] = strtof(v, &end);
+        if (*end != ',' || (c.mix.cutmix_minmax[1] = strtof(end + 1, &end), *end) ||
+            !(c.mix.cutmix_minmax[0] < c.mix.cutmix_minmax[1])) {
+            fprintf(stderr, "robustcv %s: --cutmix-minmax '%s': expected MIN,MAX with 0 <= MIN < MAX <= 1\n", verb, v);
+            return 2;
+        }
+    }
+    if (((v = rcv_arg(opts, "mix-mode")) && rcv_mix_mode_parse(v, &c.mix.mode)) || rcv_mix_check(&c.mix) ||
+        rcv_ema_check(&c.ema) || rcv_swa_check(&c.swa, c.epochs)) {
+        fprintf(stderr, "robustcv %s: %s\n", verb, rcv_error());
+        return 2;
+    }
+    if (c.mix.correct_lam != 0 && c.mix.correct_lam != 1) {
+        fprintf(stderr, "robustcv %s: --mix-correct-lam %d, expected 0 or 1\n", verb, c.mix.correct_lam);
+        return 2;
+    }
     if ((v = rcv_arg(opts, "recipe")) && rcv_recipe_parse(v, &rp->kind)) {
         fprintf(stderr, "robustcv %s: %s\n", verb, rcv_error());
         return 2;

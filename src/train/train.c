@@ -47,6 +47,64 @@ void rcv_train_cfg_defaults(rcv_train_cfg *c) {
     c->loader_threads = 2;
     rcv_recipe_defaults(&c->recipe);
     c->bucket_mb = 25;
+    rcv_mix_defaults(&c->mix);
+    rcv_ema_defaults(&c->ema);
+    rcv_swa_defaults(&c->swa);
+}
+
+// --- weight-averaging and mixing stages (average.h, mix.h) ---
+
+// Mixup/CutMix: the batch in the input node (n, H, W, C) is mixed in place, the loss is the
+// soft-target cross-entropy of its logits, its gradient seeded at the logits. Returns the loss.
+typedef struct {
+    float *scratch, *lam, *t; // (n, H, W, C) originals, (n) own-label weights, (n, K) targets
+} mix_stage;
+
+static float mix_step(const rcv_train_cfg *cfg, rcv_model *m, mix_stage *ms, rcv_rng *r) {
+    rcv_graph *g = m->g;
+    int n = g->batch, k = m->cfg.n_classes;
+    rcv_mix_draws d = rcv_mix_draws_rng(r);
+    rcv_mix_batch(&cfg->mix, &d, g->nodes[m->input].out, n, m->cfg.in_h, m->cfg.in_w, m->cfg.in_c, ms->lam, ms->scratch);
+    rcv_mix_targets(g->nodes[m->labels].idata, ms->lam, n, k, cfg->label_smoothing, ms->t);
+    rcv_graph_zero_grad(g);
+    rcv_graph_forward(g);
+    float *seed = g->nodes[m->logits].grad;
+    double loss = rcv_soft_cross_entropy(g->nodes[m->logits].out, ms->t, n, k, seed);
+    rcv_graph_backward_from(g, m->logits, seed);
+    return (float)loss;
+}
+
+// Loads the parameters of a checkpoint of the same model into avg (EMA / SWA state on resume);
+// its epoch must be the run's. 0 or -1 with a message.
+static int load_average(const char *path, const rcv_model *m, int epoch, float *avg) {
+    rcv_model t = {0};
+    rcv_ckpt_info ti = {0};
+    int rc = -1;
+    if (rcv_ckpt_load_model(path, &t, &ti)) goto done;
+    if (strcmp(t.name, m->name) || t.g->n_param_floats != m->g->n_param_floats) {
+        rcv_fail("resume: %s holds model '%s', the run trains '%s'", path, t.name, m->name);
+        goto done;
+    }
+    if (ti.epoch != epoch) {
+        rcv_fail("resume: %s is from epoch %d, last.safetensors from epoch %d (killed between the two writes?); "
+                 "remove it to restart the average from the current weights", path, ti.epoch, epoch);
+        goto done;
+    }
+    memcpy(avg, t.g->params, m->g->n_param_floats * sizeof(float));
+    rc = 0;
+done:
+    if (t.g) rcv_model_free(&t);
+    rcv_ckpt_info_free(&ti);
+    return rc;
+}
+
+// Evaluates (and saves, path != NULL) the model with the parameters avg in place of its own.
+static int eval_average(rcv_model *m, float *avg, const rcv_dataset *test, int batch, rcv_backend be, const char *path,
+                        const rcv_ckpt_info *ci, rcv_eval_result *ev) {
+    rcv_params_swap(m->g, avg);
+    int bad = rcv_evaluate(m, test, batch, be, ev) || (path && rcv_ckpt_save(path, m, NULL, ci));
+    rcv_params_swap(m->g, avg);
+    return bad ? -1 : 0;
 }
 
 
@@ -111,6 +169,12 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
     int *perm = NULL, *lperm = NULL, rc = -1;
     rcv_loader *loader = NULL;
     float *stage_x = NULL, *stage_z = NULL, *box_px = NULL, *stage_box = NULL, *stage_pb = NULL;
+    float *ema = NULL, *swa = NULL;
+    mix_stage ms = {0};
+    char ema_path[600], swa_path[600];
+    snprintf(ema_path, sizeof ema_path, "%s/ema.safetensors", cfg->out_dir);
+    snprintf(swa_path, sizeof swa_path, "%s/swa.safetensors", cfg->out_dir);
+    int mixing = rcv_mix_enabled(&cfg->mix), with_ema = cfg->ema.decay > 0, with_swa = cfg->swa.start >= 0;
     int32_t *stage_lab = NULL;
     char ckpt[600], metrics[600];
     snprintf(ckpt, sizeof ckpt, "%s/last.safetensors", cfg->out_dir);
@@ -218,6 +282,20 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
                  "without mpirun", rcv_recipe_name(cfg->recipe.kind));
         goto out;
     }
+    if (rcv_mix_check(&cfg->mix) || rcv_ema_check(&cfg->ema) || rcv_swa_check(&cfg->swa, cfg->epochs)) goto out;
+    if ((mixing || with_ema || with_swa) && cfg->backend == RCV_BACKEND_CUDA) {
+        rcv_fail("train: --mixup/--cutmix, --ema and --swa-start run on the cpu (or ref) backend only; use --device cpu");
+        goto out;
+    }
+    if (mixing && (with_box || (cfg->recipe.kind != RCV_RECIPE_STANDARD && cfg->recipe.kind != RCV_RECIPE_AUGMENT_CURRICULUM))) {
+        rcv_fail("train: --mixup/--cutmix train on soft targets with the standard or augment-curriculum recipe and "
+                 "no box head (here: recipe %s, model '%s')", rcv_recipe_name(cfg->recipe.kind), m.name);
+        goto out;
+    }
+    if (mixing && local % 2) {
+        rcv_fail("train: --mixup/--cutmix pair image i with N-1-i and need an even batch per rank, got %d", local);
+        goto out;
+    }
     if (cfg->backend != RCV_BACKEND_CUDA && rcv_recipe_init(&rec, &cfg->recipe, &m)) goto out;
     if (rcv_graph_plan(m.g, local, cfg->backend)) goto out;
     if (cfg->profile) rcv_graph_profile(m.g, 1);
@@ -228,6 +306,25 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
     m.g->shard = rank;
     m.g->n_shards = nr;
     gsync = rcv_grad_sync_new(m.g, (size_t)((double)cfg->bucket_mb * 1048576.0));
+    size_t npf = m.g->n_param_floats;
+    if (mixing) {
+        size_t per = (size_t)train.c * train.h * train.w;
+        ms.scratch = rcv_xmalloc((size_t)local * per * sizeof(float));
+        ms.lam = rcv_xmalloc((size_t)local * sizeof(float));
+        ms.t = rcv_xmalloc((size_t)local * m.cfg.n_classes * sizeof(float));
+    }
+    // EMA starts as a copy of the weights (timm's deepcopy); SWA's average fills at its first epoch.
+    if (with_ema) {
+        ema = rcv_xmalloc(npf * sizeof(float));
+        memcpy(ema, m.g->params, npf * sizeof(float));
+        if (resuming && step > 0 && !file_exists(ema_path) && !quiet)
+            fprintf(stderr, "resume: no %s (the run had no --ema?): the EMA starts from the current weights\n", ema_path);
+        else if (resuming && step > 0 && load_average(ema_path, &m, start_epoch, ema)) goto out;
+    }
+    if (with_swa) {
+        swa = rcv_xcalloc(npf, sizeof(float));
+        if (resuming && start_epoch > cfg->swa.start && load_average(swa_path, &m, start_epoch, swa)) goto out;
+    }
     int bad = 0;
     if (rank == 0) {
         if (resuming) bad = trim_metrics(metrics, start_epoch);
@@ -289,6 +386,9 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
         // augmentation curriculum trains its first raw_epochs on raw images.
         rcv_rng sr = rcv_rng_fork(&rng, 2000000u + (uint64_t)epoch);
         rcv_rng rr = rcv_rng_fork(&rng, 3000000u + (uint64_t)epoch); // the recipe's noise, AugMix, PGD starts
+        rcv_rng mr0 = rcv_rng_fork(&rng, 4000000u + (uint64_t)epoch), mr = rcv_rng_fork(&mr0, (uint64_t)rank); // mixing
+        int swa_epoch = with_swa && epoch >= cfg->swa.start;
+        double swa_lr = swa_epoch ? rcv_swa_lr(&cfg->swa, rcv_sched_lr(&sched, cfg->opt.lr, cfg->swa.start), epoch) : 0;
         int aug_on = sample_fn && (!curriculum || rcv_recipe_augment_on(&cfg->recipe, epoch));
         // This rank's slice of every global batch (all of it on one rank).
         for (int st = 0; st < steps_per_epoch; st++)
@@ -321,6 +421,8 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
                 rcv_graph_forward(g);
                 rcv_graph_download(g, &loss, g->nodes[m.loss].out, sizeof loss);
                 if (with_box) rcv_graph_download(g, &box_loss, g->nodes[m.loss_box].out, sizeof box_loss);
+            } else if (mixing) {
+                loss = mix_step(cfg, &m, &ms, &mr); // logits in the node; accuracy against the unmixed labels
             } else {
                 loss = rcv_recipe_step(&rec, &rr); // forward, zero_grad, backward: the recipe's gradient
                 z = rcv_recipe_logits(&rec);
@@ -354,8 +456,9 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
                 }
             }
             if (cfg->clip > 0 && !skip) rcv_clip_grad_norm(g, cfg->clip);
-            lr = rcv_sched_lr(&sched, cfg->opt.lr, epoch + (double)s / steps_per_epoch);
+            lr = swa_epoch ? (float)swa_lr : rcv_sched_lr(&sched, cfg->opt.lr, epoch + (double)s / steps_per_epoch);
             if (!skip && rcv_optim_step(&opt, g, lr)) goto out;
+            if (!skip && with_ema) rcv_ema_update(ema, g->params, npf, rcv_ema_decay(&cfg->ema, step + 1));
             if (on_dev) rcv_graph_download(g, stage_z, g->nodes[m.logits].out, (size_t)local * k * sizeof(float));
             if (on_dev && with_box) rcv_graph_download(g, stage_pb, g->nodes[m.box].out, (size_t)local * 4 * sizeof(float));
             step++;
@@ -398,6 +501,47 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
         rcv_eval_result_free(&ev);
 
         rcv_ckpt_info ci = {epoch + 1, step, rng, train.class_names, train.n_classes};
+        // EMA and SWA: evaluated beside the raw weights, saved before last.safetensors (resume checks the epochs).
+        char avgf[512] = "";
+        int na = 0;
+        rcv_eval_result eva;
+        if (with_ema) {
+            if (rcv_dist_any(eval_average(&m, ema, &test, local, cfg->backend, rank == 0 ? ema_path : NULL, &ci, &eva)))
+                goto out;
+            na += snprintf(avgf + na, sizeof avgf - (size_t)na, ", \"ema_test_loss\": %.6f, \"ema_test_top1\": %.6f, "
+                           "\"ema_test_top5\": %.6f", eva.loss, eva.top1, eva.top5);
+            if (!quiet) fprintf(stderr, "ema: test loss %.4f top-1 %.2f%% (%s)\n", eva.loss, 100 * eva.top1, ema_path);
+            rcv_eval_result_free(&eva);
+        }
+        if (swa_epoch) {
+            rcv_swa_update(swa, g->params, npf, epoch - cfg->swa.start);
+            int last_epoch = epoch + 1 == cfg->epochs;
+            if (last_epoch) { // the average's batchnorm statistics from the training data, the model's restored
+                float *bsave = rcv_xmalloc(g->n_buffer_floats * sizeof(float));
+                int64_t *isave = rcv_xmalloc(g->n_ibuffers * sizeof(int64_t) + 1);
+                memcpy(bsave, g->buffers, g->n_buffer_floats * sizeof(float));
+                memcpy(isave, g->ibuffers, g->n_ibuffers * sizeof(int64_t));
+                rcv_params_swap(g, swa);
+                bad = rcv_update_bn(&m, &train, train.n);
+                rcv_params_swap(g, swa);
+                bad = bad || eval_average(&m, swa, &test, local, cfg->backend, rank == 0 ? swa_path : NULL, &ci, &eva);
+                memcpy(g->buffers, bsave, g->n_buffer_floats * sizeof(float));
+                memcpy(g->ibuffers, isave, g->n_ibuffers * sizeof(int64_t));
+                free(bsave);
+                free(isave);
+            } else {
+                bad = eval_average(&m, swa, &test, local, cfg->backend, rank == 0 ? swa_path : NULL, &ci, &eva);
+            }
+            if (rcv_dist_any(bad)) goto out;
+            na += snprintf(avgf + na, sizeof avgf - (size_t)na, ", \"swa_lr\": %.6g, \"swa_models\": %d, "
+                           "\"swa_test_loss\": %.6f, \"swa_test_top1\": %.6f%s", swa_lr, epoch - cfg->swa.start + 1,
+                           eva.loss, eva.top1, last_epoch ? ", \"swa_bn_updated\": true" : "");
+            if (!quiet)
+                fprintf(stderr, "swa: %d model(s) averaged, lr %g, test top-1 %.2f%%%s (%s)\n", epoch - cfg->swa.start + 1,
+                        swa_lr, 100 * eva.top1, last_epoch ? " after update_bn" : " (running statistics not yet updated)",
+                        swa_path);
+            rcv_eval_result_free(&eva);
+        }
         bad = 0;
         if (rank == 0 && rcv_sched_cycle_end(&sched, epoch)) {
             char snap[600];
@@ -418,10 +562,10 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
         char line[1280];
         snprintf(line, sizeof line,
                  "{\"epoch\": %d, \"step\": %lld, \"lr\": %.6g, \"train_loss\": %.6f, \"train_acc\": %.6f, "
-                 "\"test_loss\": %.6f, \"test_top1\": %.6f, \"test_top5\": %.6f%s, \"train_seconds\": %.3f, "
+                 "\"test_loss\": %.6f, \"test_top1\": %.6f, \"test_top5\": %.6f%s%s, \"train_seconds\": %.3f, "
                  "\"images_per_second\": %.1f}\n",
                  epoch + 1, (long long)step, lr, loss_sum / steps_per_epoch, (double)correct / seen, ev.loss, ev.top1,
-                 ev.top5, boxf, t_train, seen / t_train);
+                 ev.top5, boxf, avgf, t_train, seen / t_train);
         // Rank 0 writes; the others wait here (and stop with it if it fails). The metrics line
         // first: a run killed before its checkpoint lands drops the line on resume (trim_metrics)
         // and redoes the epoch; the other order lost the line of a run killed in between.
@@ -455,6 +599,11 @@ out:
     free(box_px);
     free(stage_box);
     free(stage_pb);
+    free(ema);
+    free(swa);
+    free(ms.scratch);
+    free(ms.lam);
+    free(ms.t);
     rcv_optim_free(&opt);
     if (m.g) rcv_model_free(&m);
     rcv_ckpt_info_free(&info);

@@ -16,6 +16,7 @@ int cli_report(int argc, char **argv);
 int cli_denoise(int argc, char **argv);
 int cli_corrupt(int argc, char **argv);
 int cli_certify(int argc, char **argv);
+int cli_export(int argc, char **argv);
 
 #include "robustcv/graph.h"
 #include "robustcv/train.h"

@@ -25,6 +25,7 @@ static const struct {
     {"report", cli_report, "RUN_DIR/results.json -> self-contained report.html and report.md"},
     {"denoise", cli_denoise, "write an NL-means denoised copy of an image tree (OpenCV-equivalent)"},
     {"corrupt", cli_corrupt, "write a Tiny-ImageNet-C tree: 15 corruptions x 5 severities"},
+    {"export", cli_export, "a checkpoint as an ONNX file (opset 17, dynamic batch, normalization inside)"},
 };
 
 static void usage(FILE *f) {

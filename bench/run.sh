@@ -45,6 +45,8 @@ fi
 # 1000 Fashion-MNIST test images against torchattacks configured the same (bench/bench_autoattack.sh).
 [ -x "$BUILD/bench_attack_grad" ] && THREADS=$THREADS bench/bench_attack_grad.sh "$BUILD"
 THREADS=$THREADS bench/bench_autoattack.sh "$BUILD" || echo "bench_autoattack.sh failed"
+# Inference: ours in-process vs onnxruntime on our exported ONNX file, 2 threads (bench/bench_onnx.sh).
+[ -x "$BUILD/bench_onnx" ] && THREADS=2 bench/bench_onnx.sh "$BUILD"
 # The model zoo last: the slowest part.
 [ -x "$BUILD/bench_models" ] && STEPS=${STEPS_MODELS:-3} bench/models.sh "$BUILD"
 exit 0

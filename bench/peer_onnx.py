@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """Peer of bench/bench_onnx.c: onnxruntime (CPUExecutionProvider, all graph optimizations) running the
-file robustcv exported, at the same batch and threads. Prints images/s.
+file robustcv exported, at the same batch and threads (and, under OMP_WAIT_POLICY=passive, with
+thread spinning off, as ours). Prints images/s.
 
 usage: peer_onnx.py FILE.onnx C H W BATCH SECONDS THREADS
 """
+import os
 import sys
 import time
 
@@ -17,6 +19,10 @@ def main():
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    # Waiting threads sleep, as ours do under OMP_WAIT_POLICY=passive (bench_onnx.sh sets it on this
+    # shared machine); onnxruntime spins by default.
+    if os.environ.get("OMP_WAIT_POLICY", "").lower() == "passive":
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])
     x = (np.arange(batch * c * h * w, dtype=np.int64) * 37 % 255).astype(np.float32).reshape(batch, c, h, w) / 255
     for _ in range(2):

@@ -33,34 +33,41 @@ enum { TYPE_TENSOR = 1, TENSOR_TYPE_ELEM = 1, TENSOR_TYPE_SHAPE = 2, SHAPE_DIM =
 #define MAX_MESSAGE ((size_t)2147483647 - (64u << 20)) // protobuf's 2 GiB, less room for the graph
 
 typedef struct {
+    char **names;
+    int n, cap;
+} rcv_namelist;
+
+typedef struct {
     rcv_graph *g;
     rcv_pb nodes;      // GraphProto.node fields, in order
     rcv_pb inits;      // GraphProto.initializer fields
     const char **val;  // per graph node: its ONNX value (NULL: not exported)
     int *rank;         // per graph node: 4 (N, C, H, W) or 2 (N, F)
-    char **names;      // every value and node name used so far (SSA: each once)
-    int n_names, cap_names;
+    rcv_namelist values; // every value name used so far (SSA: each once)
+    rcv_namelist nodes_named; // node names (their own namespace)
     int n_onnx;        // ONNX nodes written
     const char *axes23; // the int64 [2, 3] initializer of Unsqueeze, made once
 } exporter;
 
-static int used(const exporter *e, const char *s) {
-    for (int i = 0; i < e->n_names; i++)
-        if (!strcmp(e->names[i], s)) return 1;
+static int used(const rcv_namelist *l, const char *s) {
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->names[i], s)) return 1;
     return 0;
 }
 
-// A name not used before: base, else base_2, base_3, ... (kept by the exporter, freed at the end).
-static const char *fresh(exporter *e, const char *base) {
+// A name not in l yet: base, else base_2, base_3, ... (kept in l, freed at the end).
+static const char *fresh_in(rcv_namelist *l, const char *base) {
     char buf[RCV_NAME + 32];
     snprintf(buf, sizeof buf, "%s", base);
-    for (int k = 2; used(e, buf); k++) snprintf(buf, sizeof buf, "%s_%d", base, k);
-    if (e->n_names == e->cap_names) {
-        e->cap_names = e->cap_names ? 2 * e->cap_names : 256;
-        e->names = rcv_xrealloc(e->names, (size_t)e->cap_names * sizeof *e->names);
+    for (int k = 2; used(l, buf); k++) snprintf(buf, sizeof buf, "%s_%d", base, k);
+    if (l->n == l->cap) {
+        l->cap = l->cap ? 2 * l->cap : 256;
+        l->names = rcv_xrealloc(l->names, (size_t)l->cap * sizeof *l->names);
     }
-    return e->names[e->n_names++] = rcv_xstrdup(buf);
+    return l->names[l->n++] = rcv_xstrdup(buf);
 }
+
+static const char *fresh(exporter *e, const char *base) { return fresh_in(&e->values, base); }
 
 static const char *derived(exporter *e, const char *base, const char *suffix) {
     char buf[RCV_NAME + 32];
@@ -104,7 +111,7 @@ static const char *init_i64(exporter *e, const char *base, const int64_t *v, int
 // A parameter or buffer under its torchvision name, with its PyTorch shape.
 static const char *init_param(exporter *e, int p) {
     const rcv_param *pi = &e->g->param_info[p];
-    if (used(e, pi->name)) return pi->name; // shared (no zoo model does; harmless if one did)
+    if (used(&e->values, pi->name)) return pi->name; // shared (no zoo model does; harmless if one did)
     return init_f32(e, pi->name, pi->shape, pi->ndim, rcv_param_data(e->g, p));
 }
 
@@ -160,7 +167,7 @@ static node_pb node_begin(exporter *e, const char *op, const char *name, const c
     node_pb n = {{0}};
     for (int i = 0; i < n_in; i++) rcv_pb_str(&n.pb, NODE_INPUT, in[i]);
     rcv_pb_str(&n.pb, NODE_OUTPUT, out);
-    rcv_pb_str(&n.pb, NODE_NAME, fresh(e, name));
+    rcv_pb_str(&n.pb, NODE_NAME, fresh_in(&e->nodes_named, name));
     rcv_pb_str(&n.pb, NODE_OP_TYPE, op);
     return n;
 }
@@ -434,8 +441,10 @@ static void metadata(rcv_pb *model, const char *k, const char *v) {
 static void exporter_free(exporter *e) {
     rcv_pb_free(&e->nodes);
     rcv_pb_free(&e->inits);
-    for (int i = 0; i < e->n_names; i++) free(e->names[i]);
-    free(e->names);
+    for (int i = 0; i < e->values.n; i++) free(e->values.names[i]);
+    for (int i = 0; i < e->nodes_named.n; i++) free(e->nodes_named.names[i]);
+    free(e->values.names);
+    free(e->nodes_named.names);
     free((void *)e->val);
     free(e->rank);
 }

@@ -69,6 +69,14 @@ static const char *fresh_in(rcv_namelist *l, const char *base) {
 
 static const char *fresh(exporter *e, const char *base) { return fresh_in(&e->values, base); }
 
+// base + suffix in buf, not registered: an initializer's base name (init_* make it unique).
+typedef struct { char s[RCV_NAME + 32]; } namebuf;
+static namebuf join(const char *base, const char *suffix) {
+    namebuf b;
+    snprintf(b.s, sizeof b.s, "%s%s", base, suffix);
+    return b;
+}
+
 static const char *derived(exporter *e, const char *base, const char *suffix) {
     char buf[RCV_NAME + 32];
     snprintf(buf, sizeof buf, "%s%s", base, suffix);
@@ -246,11 +254,11 @@ static void adaptive_avgpool(exporter *e, const rcv_node *nd, const char *out) {
                 for (int w = w0; w < w1; w++) p[((size_t)h * s.w + w) * ohw + (size_t)i * ow + j] = inv;
         }
     }
-    const char *pm = init_f32(e, derived(e, nd->name, ".window_weights"), (const int64_t[]){(int64_t)hw, (int64_t)ohw},
+    const char *pm = init_f32(e, join(nd->name, ".window_weights").s, (const int64_t[]){(int64_t)hw, (int64_t)ohw},
                               2, p);
     free(p);
-    const char *flat_shape = init_i64(e, derived(e, nd->name, ".shape_in"), (const int64_t[]){0, 0, (int64_t)hw}, 3);
-    const char *out_shape = init_i64(e, derived(e, nd->name, ".shape_out"), (const int64_t[]){0, 0, oh, ow}, 4);
+    const char *flat_shape = init_i64(e, join(nd->name, ".shape_in").s, (const int64_t[]){0, 0, (int64_t)hw}, 3);
+    const char *out_shape = init_i64(e, join(nd->name, ".shape_out").s, (const int64_t[]){0, 0, oh, ow}, 4);
     const char *flat = derived(e, nd->name, "/flat"), *mm = derived(e, nd->name, "/matmul");
     simple(e, "Reshape", flat, (const char *const[]){x, flat_shape}, 2, flat);
     simple(e, "MatMul", mm, (const char *const[]){flat, pm}, 2, mm);
@@ -261,8 +269,8 @@ static void adaptive_avgpool(exporter *e, const rcv_node *nd, const char *out) {
 static void normalize(exporter *e, const rcv_node *nd, const char *out) {
     int c = nd->shape.c;
     int64_t dims[4] = {1, c, 1, 1};
-    const char *mean = init_f32(e, derived(e, nd->name, ".mean"), dims, 4, nd->attr.norm.mean);
-    const char *std = init_f32(e, derived(e, nd->name, ".std"), dims, 4, nd->attr.norm.std);
+    const char *mean = init_f32(e, join(nd->name, ".mean").s, dims, 4, nd->attr.norm.mean);
+    const char *std = init_f32(e, join(nd->name, ".std").s, dims, 4, nd->attr.norm.std);
     const char *x = in4(e, nd, 0), *centred = derived(e, nd->name, "/sub");
     simple(e, "Sub", centred, (const char *const[]){x, mean}, 2, centred);
     simple(e, "Div", nd->name, (const char *const[]){centred, std}, 2, out);
@@ -326,7 +334,7 @@ static void scale_add(exporter *e, const rcv_node *nd, const char *out) {
     for (int k = 0; k < 2; k++) {
         v[k] = same ? e->val[nd->in[k]] : in4(e, nd, k);
         if (f[k] == 1.0f) continue;
-        const char *c = init_f32(e, derived(e, nd->name, k ? ".beta" : ".alpha"), NULL, 0, &f[k]);
+        const char *c = init_f32(e, join(nd->name, k ? ".beta" : ".alpha").s, NULL, 0, &f[k]);
         const char *scaled = derived(e, nd->name, k ? "/mul_b" : "/mul_a");
         simple(e, "Mul", scaled, (const char *const[]){v[k], c}, 2, scaled);
         v[k] = scaled;
@@ -347,7 +355,7 @@ static void concat(exporter *e, const rcv_node *nd, const char *out) {
 // floor(dst / s) (asymmetric, floor); its bilinear without align_corners is pytorch_half_pixel.
 static void upsample(exporter *e, const rcv_node *nd, const char *out) {
     float sc = (float)nd->attr.up.scale, scales[4] = {1, 1, sc, sc};
-    const char *s = init_f32(e, derived(e, nd->name, ".scales"), (const int64_t[]){4}, 1, scales);
+    const char *s = init_f32(e, join(nd->name, ".scales").s, (const int64_t[]){4}, 1, scales);
     const char *in[3] = {in4(e, nd, 0), "", s};
     node_pb n = node_begin(e, "Resize", nd->name, in, 3, out);
     if (nd->op == RCV_OP_UPSAMPLE_NEAREST) {

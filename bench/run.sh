@@ -47,6 +47,8 @@ fi
 THREADS=$THREADS bench/bench_autoattack.sh "$BUILD" || echo "bench_autoattack.sh failed"
 # robustcv serve: requests/s and p50/p99 latency at 1 and 8 concurrent clients (bench/bench_serve.sh).
 THREADS=$THREADS bench/bench_serve.sh "$BUILD" || echo "bench_serve.sh failed"
+# Inference: ours in-process vs onnxruntime on our exported ONNX file, 2 threads (bench/bench_onnx.sh).
+[ -x "$BUILD/bench_onnx" ] && THREADS=2 bench/bench_onnx.sh "$BUILD"
 # The model zoo last: the slowest part.
 [ -x "$BUILD/bench_models" ] && STEPS=${STEPS_MODELS:-3} bench/models.sh "$BUILD"
 exit 0

@@ -5,7 +5,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config libdnnl-dev libopenblas-dev zlib1g-dev libpng-dev libturbojpeg0-dev
       dataset-fashion-mnist python3 python3-numpy python3-torch python3-torchvision python3-scipy
       python3-opencv python3-matplotlib python3-sklearn python3-tqdm python3-pip chromium libopenmpi-dev openmpi-bin
-      libjansson-dev libmicrohttpd-dev chromium-driver python3-selenium)
+      libjansson-dev libmicrohttpd-dev chromium-driver python3-selenium
+      python3-protobuf python3-flatbuffers python3-coloredlogs python3-sympy python3-packaging)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -38,4 +39,12 @@ if ! /usr/bin/python3 -c "import importlib.util as u; assert u.find_spec('timm')
   echo "robustcv: installing timm (pip, --no-deps)"
   $SUDO /usr/bin/python3 -m pip install -q --break-system-packages --no-deps timm==0.9.16 ||
     echo "robustcv: timm not installed; tests/test_mix fails (its oracle is timm's code)"
+fi
+# ONNX export's oracle and peer (tests/test_onnx.sh, bench/bench_onnx.sh): onnx (checker) and onnxruntime
+# (CPUExecutionProvider) from PyPI with --no-deps: the versions that run on Debian 12's numpy 1.24 and
+# python 3.11; their needs (protobuf, flatbuffers, coloredlogs, sympy, packaging) are the Debian packages above.
+if ! /usr/bin/python3 -c "import onnx, onnxruntime" 2>/dev/null; then
+  echo "robustcv: installing onnx and onnxruntime (pip, --no-deps)"
+  $SUDO /usr/bin/python3 -m pip install -q --break-system-packages --no-deps onnx==1.16.2 onnxruntime==1.18.1 ||
+    echo "robustcv: onnx/onnxruntime not installed; tests/test_onnx.sh skips, bench_onnx.sh is skipped"
 fi

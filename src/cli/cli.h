@@ -18,6 +18,7 @@ int cli_corrupt(int argc, char **argv);
 int cli_certify(int argc, char **argv);
 int cli_convert(int argc, char **argv);
 int cli_serve(int argc, char **argv);
+int cli_export(int argc, char **argv);
 
 #include "robustcv/graph.h"
 #include "robustcv/train.h"

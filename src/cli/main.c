@@ -27,6 +27,7 @@ static const struct {
     {"corrupt", cli_corrupt, "write a Tiny-ImageNet-C tree: 15 corruptions x 5 severities"},
     {"convert", cli_convert, "a torch.save state dict (.pth) to safetensors, without Python; nothing in it is run"},
     {"serve", cli_serve, "Open Inference Protocol v2 server (REST), web page at /, Prometheus /metrics"},
+    {"export", cli_export, "a checkpoint as an ONNX file (opset 17, dynamic batch, normalization inside)"},
 };
 
 static void usage(FILE *f) {

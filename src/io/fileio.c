@@ -125,6 +125,20 @@ int rcv_file_write_atomic(const char *path, const void *data, size_t len) {
     return rcv_atomic_commit(&a);
 }
 
+int rcv_file_append_atomic(const char *path, const void *data, size_t len) {
+    uint8_t *old = NULL;
+    size_t n = 0;
+    if (access(path, F_OK) == 0 && rcv_file_read(path, &old, &n)) return -1;
+    rcv_atomic_file a;
+    int rc = rcv_atomic_open(&a, path);
+    if (!rc) {
+        rc = rcv_atomic_write(&a, old, n) || rcv_atomic_write(&a, data, len) ? (rcv_atomic_abort(&a), -1)
+                                                                               : rcv_atomic_commit(&a);
+    }
+    free(old);
+    return rc;
+}
+
 int rcv_mkdir_p(const char *path) {
     char tmp[512];
     snprintf(tmp, sizeof tmp, "%s", path);

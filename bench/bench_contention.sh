@@ -5,7 +5,7 @@
 #
 # usage: bench/bench_contention.sh [BUILD_DIR] [REPEATS]
 # env:   SUBSET (training images per run, default 16000), BATCH (64), THREADS (2), MODEL (smallcnn),
-#        POLICIES (default "now libgomp active")
+#        POLICIES (default "now libgomp active spin10000"; also passive, spinN)
 #
 # Each run is `robustcv train` on a Fashion-MNIST subset for one epoch (SUBSET/BATCH batches);
 # img/s is the epoch's training images per second from metrics.jsonl (evaluation excluded). The
@@ -21,7 +21,7 @@ SUBSET=${SUBSET:-16000}
 BATCH=${BATCH:-64}
 THREADS=${THREADS:-2}
 MODEL=${MODEL:-smallcnn}
-POLICIES=${POLICIES:-now libgomp active}
+POLICIES=${POLICIES:-now libgomp active spin10000}
 [ -x "$BIN" ] || { echo "bench_contention: $BIN not found (build first)" >&2; exit 1; }
 T=$(mktemp -d /tmp/rcv_contention.XXXXXX)
 busy=()

@@ -140,8 +140,9 @@ int rcv_file_append_atomic(const char *path, const void *data, size_t len) {
 }
 
 int rcv_mkdir_p(const char *path) {
-    char tmp[512];
-    snprintf(tmp, sizeof tmp, "%s", path);
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
+        return rcv_fail("cannot create directory %.64s...: the path is longer than %zu bytes", path, sizeof tmp - 1);
     for (char *p = tmp + 1; *p; p++) {
         if (*p != '/') continue;
         *p = 0;

@@ -65,7 +65,7 @@ for pol in $POLICIES; do
     stop_busy
     med=$(printf "%s\n" "${runs[@]}" | median)
     [ $load = quiet ] && quiet=$med
-    ratio=$(awk -v a="$med" -v b="$quiet" 'BEGIN {printf "%.2f", b > 0 ? a / b : 0}')
+    ratio=$(awk -v a="$med" -v b="$quiet" 'BEGIN {printf "%.2f", (b > 0 ? a / b : 0)}')
     printf "%-8s %-6s %10.1f %8s   %s; %s\n" "$pol" $load "$med" "$ratio" "${runs[*]}" "$la"
   done
 done

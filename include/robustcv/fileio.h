@@ -28,6 +28,10 @@ void rcv_atomic_abort(rcv_atomic_file *a);
 // The above in one call.
 int rcv_file_write_atomic(const char *path, const void *data, size_t len);
 
+// Appends data to path (created when missing) by rewriting it atomically: a failed append leaves
+// the file byte-identical. For small files (a metrics log), not for large ones.
+int rcv_file_append_atomic(const char *path, const void *data, size_t len);
+
 // mkdir -p: creates path and its missing parents. -1 names the directory that failed.
 int rcv_mkdir_p(const char *path);
 

@@ -108,6 +108,8 @@ int cli_certify(int argc, char **argv) {
     int *idx = NULL, *pred = NULL;
     double *rad = NULL;
     FILE *f = NULL;
+    char *tsv = NULL;
+    size_t tsv_len = 0;
     rc = 1;
     if (rcv_ckpt_load_model(ck, &m, NULL) || rcv_data_open(data, 0, &d)) goto fail;
     if (d.c != m.cfg.in_c || d.h != m.cfg.in_h || d.w != m.cfg.in_w) {
@@ -125,9 +127,11 @@ int cli_certify(int argc, char **argv) {
     rcv_dataset_batch(&d, idx, n, x, y);
     pred = rcv_xmalloc((size_t)n * sizeof(int));
     rad = rcv_xmalloc((size_t)n * sizeof(double));
-    f = fopen(out, "w");
+    // The table is built in memory and written atomically at the end: a failed write keeps the
+    // previous file.
+    f = open_memstream(&tsv, &tsv_len);
     if (!f) {
-        rcv_fail("cannot write %s", out);
+        rcv_fail("cannot write %s: out of memory", out);
         goto fail;
     }
     fprintf(f, "idx\tlabel\tpredict\tradius\tcorrect\ttime\n");
@@ -143,16 +147,16 @@ int cli_certify(int argc, char **argv) {
         abstain += r.pred < 0;
         // radius in full precision, so the accuracies recomputed from the file are the printed ones
         fprintf(f, "%d\t%d\t%d\t%.9g\t%d\t%.4f\n", idx[i], y[i], r.pred, r.radius, r.pred == y[i], rcv_now() - ti);
-        fflush(f);
         fprintf(stderr, "\rcertify: %d/%d images", i + 1, n);
     }
     fprintf(stderr, "\n");
-    if (fclose(f)) {
-        f = NULL;
-        rcv_fail("cannot write %s", out);
+    int closed = fclose(f);
+    f = NULL;
+    if (closed) {
+        rcv_fail("cannot write %s: out of memory", out);
         goto fail;
     }
-    f = NULL;
+    if (rcv_file_write_atomic(out, tsv, tsv_len)) goto fail;
     double secs = rcv_now() - t0, acc[N_RADII];
     rcv_smooth_certified_accuracy(pred, rad, y, n, radii, N_RADII, acc);
     printf("certify %s (%s) on %d %s test images: sigma %g, n0 %d, n %d, alpha %g, %d abstained, %.1f s "
@@ -199,6 +203,7 @@ fail:
     fprintf(stderr, "robustcv certify: %s\n", rcv_error());
 done:
     if (f) fclose(f);
+    free(tsv);
     if (m.g) rcv_model_free(&m);
     rcv_dataset_free(&d);
     free(x); free(y); free(idx); free(pred); free(rad);

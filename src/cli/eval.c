@@ -8,6 +8,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "robustcv/error.h"
+#include "robustcv/fileio.h"
 #include "robustcv/train.h"
 
 int cli_eval(int argc, char **argv) {
@@ -88,9 +89,12 @@ int cli_eval(int argc, char **argv) {
     }
     const char *jp = rcv_arg(opts, "json");
     if (jp) {
-        FILE *f = fopen(jp, "w");
+        // Built in memory, then written atomically: a failed write keeps the previous file.
+        char *buf = NULL;
+        size_t len = 0;
+        FILE *f = open_memstream(&buf, &len);
         if (!f) {
-            fprintf(stderr, "robustcv eval: cannot write %s\n", jp);
+            fprintf(stderr, "robustcv eval: cannot write %s: out of memory\n", jp);
             goto out;
         }
         fprintf(f, "{\"checkpoint\": \"%s\", \"images\": %d, \"top1\": %.6f, \"top5\": %.6f, \"loss\": %.6f, ", ck,
@@ -105,7 +109,12 @@ int cli_eval(int argc, char **argv) {
             fprintf(f, "]");
         }
         fprintf(f, "]}\n");
-        fclose(f);
+        int bad = fclose(f) || rcv_file_write_atomic(jp, buf, len);
+        free(buf);
+        if (bad) {
+            fprintf(stderr, "robustcv eval: %s\n", rcv_error());
+            goto out;
+        }
     }
     rc = 0;
 out:

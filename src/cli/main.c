@@ -1,6 +1,9 @@
 // robustcv: one command, one verb per file in src/cli/.
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "robustcv/dist.h"
@@ -35,7 +38,27 @@ static void usage(FILE *f) {
     for (size_t i = 0; i < sizeof verbs / sizeof verbs[0]; i++) fprintf(f, "  %-10s %s\n", verbs[i].verb, verbs[i].help);
 }
 
+// OpenMP's waiting policy. libgomp's default spins 300000 times before sleeping whenever a thread
+// waits at a barrier; on cores shared with another busy process the spinning thread holds a core
+// the working thread needs, and training steps got up to 10x slower. Passive waiting sleeps at
+// once: a shared machine costs about the cores lost (bench/bench_contention.sh). libgomp reads its
+// environment once, when it is loaded (before main), so the default is set and the program
+// re-executes itself once. A user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins; RCV_OMP_REEXEC=0
+// keeps libgomp's own default.
+static void omp_wait_policy_default(char **argv) {
+    if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
+    const char *re = getenv("RCV_OMP_REEXEC");
+    if (re && !strcmp(re, "0")) return;
+    if (setenv("OMP_WAIT_POLICY", "passive", 1)) return;
+    execv("/proc/self/exe", argv);
+    unsetenv("OMP_WAIT_POLICY"); // exec failed: run on with the policy libgomp already has
+}
+
 int main(int argc, char **argv) {
+    omp_wait_policy_default(argv);
+    // A file-size limit (ulimit -f) makes write() fail with EFBIG, reported with the path,
+    // instead of killing the program halfway through a checkpoint.
+    signal(SIGXFSZ, SIG_IGN);
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(argc < 2 ? stderr : stdout);
         return argc < 2 ? 2 : 0;

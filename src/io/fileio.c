@@ -125,9 +125,24 @@ int rcv_file_write_atomic(const char *path, const void *data, size_t len) {
     return rcv_atomic_commit(&a);
 }
 
+int rcv_file_append_atomic(const char *path, const void *data, size_t len) {
+    uint8_t *old = NULL;
+    size_t n = 0;
+    if (access(path, F_OK) == 0 && rcv_file_read(path, &old, &n)) return -1;
+    rcv_atomic_file a;
+    int rc = rcv_atomic_open(&a, path);
+    if (!rc) {
+        rc = rcv_atomic_write(&a, old, n) || rcv_atomic_write(&a, data, len) ? (rcv_atomic_abort(&a), -1)
+                                                                               : rcv_atomic_commit(&a);
+    }
+    free(old);
+    return rc;
+}
+
 int rcv_mkdir_p(const char *path) {
-    char tmp[512];
-    snprintf(tmp, sizeof tmp, "%s", path);
+    char tmp[4096];
+    if (snprintf(tmp, sizeof tmp, "%s", path) >= (int)sizeof tmp)
+        return rcv_fail("cannot create directory %.64s...: the path is longer than %zu bytes", path, sizeof tmp - 1);
     for (char *p = tmp + 1; *p; p++) {
         if (*p != '/') continue;
         *p = 0;

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "robustcv/error.h"
+#include "robustcv/fileio.h"
 
 #define JSON_MAX_DEPTH 64
 
@@ -280,12 +281,11 @@ void rcv_json_raw(rcv_json_writer *w, const char *text) { before_value(w); puts_
 const char *rcv_json_text(const rcv_json_writer *w) { return w->buf ? w->buf : ""; }
 
 int rcv_json_append_line(const char *path, const rcv_json_writer *w) {
-    FILE *f = fopen(path, "a");
-    if (!f) return rcv_fail("%s: cannot open for appending: %s", path, strerror(errno));
-    int bad = fwrite(rcv_json_text(w), 1, w->len, f) != w->len || fputc('\n', f) == EOF;
-    bad |= fflush(f) != 0;
-    int e = errno;
-    bad |= fclose(f) != 0;
-    if (bad) return rcv_fail("%s: write failed: %s", path, strerror(e ? e : errno));
-    return 0;
+    size_t n = w->len;
+    char *line = rcv_xmalloc(n + 1);
+    memcpy(line, rcv_json_text(w), n);
+    line[n] = '\n';
+    int rc = rcv_file_append_atomic(path, line, n + 1);
+    free(line);
+    return rc;
 }

@@ -132,14 +132,8 @@ static int trim_metrics(const char *path, int max_epoch) {
     return rc;
 }
 
-static int append_line(const char *path, const char *line) {
-    FILE *f = fopen(path, "a");
-    if (!f) return rcv_fail("cannot append to %s: %s", path, strerror(errno));
-    fputs(line, f);
-    int bad = fflush(f) || fsync(fileno(f));
-    if (fclose(f) || bad) return rcv_fail("cannot write %s: %s", path, strerror(errno));
-    return 0;
-}
+// Atomic: a full disk or a file-size limit leaves the previous lines byte-identical.
+static int append_line(const char *path, const char *line) { return rcv_file_append_atomic(path, line, strlen(line)); }
 
 static int file_exists(const char *p) { return access(p, F_OK) == 0; }
 

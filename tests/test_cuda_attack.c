@@ -1,0 +1,216 @@
+// Every attack and robust-training recipe on the cuda backend against the cpu backend (the
+// oracle: tests/test_attack.c and friends check the cpu one against torchattacks / PyTorch), on
+// the same weights and inputs, random starts fed identically (the same seeded generator: the
+// draws are made on the host for both backends).
+//
+// Without a GPU (or without the cuda backend in the build) it prints
+// "SKIP: no CUDA device (<reason>)" and exits 0, after checking that the attack verb says so
+// and exits 1.
+//
+// 1. Attacks, a smallcnn (3x16x16, 10 classes) with running statistics unlike any batch's, 12
+//    images in chunks of the planned batch 8 (the last chunk padded): FGSM, PGD L-inf (random
+//    start, untargeted and targeted), PGD L2, DeepFool, APGD-CE, APGD-T, FAB-T, Square, CW and
+//    AutoAttack standard (short runs). Adversarial images compared pixel by pixel: every pixel
+//    within 1e-4, except where an attack takes a discrete decision on a rounding-sized quantity
+//    (sign(g) for |g| ~ 1e-9, an argmax of two logits within rounding, APGD's step halving on a
+//    loss tie): such a flip moves a pixel by a step, so the test allows at most 0.5% of the
+//    pixels beyond 1e-4 and prints the count and the largest difference either way.
+// 2. Recipes (standard, fgsm, kurakin, stability, augmix, pgd, trades, noise), training mode with
+//    dropout (the same Philox stream on both backends), batch 8: the step's loss within 1e-4
+//    (relative to max(1, |loss|)) and every parameter gradient within 1e-3 of the largest |cpu|
+//    value of its tensor (test_cuda_ops.c's tolerance for whole models).
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "backend/backend.h"
+#include "robustcv/attack.h"
+#include "robustcv/error.h"
+#include "robustcv/recipe.h"
+#include "testutil.h"
+
+#define C 3
+#define H 16
+#define W 16
+#define K 10
+#define B 8
+#define N 12
+#define PER (C * H * W)
+
+static void same_weights(rcv_model *dst, rcv_model *src) {
+    memcpy(dst->g->params, src->g->params, src->g->n_param_floats * sizeof(float));
+    memcpy(dst->g->buffers, src->g->buffers, src->g->n_buffer_floats * sizeof(float));
+    memcpy(dst->g->ibuffers, src->g->ibuffers, src->g->n_ibuffers * sizeof(int64_t));
+}
+
+// The attack comparison of the header; prints one line per attack.
+static void compare(const char *name, const float *cpu, const float *gpu, size_t n) {
+    size_t off = 0;
+    double mx = 0;
+    for (size_t e = 0; e < n; e++) {
+        double d = fabs((double)cpu[e] - gpu[e]);
+        if (d > 1e-4) off++;
+        if (d > mx) mx = d;
+    }
+    printf("%-24s max |cuda - cpu| %.3g, %zu of %zu pixels beyond 1e-4\n", name, mx, off, n);
+    CHECK(off <= n / 200, "%s: %zu of %zu pixels differ by more than 1e-4 (max %.3g)", name, off, n, mx);
+}
+
+static rcv_classifier one(rcv_model **mp) { return (rcv_classifier){mp, 1, 0, NULL}; }
+
+static void attacks(rcv_model *mc, rcv_model *mg, const float *x, const int32_t *y, const int32_t *tgt) {
+    size_t tot = (size_t)N * PER;
+    float *a = rcv_xmalloc(tot * sizeof(float)), *b = rcv_xmalloc(tot * sizeof(float));
+    rcv_model *pc = mc, *pg = mg;
+    rcv_classifier fc = one(&pc), fg = one(&pg);
+    rcv_rng rc, rg;
+#define BOTH(name, call_c, call_g)                                                                                   \
+    do {                                                                                                             \
+        rcv_rng_init(&rc, 11), rcv_rng_init(&rg, 11);                                                                \
+        int e1 = (call_c), e2 = (call_g);                                                                            \
+        CHECK(e1 == 0 && e2 == 0, "%s: %s", name, rcv_error());                                                      \
+        if (e1 == 0 && e2 == 0) compare(name, a, b, tot);                                                            \
+    } while (0)
+
+    rcv_fgsm_cfg fg_c;
+    rcv_fgsm_defaults(&fg_c);
+    BOTH("fgsm", rcv_attack_fgsm(&pc, 1, x, y, N, &fg_c, a), rcv_attack_fgsm(&pg, 1, x, y, N, &fg_c, b));
+    rcv_pgd_cfg pgd;
+    rcv_pgd_defaults(&pgd, RCV_NORM_LINF);
+    BOTH("pgd linf", rcv_attack_pgd(&pc, 1, x, y, N, &pgd, &rc, a), rcv_attack_pgd(&pg, 1, x, y, N, &pgd, &rg, b));
+    pgd.targeted = 1;
+    BOTH("pgd linf targeted", rcv_attack_pgd(&pc, 1, x, tgt, N, &pgd, &rc, a),
+         rcv_attack_pgd(&pg, 1, x, tgt, N, &pgd, &rg, b));
+    pgd.targeted = 0, pgd.restarts = 2;
+    BOTH("pgd linf 2 restarts", rcv_attack_pgd(&pc, 1, x, y, N, &pgd, &rc, a),
+         rcv_attack_pgd(&pg, 1, x, y, N, &pgd, &rg, b));
+    rcv_pgd_defaults(&pgd, RCV_NORM_L2);
+    BOTH("pgd l2", rcv_attack_pgd(&pc, 1, x, y, N, &pgd, &rc, a), rcv_attack_pgd(&pg, 1, x, y, N, &pgd, &rg, b));
+    rcv_deepfool_cfg df;
+    rcv_deepfool_defaults(&df);
+    BOTH("deepfool", rcv_attack_deepfool(mc, x, N, &df, a, NULL), rcv_attack_deepfool(mg, x, N, &df, b, NULL));
+    rcv_apgd_cfg ap;
+    rcv_apgd_defaults(&ap, RCV_NORM_LINF, RCV_APGD_CE);
+    ap.n_iter = 20;
+    BOTH("apgd-ce", rcv_attack_apgd(&fc, x, y, N, &ap, &rc, a, NULL), rcv_attack_apgd(&fg, x, y, N, &ap, &rg, b, NULL));
+    rcv_apgd_defaults(&ap, RCV_NORM_LINF, RCV_APGD_DLR_T);
+    ap.n_iter = 10, ap.n_target_classes = 3;
+    BOTH("apgd-t", rcv_attack_apgd(&fc, x, y, N, &ap, &rc, a, NULL), rcv_attack_apgd(&fg, x, y, N, &ap, &rg, b, NULL));
+    rcv_fab_cfg fab;
+    rcv_fab_defaults(&fab, RCV_NORM_LINF);
+    fab.n_iter = 10, fab.n_target_classes = 3;
+    BOTH("fab-t", rcv_attack_fab(&fc, x, y, N, &fab, &rc, a, NULL), rcv_attack_fab(&fg, x, y, N, &fab, &rg, b, NULL));
+    rcv_square_cfg sq;
+    rcv_square_defaults(&sq, RCV_NORM_LINF);
+    sq.n_queries = 100;
+    BOTH("square", rcv_attack_square(&fc, x, y, N, &sq, &rc, a, NULL), rcv_attack_square(&fg, x, y, N, &sq, &rg, b, NULL));
+    rcv_cw_cfg cw;
+    rcv_cw_defaults(&cw);
+    cw.steps = 20;
+    BOTH("cw", rcv_attack_cw(&fc, x, y, N, &cw, a), rcv_attack_cw(&fg, x, y, N, &cw, b));
+    rcv_autoattack_cfg aa;
+    rcv_autoattack_defaults(&aa, RCV_NORM_LINF);
+    aa.n_iter = 10, aa.n_queries = 50;
+    rcv_autoattack_result r1, r2;
+    BOTH("autoattack", rcv_autoattack(&fc, x, y, N, &aa, a, NULL, &r1), rcv_autoattack(&fg, x, y, N, &aa, b, NULL, &r2));
+    for (int i = 0; i < r1.n_attacks; i++)
+        CHECK(r1.robust[i] == r2.robust[i], "autoattack %s: %ld robust on cpu, %ld on cuda", r1.name[i], r1.robust[i],
+              r2.robust[i]);
+#undef BOTH
+    free(a);
+    free(b);
+}
+
+// One recipe step on a model planned on `be`: loss and parameter gradients (host).
+static float recipe_step(rcv_model *m, rcv_backend be, const rcv_recipe_cfg *rc, const float *x, const int32_t *y,
+                         float *grads) {
+    rcv_graph *g = m->g;
+    rcv_recipe rec;
+    if (rcv_recipe_init(&rec, rc, m) || rcv_graph_plan(g, B, be)) {
+        CHECK(0, "recipe %s on %s: %s", rcv_recipe_name(rc->kind), be == RCV_BACKEND_CUDA ? "cuda" : "cpu", rcv_error());
+        return NAN;
+    }
+    rcv_graph_set_training(g, 1);
+    rcv_rng_init(&g->rng, 5); // dropout stream
+    rcv_graph_upload(g, g->nodes[m->input].out, x, (size_t)B * PER * sizeof(float));
+    rcv_graph_upload(g, g->nodes[m->labels].idata, y, (size_t)B * sizeof(int32_t));
+    rcv_rng rng;
+    rcv_rng_init(&rng, 9);
+    float loss = rcv_recipe_step(&rec, &rng);
+    rcv_graph_grads_to_host(g);
+    memcpy(grads, g->grads, g->n_param_floats * sizeof(float));
+    rcv_recipe_free(&rec);
+    return loss;
+}
+
+static void recipes(const float *x, const int32_t *y) {
+    rcv_recipe_kind kinds[] = {RCV_RECIPE_STANDARD, RCV_RECIPE_FGSM, RCV_RECIPE_KURAKIN, RCV_RECIPE_STABILITY,
+                               RCV_RECIPE_AUGMIX,   RCV_RECIPE_PGD,  RCV_RECIPE_TRADES,  RCV_RECIPE_NOISE};
+    for (size_t r = 0; r < sizeof kinds / sizeof kinds[0]; r++) {
+        rcv_model mc, mg;
+        test_build_smallcnn(&mc, C, H, W, K, 21);
+        test_build_smallcnn(&mg, C, H, W, K, 21);
+        same_weights(&mg, &mc);
+        rcv_recipe_cfg rc;
+        rcv_recipe_defaults(&rc);
+        rc.kind = kinds[r];
+        rc.trades_steps = 3, rc.pgd_steps = 3, rc.augmix.width = 2;
+        float *gc = rcv_xmalloc(mc.g->n_param_floats * sizeof(float)), *gg = rcv_xmalloc(mc.g->n_param_floats * sizeof(float));
+        float lc = recipe_step(&mc, RCV_BACKEND_CPU, &rc, x, y, gc), lg = recipe_step(&mg, RCV_BACKEND_CUDA, &rc, x, y, gg);
+        double worst = 0;
+        for (int p = 0; p < mc.g->n_params; p++) {
+            const rcv_param *pi = &mc.g->param_info[p];
+            if (pi->kind != RCV_PARAM) continue;
+            double e = max_rel_err(gg + pi->offset, gc + pi->offset, pi->numel, 1e-6);
+            if (e > worst) worst = e;
+        }
+        printf("recipe %-20s loss cpu %.6f cuda %.6f, worst gradient error %.3g\n", rcv_recipe_name(kinds[r]), lc, lg,
+               worst);
+        CHECK(fabs(lc - lg) <= 1e-4 * fmax(1, fabs(lc)), "recipe %s: loss cpu %.7f, cuda %.7f", rcv_recipe_name(kinds[r]),
+              lc, lg);
+        CHECK(worst <= 1e-3, "recipe %s: a parameter gradient differs by %.3g of its scale", rcv_recipe_name(kinds[r]),
+              worst);
+        free(gc);
+        free(gg);
+        rcv_model_free(&mc);
+        rcv_model_free(&mg);
+    }
+}
+
+int main(void) {
+    setvbuf(stdout, NULL, _IOLBF, 0);
+    if (rcv_backend_check(RCV_BACKEND_CUDA)) {
+        char why[512];
+        snprintf(why, sizeof why, "%s", rcv_error());
+        CHECK(strstr(why, "no CUDA device/driver: ") == why, "no-GPU message: '%s'", why);
+        const char *bin = getenv("RCV_BIN");
+        if (bin) { // the attack verb refuses with the same message and exit 1, before reading anything
+            const char *dir = test_tmpdir("cuda_attack");
+            int rc = test_sh("%s attack --device cuda --checkpoint %s/none.safetensors 2>%s/err.txt", bin, dir, dir);
+            CHECK(rc == 1, "robustcv attack --device cuda without a GPU: exit %d, expected 1", rc);
+            CHECK(test_sh("grep -q 'no CUDA device/driver: ' %s/err.txt", dir) == 0, "attack: message lacks the reason");
+        }
+        int failed = rcv_test_fail;
+        printf("SKIP: no CUDA device (%s)\n", why);
+        return failed ? test_done() : 0;
+    }
+    float *x = rcv_xmalloc((size_t)N * PER * sizeof(float));
+    int32_t y[N], tgt[N];
+    fill_uniform(x, (size_t)N * PER, 3, 0, 1);
+    for (int i = 0; i < N; i++) y[i] = (3 * i) % K, tgt[i] = (3 * i + 1) % K;
+    rcv_model mc, mg;
+    test_build_smallcnn(&mc, C, H, W, K, 17);
+    test_build_smallcnn(&mg, C, H, W, K, 17);
+    same_weights(&mg, &mc);
+    if (rcv_attack_prepare(&mc, B, RCV_BACKEND_CPU) || rcv_attack_prepare(&mg, B, RCV_BACKEND_CUDA)) {
+        CHECK(0, "prepare: %s", rcv_error());
+        return test_done();
+    }
+    attacks(&mc, &mg, x, y, tgt);
+    rcv_model_free(&mc);
+    rcv_model_free(&mg);
+    recipes(x, y);
+    free(x);
+    return test_done();
+}

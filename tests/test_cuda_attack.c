@@ -7,6 +7,8 @@
 // "SKIP: no CUDA device (<reason>)" and exits 0, after checking that the attack verb says so
 // and exits 1.
 //
+// 0. The attack vector ops (copy, L-inf step in its three forms, add_clamp01, CE and KL seeds):
+//    cuda kernels vs their host twins on random data (exact; seeds within 1e-6).
 // 1. Attacks, a smallcnn (3x16x16, 10 classes) with running statistics unlike any batch's, 12
 //    images in chunks of the planned batch 8 (the last chunk padded): FGSM, PGD L-inf (random
 //    start, untargeted and targeted), PGD L2, DeepFool, APGD-CE, APGD-T, FAB-T, Square, CW and
@@ -27,6 +29,7 @@
 #include "backend/backend.h"
 #include "robustcv/attack.h"
 #include "robustcv/error.h"
+#include "robustcv/ops.h"
 #include "robustcv/recipe.h"
 #include "testutil.h"
 
@@ -37,6 +40,11 @@
 #define B 8
 #define N 12
 #define PER (C * H * W)
+
+// The backend under test: cuda; RCV_TEST_DEVICE=ref runs the whole comparison with the ref
+// backend in cuda's place (no GPU needed: a check of this test's own logic and tolerances,
+// ref's kernels rounding unlike oneDNN's as cuDNN's do).
+static rcv_backend DEV = RCV_BACKEND_CUDA;
 
 static void same_weights(rcv_model *dst, rcv_model *src) {
     memcpy(dst->g->params, src->g->params, src->g->n_param_floats * sizeof(float));
@@ -55,6 +63,82 @@ static void compare(const char *name, const float *cpu, const float *gpu, size_t
     }
     printf("%-24s max |cuda - cpu| %.3g, %zu of %zu pixels beyond 1e-4\n", name, mx, off, n);
     CHECK(off <= n / 200, "%s: %zu of %zu pixels differ by more than 1e-4 (max %.3g)", name, off, n, mx);
+}
+
+// 0. The attack vector ops (backend.h) on random data: cuda kernels vs their host twins. The
+// element-wise ones must agree exactly (sign steps and clamps are exact or round once on both
+// sides); the seeds within 1e-6 (exp in double on both, last bits may differ).
+static void ops(void) {
+    enum { R = 6, KC = 7, E = 4096 };
+    rcv_graph *g = rcv_graph_new();
+    rcv_relu(g, "r", rcv_input(g, "x", 1, 8, 8));
+    if (rcv_graph_plan(g, 1, DEV)) {
+        CHECK(0, "plan on cuda: %s", rcv_error());
+        rcv_graph_free(g);
+        return;
+    }
+    rcv_backend be = DEV;
+    void *ctx = g->backend_ctx;
+    float *adv = rcv_xmalloc(E * sizeof(float)), *x = rcv_xmalloc(E * sizeof(float)), *gr = rcv_xmalloc(E * sizeof(float));
+    float *ha = rcv_xmalloc(E * sizeof(float)), *hd = rcv_xmalloc(E * sizeof(float));
+    fill_uniform(x, E, 1, 0, 1);
+    fill_uniform(gr, E, 2, -1, 1);
+    for (int e = 0; e < E; e += 17) gr[e] = 0; // sign(0) = 0
+    float *dadv = rcv_backend_alloc(be, ctx, E * sizeof(float)), *dx = rcv_backend_alloc(be, ctx, E * sizeof(float));
+    float *dg = rcv_backend_alloc(be, ctx, E * sizeof(float)), *dcp = rcv_backend_alloc(be, ctx, E * sizeof(float));
+    rcv_graph_upload(g, dx, x, E * sizeof(float));
+    rcv_graph_upload(g, dg, gr, E * sizeof(float));
+    for (int mode = 0; mode < 4; mode++) { // linf step: PGD, TRADES box, no projection (FGSM); add_clamp01
+        fill_uniform(adv, E, 3 + mode, -0.2f, 1.2f);
+        rcv_graph_upload(g, dadv, adv, E * sizeof(float));
+        float eps = mode == 2 ? -1 : 0.03f;
+        if (mode < 3) {
+            rcv_backend_linf_step(RCV_BACKEND_CPU, NULL, adv, x, gr, E, 0.01f, eps, mode == 1);
+            rcv_backend_linf_step(be, ctx, dadv, dx, dg, E, 0.01f, eps, mode == 1);
+        } else {
+            rcv_backend_add_clamp01(RCV_BACKEND_CPU, NULL, adv, x, gr, E);
+            rcv_backend_add_clamp01(be, ctx, dadv, dx, dg, E);
+        }
+        rcv_backend_copy(be, ctx, dcp, dadv, E * sizeof(float));
+        rcv_graph_download(g, ha, dcp, E * sizeof(float));
+        CHECK(max_abs_err(ha, adv, E) == 0, "attack op %d: cuda differs from the host twin by %g", mode,
+              max_abs_err(ha, adv, E));
+    }
+    // seeds: (R, KC) logits, rows >= 4 padding
+    float z[R * KC], sc[R * KC], sg[R * KC];
+    int32_t y[R] = {0, 3, 6, 2, 1, 1};
+    double p[R * KC];
+    fill_uniform(z, R * KC, 5, -4, 4);
+    for (int i = 0; i < R * KC; i++) p[i] = 1.0 / KC + 0.01 * ((i % 3) - 1);
+    float *dz = rcv_backend_alloc(be, ctx, sizeof z), *ddz = rcv_backend_alloc(be, ctx, sizeof z);
+    int32_t *dy = rcv_backend_alloc(be, ctx, sizeof y);
+    double *dp = rcv_backend_alloc(be, ctx, sizeof p);
+    rcv_graph_upload(g, dz, z, sizeof z);
+    rcv_graph_upload(g, dy, y, sizeof y);
+    rcv_graph_upload(g, dp, p, sizeof p);
+    for (int kind = 0; kind < 2; kind++) {
+        if (kind == 0) {
+            rcv_backend_ce_seed(RCV_BACKEND_CPU, NULL, z, y, sc, 4, R, KC, -1);
+            rcv_backend_ce_seed(be, ctx, dz, dy, ddz, 4, R, KC, -1);
+        } else {
+            rcv_backend_kl_seed(RCV_BACKEND_CPU, NULL, z, p, sc, 4, R, KC);
+            rcv_backend_kl_seed(be, ctx, dz, dp, ddz, 4, R, KC);
+        }
+        rcv_graph_download(g, sg, ddz, sizeof sg);
+        CHECK(max_abs_err(sg, sc, R * KC) <= 1e-6, "%s seed: cuda differs from the host twin by %g",
+              kind ? "kl" : "ce", max_abs_err(sg, sc, R * KC));
+    }
+    printf("attack ops: linf step (pgd, box, none), add_clamp01, copy exact; ce/kl seeds within 1e-6\n");
+    rcv_backend_free(be, ctx, dadv);
+    rcv_backend_free(be, ctx, dx);
+    rcv_backend_free(be, ctx, dg);
+    rcv_backend_free(be, ctx, dcp);
+    rcv_backend_free(be, ctx, dz);
+    rcv_backend_free(be, ctx, ddz);
+    rcv_backend_free(be, ctx, dy);
+    rcv_backend_free(be, ctx, dp);
+    free(adv), free(x), free(gr), free(ha), free(hd);
+    rcv_graph_free(g);
 }
 
 static rcv_classifier one(rcv_model **mp) { return (rcv_classifier){mp, 1, 0, NULL}; }
@@ -157,7 +241,7 @@ static void recipes(const float *x, const int32_t *y) {
         rc.kind = kinds[r];
         rc.trades_steps = 3, rc.pgd_steps = 3, rc.augmix.width = 2;
         float *gc = rcv_xmalloc(mc.g->n_param_floats * sizeof(float)), *gg = rcv_xmalloc(mc.g->n_param_floats * sizeof(float));
-        float lc = recipe_step(&mc, RCV_BACKEND_CPU, &rc, x, y, gc), lg = recipe_step(&mg, RCV_BACKEND_CUDA, &rc, x, y, gg);
+        float lc = recipe_step(&mc, RCV_BACKEND_CPU, &rc, x, y, gc), lg = recipe_step(&mg, DEV, &rc, x, y, gg);
         double worst = 0;
         for (int p = 0; p < mc.g->n_params; p++) {
             const rcv_param *pi = &mc.g->param_info[p];
@@ -180,7 +264,9 @@ static void recipes(const float *x, const int32_t *y) {
 
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
-    if (rcv_backend_check(RCV_BACKEND_CUDA)) {
+    const char *as = getenv("RCV_TEST_DEVICE");
+    if (as && !strcmp(as, "ref")) DEV = RCV_BACKEND_REF, printf("RCV_TEST_DEVICE=ref: the ref backend stands in for cuda\n");
+    if (DEV == RCV_BACKEND_CUDA && rcv_backend_check(RCV_BACKEND_CUDA)) {
         char why[512];
         snprintf(why, sizeof why, "%s", rcv_error());
         CHECK(strstr(why, "no CUDA device/driver: ") == why, "no-GPU message: '%s'", why);
@@ -195,6 +281,7 @@ int main(void) {
         printf("SKIP: no CUDA device (%s)\n", why);
         return failed ? test_done() : 0;
     }
+    ops();
     float *x = rcv_xmalloc((size_t)N * PER * sizeof(float));
     int32_t y[N], tgt[N];
     fill_uniform(x, (size_t)N * PER, 3, 0, 1);
@@ -203,7 +290,7 @@ int main(void) {
     test_build_smallcnn(&mc, C, H, W, K, 17);
     test_build_smallcnn(&mg, C, H, W, K, 17);
     same_weights(&mg, &mc);
-    if (rcv_attack_prepare(&mc, B, RCV_BACKEND_CPU) || rcv_attack_prepare(&mg, B, RCV_BACKEND_CUDA)) {
+    if (rcv_attack_prepare(&mc, B, RCV_BACKEND_CPU) || rcv_attack_prepare(&mg, B, DEV)) {
         CHECK(0, "prepare: %s", rcv_error());
         return test_done();
     }

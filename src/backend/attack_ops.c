@@ -21,13 +21,16 @@ void rcv_backend_copy(rcv_backend b, void *ctx, void *dst, const void *src, size
 }
 
 void rcv_backend_linf_step(rcv_backend b, void *ctx, float *adv, const float *x, const float *g, size_t n,
-                           float alpha, float eps) {
+                           float alpha, float eps, int box) {
 #ifdef RCV_HAVE_CUDA
-    if (b == RCV_BACKEND_CUDA) { rcv_cuda_linf_step(ctx, adv, x, g, n, alpha, eps); return; }
+    if (b == RCV_BACKEND_CUDA) { rcv_cuda_linf_step(ctx, adv, x, g, n, alpha, eps, box); return; }
 #endif
     for (size_t e = 0; e < n; e++) {
         float a = adv[e] + alpha * signf(g[e]);
-        if (eps >= 0) {
+        if (eps >= 0 && box) {
+            float lo = x[e] - eps, hi = x[e] + eps;
+            a = a < lo ? lo : a > hi ? hi : a;
+        } else if (eps >= 0) {
             float d = a - x[e];
             d = d < -eps ? -eps : d > eps ? eps : d;
             a = x[e] + d;
@@ -41,6 +44,27 @@ void rcv_backend_add_clamp01(rcv_backend b, void *ctx, float *adv, const float *
     if (b == RCV_BACKEND_CUDA) { rcv_cuda_add_clamp01(ctx, adv, x, d, n); return; }
 #endif
     for (size_t e = 0; e < n; e++) adv[e] = clamp01(x[e] + d[e]);
+}
+
+void rcv_backend_kl_seed(rcv_backend b, void *ctx, const float *z, const double *p, float *dz, int nb, int rows,
+                         int k) {
+#ifdef RCV_HAVE_CUDA
+    if (b == RCV_BACKEND_CUDA) { rcv_cuda_kl_seed(ctx, z, p, dz, nb, rows, k); return; }
+#endif
+    for (int i = 0; i < rows; i++) {
+        const float *zi = z + (size_t)i * k;
+        const double *pi = p + (size_t)i * k;
+        float *di = dz + (size_t)i * k;
+        if (i >= nb) {
+            memset(di, 0, (size_t)k * sizeof(float));
+            continue;
+        }
+        // recipe.c's softmax and trades_kl exactly
+        double mx = zi[0], s = 0;
+        for (int j = 1; j < k; j++) mx = zi[j] > mx ? zi[j] : mx;
+        for (int j = 0; j < k; j++) s += exp((double)zi[j] - mx);
+        for (int j = 0; j < k; j++) di[j] = (float)(exp((double)zi[j] - mx) / s - pi[j]);
+    }
 }
 
 void rcv_backend_ce_seed(rcv_backend b, void *ctx, const float *z, const int32_t *y, float *dz, int nb, int rows,

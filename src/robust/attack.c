@@ -35,18 +35,20 @@ const float *rcv_attack_view(rcv_graph *g, const float *planned, float *host, si
     return host;
 }
 
-int rcv_attack_linf_resident(rcv_model *m, const float *x, const int32_t *y, int n, const float *start, float alpha,
-                             float eps, int steps, int targeted, float *x_adv) {
+int rcv_attack_linf_resident(rcv_model *m, const float *x, const int32_t *y, const double *p, int n, const float *adv0,
+                             float alpha, float eps, int steps, int targeted, float *x_adv) {
     rcv_graph *g = m->g;
     rcv_backend be = g->backend;
     void *ctx = g->backend_ctx;
     int b = g->batch, k = m->cfg.n_classes;
     size_t per = rcv_attack_per_image(m), cb = (size_t)b * per;
     float *x0 = rcv_backend_alloc(be, ctx, cb * sizeof(float));
-    int32_t *yd = rcv_backend_alloc(be, ctx, (size_t)b * sizeof(int32_t));
-    if (!x0 || !yd) {
+    // the loss's targets: labels (b int32) or TRADES' clean distributions (b x k doubles)
+    size_t tbytes = y ? (size_t)b * sizeof(int32_t) : (size_t)b * k * sizeof(double);
+    void *td = rcv_backend_alloc(be, ctx, tbytes);
+    if (!x0 || !td) {
         if (x0) rcv_backend_free(be, ctx, x0);
-        if (yd) rcv_backend_free(be, ctx, yd);
+        if (td) rcv_backend_free(be, ctx, td);
         return rcv_fail_ctx("attack: %d images of model '%s': ", b, m->name);
     }
     int was = g->training, was_igo = g->input_grad_only;
@@ -60,27 +62,28 @@ int rcv_attack_linf_resident(rcv_model *m, const float *x, const int32_t *y, int
         // In: the clean chunk, its labels and start (padded rows 0); the iterate lives in the input node.
         rcv_backend_zero(be, ctx, x0, cb * sizeof(float));
         rcv_graph_upload(g, x0, x + (size_t)st * per, cn * sizeof(float));
-        rcv_backend_zero(be, ctx, yd, (size_t)b * sizeof(int32_t));
-        rcv_graph_upload(g, yd, y + st, (size_t)nb * sizeof(int32_t));
-        if (start) {
+        rcv_backend_zero(be, ctx, td, tbytes);
+        if (y) rcv_graph_upload(g, td, y + st, (size_t)nb * sizeof(int32_t));
+        else rcv_graph_upload(g, td, p + (size_t)st * k, (size_t)nb * k * sizeof(double));
+        if (adv0) {
             rcv_backend_zero(be, ctx, in->out, cb * sizeof(float));
-            rcv_graph_upload(g, in->out, start + (size_t)st * per, cn * sizeof(float));
-            rcv_backend_add_clamp01(be, ctx, in->out, x0, in->out, cb);
+            rcv_graph_upload(g, in->out, adv0 + (size_t)st * per, cn * sizeof(float));
         } else {
             rcv_backend_copy(be, ctx, in->out, x0, cb * sizeof(float));
         }
         for (int t = 0; t < steps; t++) { // no host round trip in here
             rcv_graph_forward(g);
-            rcv_backend_ce_seed(be, ctx, zn->out, yd, zn->grad, nb, b, k, sgn);
+            if (y) rcv_backend_ce_seed(be, ctx, zn->out, td, zn->grad, nb, b, k, sgn);
+            else rcv_backend_kl_seed(be, ctx, zn->out, td, zn->grad, nb, b, k);
             rcv_graph_backward_from(g, m->logits, zn->grad);
-            rcv_backend_linf_step(be, ctx, in->out, x0, in->grad, cb, alpha, eps);
+            rcv_backend_linf_step(be, ctx, in->out, x0, in->grad, cb, alpha, eps, p != NULL);
         }
         rcv_graph_download(g, x_adv + (size_t)st * per, in->out, cn * sizeof(float)); // out: the chunk's result
     }
     rcv_graph_set_training(g, was);
     rcv_graph_set_input_grad_only(g, was_igo);
     rcv_backend_free(be, ctx, x0);
-    rcv_backend_free(be, ctx, yd);
+    rcv_backend_free(be, ctx, td);
     return 0;
 }
 

@@ -73,8 +73,11 @@ static void pgd_run(const pgd_src *src, size_t per, const float *x, const int32_
                                                                                    : NULL;
     int drawn = 0;
     if (one && c->norm == RCV_NORM_LINF) {
-        if (c->random_start) rcv_rng_fill_uniform(rng, grad, total, -c->eps, c->eps), drawn = 1;
-        if (rcv_attack_linf_resident(one, x, y, n, c->random_start ? grad : NULL, c->alpha, c->eps, c->steps,
+        if (c->random_start) {
+            rcv_rng_fill_uniform(rng, grad, total, -c->eps, c->eps), drawn = 1;
+            for (size_t e = 0; e < total; e++) adv[e] = rcv_clamp01(x[e] + grad[e]);
+        }
+        if (rcv_attack_linf_resident(one, x, y, NULL, n, c->random_start ? adv : NULL, c->alpha, c->eps, c->steps,
                                      c->targeted, adv) == 0)
             return;
         // out of device memory for two batch-sized buffers: the host loop below (same result)

@@ -211,7 +211,7 @@ static float step_fgsm(rcv_recipe *r) {
     // alpha J(x): its backward also gives grad_x J (scaled by alpha, which a sign ignores).
     float l0 = plain(r, a > 0 ? a : 1, 0);
     // x_adv = clamp01(x + eps sign(grad_x J)), in place in the input (on the GPU for a cuda plan)
-    rcv_backend_linf_step(g->backend, g->backend_ctx, input(r), input(r), g->nodes[r->m->input].grad, total, eps, -1);
+    rcv_backend_linf_step(g->backend, g->backend_ctx, input(r), input(r), g->nodes[r->m->input].grad, total, eps, -1, 0);
     if (a == 0) rcv_graph_zero_grad(g);
     float l1 = plain(r, 1 - a, -1);
     return a * l0 + (1 - a) * l1;
@@ -400,15 +400,19 @@ static float step_trades(rcv_recipe *r, rcv_rng *rng) {
         rcv_classifier_logits(&f, r->x0, b, r->z[0]);
         for (int i = 0; i < b; i++) softmax(r->z[0] + (size_t)i * k, k, p + (size_t)i * k);
     }
-    for (int s = 0; s < r->cfg.trades_steps; s++) {
-        rcv_classifier_grad(&f, r->xa, b, trades_kl, p, NULL, NULL, r->grad);
-        for (size_t e = 0; e < total; e++) {
-            float a = r->xa[e] + st * rcv_signf(r->grad[e]);
-            float lo = r->x0[e] - eps, hi = r->x0[e] + eps;
-            a = a < lo ? lo : a > hi ? hi : a;
-            r->xa[e] = rcv_clamp01(a);
+    // The steps x' = clamp01(clip_eps(x' + step sign(grad KL))) in the plan's storage (on a GPU
+    // plan no host round trip per step); the host loop is its fallback (out of device memory).
+    if (r->cfg.trades_steps > 0 &&
+        rcv_attack_linf_resident(m, r->x0, NULL, p, b, r->xa, st, eps, r->cfg.trades_steps, 0, r->xa))
+        for (int s = 0; s < r->cfg.trades_steps; s++) {
+            rcv_classifier_grad(&f, r->xa, b, trades_kl, p, NULL, NULL, r->grad);
+            for (size_t e = 0; e < total; e++) {
+                float a = r->xa[e] + st * rcv_signf(r->grad[e]);
+                float lo = r->x0[e] - eps, hi = r->x0[e] + eps;
+                a = a < lo ? lo : a > hi ? hi : a;
+                r->xa[e] = rcv_clamp01(a);
+            }
         }
-    }
     for (size_t e = 0; e < total; e++) r->xa[e] = rcv_clamp01(r->xa[e]); // the reference's last clamp (0 steps)
     free(p);
     rcv_graph_zero_grad(m->g); // the step starts from zero (crafting skips parameter gradients; cheap insurance)

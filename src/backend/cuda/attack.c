@@ -7,12 +7,17 @@ void rcv_cuda_copy(void *ctx, void *dst, const void *src, size_t bytes) {
     if (bytes && dst != src) CU_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, c->stream));
 }
 
-void rcv_cuda_linf_step(void *ctx, float *adv, const float *x, const float *g, size_t n, float alpha, float eps) {
-    rcv_cu_linf_step(adv, x, g, n, alpha, eps, ((cu_ctx *)ctx)->stream);
+void rcv_cuda_linf_step(void *ctx, float *adv, const float *x, const float *g, size_t n, float alpha, float eps,
+                        int box) {
+    rcv_cu_linf_step(adv, x, g, n, alpha, eps, box, ((cu_ctx *)ctx)->stream);
 }
 
 void rcv_cuda_add_clamp01(void *ctx, float *adv, const float *x, const float *d, size_t n) {
     rcv_cu_add_clamp01(adv, x, d, n, ((cu_ctx *)ctx)->stream);
+}
+
+void rcv_cuda_kl_seed(void *ctx, const float *z, const double *p, float *dz, int nb, int rows, int k) {
+    rcv_cu_kl_seed(z, p, dz, nb, rows, k, ((cu_ctx *)ctx)->stream);
 }
 
 void rcv_cuda_ce_seed(void *ctx, const float *z, const int32_t *y, float *dz, int nb, int rows, int k, float sgn) {

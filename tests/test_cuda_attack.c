@@ -20,7 +20,11 @@
 // 2. Recipes (standard, fgsm, kurakin, stability, augmix, pgd, trades, noise), training mode with
 //    dropout (the same Philox stream on both backends), batch 8: the step's loss within 1e-4
 //    (relative to max(1, |loss|)) and every parameter gradient within 1e-3 of the largest |cpu|
-//    value of its tensor (test_cuda_ops.c's tolerance for whole models).
+//    value of its tensor (test_cuda_ops.c's tolerance for whole models); TRADES within 3e-2: its
+//    inner maximisation starts at x + 0.001 N(0, I), where the KL gradient is rounding-sized, and
+//    takes sign steps, so pixels of x' flip by a step between backends (with the ref backend in
+//    cuda's place: 0.95% of the largest value; every other recipe below 1e-5). TRADES' x' itself
+//    is compared like the attacks' images.
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -208,7 +212,7 @@ static void attacks(rcv_model *mc, rcv_model *mg, const float *x, const int32_t 
 
 // One recipe step on a model planned on `be`: loss and parameter gradients (host).
 static float recipe_step(rcv_model *m, rcv_backend be, const rcv_recipe_cfg *rc, const float *x, const int32_t *y,
-                         float *grads) {
+                         float *grads, float *xa) {
     rcv_graph *g = m->g;
     rcv_recipe rec;
     if (rcv_recipe_init(&rec, rc, m) || rcv_graph_plan(g, B, be)) {
@@ -224,6 +228,7 @@ static float recipe_step(rcv_model *m, rcv_backend be, const rcv_recipe_cfg *rc,
     float loss = rcv_recipe_step(&rec, &rng);
     rcv_graph_grads_to_host(g);
     memcpy(grads, g->grads, g->n_param_floats * sizeof(float));
+    memcpy(xa, rec.xa, (size_t)B * PER * sizeof(float)); // TRADES' x' (scratch for the others)
     rcv_recipe_free(&rec);
     return loss;
 }
@@ -241,7 +246,8 @@ static void recipes(const float *x, const int32_t *y) {
         rc.kind = kinds[r];
         rc.trades_steps = 3, rc.pgd_steps = 3, rc.augmix.width = 2;
         float *gc = rcv_xmalloc(mc.g->n_param_floats * sizeof(float)), *gg = rcv_xmalloc(mc.g->n_param_floats * sizeof(float));
-        float lc = recipe_step(&mc, RCV_BACKEND_CPU, &rc, x, y, gc), lg = recipe_step(&mg, DEV, &rc, x, y, gg);
+        float *xa_c = rcv_xmalloc((size_t)B * PER * sizeof(float)), *xa_g = rcv_xmalloc((size_t)B * PER * sizeof(float));
+        float lc = recipe_step(&mc, RCV_BACKEND_CPU, &rc, x, y, gc, xa_c), lg = recipe_step(&mg, DEV, &rc, x, y, gg, xa_g);
         double worst = 0;
         for (int p = 0; p < mc.g->n_params; p++) {
             const rcv_param *pi = &mc.g->param_info[p];
@@ -253,10 +259,14 @@ static void recipes(const float *x, const int32_t *y) {
                worst);
         CHECK(fabs(lc - lg) <= 1e-4 * fmax(1, fabs(lc)), "recipe %s: loss cpu %.7f, cuda %.7f", rcv_recipe_name(kinds[r]),
               lc, lg);
-        CHECK(worst <= 1e-3, "recipe %s: a parameter gradient differs by %.3g of its scale", rcv_recipe_name(kinds[r]),
-              worst);
+        double tol = kinds[r] == RCV_RECIPE_TRADES ? 3e-2 : 1e-3;
+        CHECK(worst <= tol, "recipe %s: a parameter gradient differs by %.3g of its scale (tolerance %g)",
+              rcv_recipe_name(kinds[r]), worst, tol);
+        if (kinds[r] == RCV_RECIPE_TRADES) compare("trades x'", xa_c, xa_g, (size_t)B * PER);
         free(gc);
         free(gg);
+        free(xa_c);
+        free(xa_g);
         rcv_model_free(&mc);
         rcv_model_free(&mg);
     }

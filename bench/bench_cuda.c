@@ -2,7 +2,10 @@
 // data already on the device, images/s (mean over STEPS after 3 warm-up steps; the clock
 // stops after a device sync). bench/bench_cuda.sh runs it next to PyTorch's peer.
 //
-// usage: bench_cuda MODEL C H W CLASSES BATCH [STEPS] [PRECISION] [small]
+// usage: bench_cuda MODEL C H W CLASSES BATCH [STEPS] [PRECISION] [small] [pgd=K]
+// pgd=K: the adversarial training step of `train --recipe pgd` instead (rcv_recipe_step: PGD-K
+// L-inf in eval mode, eps 0.1, alpha eps/4, random start, iterating on the GPU; then the training
+// forward + backward + SGD step on the adversarial batch), as bench/peer_cuda.py's torchattacks loop.
 // Prints "SKIP: no CUDA device (<reason>)" and exits 0 where there is no GPU.
 #include <stdio.h>
 #include <stdlib.h>
@@ -12,6 +15,7 @@
 #include "robustcv/error.h"
 #include "robustcv/models.h"
 #include "robustcv/optim.h"
+#include "robustcv/recipe.h"
 
 static double now(void) {
     struct timespec ts;
@@ -21,7 +25,7 @@ static double now(void) {
 
 int main(int argc, char **argv) {
     if (argc < 7) {
-        fprintf(stderr, "usage: %s MODEL C H W CLASSES BATCH [STEPS] [fp32|tf32|bf16|fp16] [small]\n", argv[0]);
+        fprintf(stderr, "usage: %s MODEL C H W CLASSES BATCH [STEPS] [fp32|tf32|bf16|fp16] [small] [pgd=K]\n", argv[0]);
         return 2;
     }
     if (rcv_backend_check(RCV_BACKEND_CUDA)) {
@@ -40,7 +44,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bench_cuda: %s\n", rcv_error());
         return 2;
     }
-    cfg.small_input = argc > 9 && !strcmp(argv[9], "small");
+    int pgd = 0;
+    for (int a = 9; a < argc; a++) {
+        if (!strcmp(argv[a], "small")) cfg.small_input = 1;
+        else if (!strncmp(argv[a], "pgd=", 4)) pgd = atoi(argv[a] + 4);
+    }
     rcv_model m;
     if (rcv_model_build(&m, argv[1], &cfg)) {
         fprintf(stderr, "bench_cuda: %s\n", rcv_error());
@@ -48,6 +56,14 @@ int main(int argc, char **argv) {
     }
     rcv_graph *g = m.g;
     g->precision = prec;
+    rcv_recipe rec = {0};
+    rcv_recipe_cfg rc;
+    rcv_recipe_defaults(&rc);
+    rc.kind = RCV_RECIPE_PGD, rc.pgd_steps = pgd;
+    if (pgd > 0 && rcv_recipe_init(&rec, &rc, &m)) { // marks the input for gradients before the plan
+        fprintf(stderr, "bench_cuda: %s\n", rcv_error());
+        return 1;
+    }
     if (rcv_graph_plan(g, batch, RCV_BACKEND_CUDA)) {
         fprintf(stderr, "bench_cuda: %s\n", rcv_error());
         return 1;
@@ -72,14 +88,19 @@ int main(int argc, char **argv) {
             rcv_graph_sync(g);
             t0 = now();
         }
-        rcv_graph_forward(g);
-        rcv_graph_zero_grad(g);
-        rcv_graph_backward(g, m.loss, 1.0f);
+        if (pgd > 0) {
+            rcv_graph_upload(g, g->nodes[m.input].out, x, xn * sizeof(float)); // the loader's batch
+            rcv_recipe_step(&rec, &r);
+        } else {
+            rcv_graph_forward(g);
+            rcv_graph_zero_grad(g);
+            rcv_graph_backward(g, m.loss, 1.0f);
+        }
         rcv_optim_step(&opt, g, 0.01f);
     }
     rcv_graph_sync(g);
     double mean = (now() - t0) / steps;
-    if (getenv("RCV_PROFILE")) { // where the step's time goes: each op synced (rcv_graph_profile), then the optimizer
+    if (getenv("RCV_PROFILE") && !pgd) { // where the step's time goes: each op synced (rcv_graph_profile), then the optimizer
         rcv_graph_profile(g, 1);
         double topt = 0;
         for (int s = 0; s < steps; s++) {
@@ -103,6 +124,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "%s %s: batch %d, %.2f ms/step, %.1f img/s, last loss %.4f\n", argv[1], rcv_precision_name(prec),
             batch, 1e3 * mean, batch / mean, loss);
     rcv_optim_free(&opt);
+    rcv_recipe_free(&rec);
     rcv_model_free(&m);
     free(x);
     free(lab);

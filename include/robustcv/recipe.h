@@ -103,6 +103,7 @@ typedef struct {
     float *seed[3];   // seeds per view
     float *bufsave;   // batchnorm running statistics snapshot
     int64_t *ibufsave;
+    int32_t *y;       // the batch's labels on the host (a device plan's, downloaded once per step)
 } rcv_recipe;
 
 // The settings' ranges alone (no model needed: the CLI checks before reading data). -1 with a

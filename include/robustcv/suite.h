@@ -41,6 +41,7 @@ typedef struct {
     const char *aa_attacks; // NULL: AutoAttack standard's four (attack.h's rcv_autoattack_cfg.attacks)
     uint64_t seed;
     int verbose;      // progress lines on stderr
+    rcv_backend backend; // where the models run: cpu (default) or cuda (attacks as in attack.h)
 } rcv_suite_cfg;
 void rcv_suite_defaults(rcv_suite_cfg *c);
 

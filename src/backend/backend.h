@@ -38,4 +38,25 @@ void rcv_cpu_ctx_free(void *ctx);
 int rcv_cpu_has_bf16(void);
 int rcv_backend_has_bf16(rcv_backend b);
 
+// Attack vector ops on planned storage (src/backend/attack_ops.c; cuda: src/backend/cuda/attack.cu),
+// queued like the plan's kernels: what an attack does between a backward and the next forward,
+// so a device plan's iterations stay on the device. n floats.
+//   copy:        dst = src (device to device on cuda)
+//   linf_step:   adv = clamp01(a), a = adv + alpha sign(g), projected on [x - eps, x + eps] if eps >= 0:
+//                box 0 as torchattacks' PGD (x + clamp(a - x, -eps, eps)), box 1 as TRADES' code
+//                (clamp(a, x - eps, x + eps)); the two round differently
+//   add_clamp01: adv = clamp01(x + d) (adv may alias d)
+//   ce_seed:     dz (rows, k): rows i < nb get sgn (softmax(z_i) - onehot(y_i)) (the per-sample
+//                cross-entropy's dL/dz, as rcv_ce_seed), the rest 0
+//   kl_seed:     dz (rows, k): rows i < nb get softmax(z_i) - p_i (TRADES' KL(p || softmax z)
+//                gradient; p (rows, k) doubles), the rest 0
+void rcv_backend_copy(rcv_backend b, void *ctx, void *dst, const void *src, size_t bytes);
+void rcv_backend_linf_step(rcv_backend b, void *ctx, float *adv, const float *x, const float *g, size_t n,
+                           float alpha, float eps, int box);
+void rcv_backend_add_clamp01(rcv_backend b, void *ctx, float *adv, const float *x, const float *d, size_t n);
+void rcv_backend_ce_seed(rcv_backend b, void *ctx, const float *z, const int32_t *y, float *dz, int nb, int rows,
+                         int k, float sgn);
+void rcv_backend_kl_seed(rcv_backend b, void *ctx, const float *z, const double *p, float *dz, int nb, int rows,
+                         int k);
+
 #endif

@@ -112,7 +112,7 @@ int cli_attack(int argc, char **argv) {
         {"save-images", "N", "with --out: how many adversarial images to write (default 32)", NULL},
         {"seed", "N", "random seed (random starts, UAP order, generator init; default 0)", NULL},
         {"threads", "N", "threads (default: all cores)", NULL},
-        {"device", "NAME", "cpu or ref (default cpu)", NULL},
+        {"device", "NAME", "cpu (default), ref or cuda", NULL},
         {NULL, NULL, NULL, NULL},
     };
     const char *pos[1];

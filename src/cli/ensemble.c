@@ -31,7 +31,7 @@ int cli_ensemble(int argc, char **argv) {
         {"limit", "N", "use the first N test images (default all)", NULL},
         {"batch", "N", "batch size (default 256)", NULL},
         {"threads", "N", "threads (default: all cores)", NULL},
-        {"device", "NAME", "cpu or ref (default cpu)", NULL},
+        {"device", "NAME", "cpu (default), ref or cuda", NULL},
         {"json", "FILE", "write the table as results.json's \"ensembles\" object", NULL},
         {NULL, NULL, NULL, NULL},
     };

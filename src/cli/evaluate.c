@@ -194,6 +194,7 @@ int cli_evaluate(int argc, char **argv) {
         {"cards", "DIR", "write each checkpoint's model card here (created) as NAME.card.json, NAME the file stem or, for "
                           "last/best, its directory (default: card.json beside it)", NULL},
         {"threads", "N", "threads (default: all cores)", NULL},
+        {"device", "NAME", "cpu (default), ref or cuda: where the models and the attacks run", NULL},
         {"json", "FILE", "write the results as JSON", NULL},
         {NULL, NULL, NULL, NULL},
     };
@@ -202,7 +203,9 @@ int cli_evaluate(int argc, char **argv) {
     int rc = rcv_args_parse(argc, argv, opts, "evaluate", "CHECKPOINT... [options]", pos, &npos, 64);
     if (rc) return rc == 1 ? 0 : 2;
     rcv_suite_cfg cfg;
-    if (cli_suite_options(opts, &cfg) || rcv_arg_int(opts, "threads", &threads)) return 2;
+    if (cli_suite_options(opts, &cfg) || rcv_arg_int(opts, "threads", &threads) ||
+        cli_parse_device(rcv_arg(opts, "device"), &cfg.backend))
+        return 2;
     if (npos == 0) {
         fprintf(stderr, "robustcv evaluate: give one or more checkpoints\n");
         return 2;

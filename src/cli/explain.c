@@ -28,7 +28,7 @@ int cli_explain(int argc, char **argv) {
         {"scale", "S", "pixel zoom of the figures (default: about 112 px per image)", NULL},
         {"out", "DIR", "output directory (required; created)", NULL},
         {"threads", "N", "threads (default: all cores)", NULL},
-        {"device", "NAME", "cpu or ref (default cpu)", NULL},
+        {"device", "NAME", "cpu (default), ref or cuda", NULL},
         {NULL, NULL, NULL, NULL},
     };
     const char *pos[1];
@@ -125,7 +125,7 @@ int cli_explain(int argc, char **argv) {
     probs = rcv_xmalloc((size_t)batch * k * sizeof(float));
     cls = rcv_xmalloc((size_t)n * top * sizeof(int32_t));
     tp = rcv_xmalloc((size_t)n * top * sizeof(float));
-    float *tmp = rcv_xmalloc((size_t)batch * hw * sizeof(float));
+    float *tmp = rcv_xmalloc((size_t)batch * (hw > k ? hw : k) * sizeof(float));
     int32_t tc[16];
     int fail = 0;
     for (int s = 0; s < n && !fail; s += batch) {
@@ -135,7 +135,12 @@ int cli_explain(int argc, char **argv) {
             for (int i = 0; i < nb; i++) tc[i] = t == 0 ? 0 : cls[(size_t)(s + i) * top + t];
             if (t == 0) {
                 if ((fail = rcv_explainer_run(&e, x + (size_t)s * per, nb, tc, tmp))) break;
-                rcv_softmax_rows(m.g->nodes[m.logits].out, nb, k, probs);
+                const float *zl = m.g->nodes[m.logits].out;
+                if (rcv_graph_on_device(m.g)) { // a cuda plan: the logits come down once per batch
+                    rcv_graph_download(m.g, tmp, zl, (size_t)nb * k * sizeof(float));
+                    zl = tmp;
+                }
+                rcv_softmax_rows(zl, nb, k, probs);
                 for (int i = 0; i < nb; i++) {
                     const float *p = probs + (size_t)i * k;
                     for (int r = 0; r < top; r++) { // rank r: the best class not yet taken, ties by index

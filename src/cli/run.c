@@ -34,6 +34,8 @@ typedef struct {
     int epochs, limit, subset, threads, quick, autoattack, certify;
     rcv_precision precision;
     uint64_t seed;
+    rcv_backend backend; // --device: every member's training, the suite, Grad-CAM and certify
+    char device[8];
 } rcv_run_cfg;
 
 static void rcv_run_defaults(rcv_run_cfg *c, int quick);
@@ -71,6 +73,7 @@ int cli_run(int argc, char **argv) {
         {"certify", "N", "certify N of them with the noise-trained model (n 2000; default 100; --quick 20, n 500; 0 = off)", NULL},
         {"threads", "N", "threads (default: all cores)", NULL},
         {"seed", "N", "seed (default 0)", NULL},
+        {"device", "NAME", "cpu (default) or cuda: training, attacks, suite, Grad-CAM and certification", NULL},
         {NULL, NULL, NULL, NULL},
     };
     const char *pos[1];
@@ -83,8 +86,10 @@ int cli_run(int argc, char **argv) {
     unsigned long long seed = 0;
     if (rcv_arg_int(opts, "epochs", &c.epochs) || rcv_arg_int(opts, "limit", &c.limit) ||
         rcv_arg_int(opts, "autoattack", &c.autoattack) || rcv_arg_int(opts, "certify", &c.certify) ||
-        rcv_arg_int(opts, "threads", &c.threads) || rcv_arg_u64(opts, "seed", &seed))
+        rcv_arg_int(opts, "threads", &c.threads) || rcv_arg_u64(opts, "seed", &seed) ||
+        cli_parse_device(rcv_arg(opts, "device"), &c.backend))
         return 2;
+    snprintf(c.device, sizeof c.device, "%s", c.backend == RCV_BACKEND_CUDA ? "cuda" : c.backend == RCV_BACKEND_REF ? "ref" : "cpu");
     c.seed = seed;
     if (c.autoattack < 0 || c.limit < 0 || c.certify < 0) {
         fprintf(stderr, "robustcv run: --autoattack %d, --limit %d, --certify %d: expected counts >= 0\n", c.autoattack,
@@ -120,6 +125,8 @@ static void rcv_run_defaults(rcv_run_cfg *c, int quick) {
     c->certify = quick ? 20 : 100;
     c->subset = quick ? 6000 : 0;
     c->precision = RCV_PREC_BF16; // falls back to fp32 with a message where the CPU lacks it
+    c->backend = RCV_BACKEND_CPU;
+    snprintf(c->device, sizeof c->device, "cpu");
 }
 
 static int train_member(const rcv_run_cfg *c, int i, char *ckpt, size_t ckpt_len) {
@@ -134,6 +141,7 @@ static int train_member(const rcv_run_cfg *c, int i, char *ckpt, size_t ckpt_len
     t.subset = c->subset;
     t.resume = 1; // a finished member is skipped below; a killed one continues
     t.precision = c->precision;
+    t.backend = c->backend;
     snprintf(t.sched, sizeof t.sched, "%s", c->quick ? "cosine:warmup=0" : "cosine:warmup=1");
     t.recipe.kind = members[i].recipe;
     // Only the standard member: with flip + crop on top of their own perturbation the robust
@@ -303,7 +311,8 @@ static int ensembles_json(rcv_json_writer *w, rcv_model *const *mp, const rcv_da
     float *all[N_MEMBERS] = {0};
     for (int i = 0; i < N_MEMBERS; i++) {
         all[i] = rcv_xmalloc((size_t)d->n * k * sizeof(float));
-        bad = bad || rcv_predict_logits(mp[i], d, d->n, 256, RCV_BACKEND_CPU, all[i]);
+        bad = bad || rcv_predict_logits(mp[i], d, d->n, 256, mp[i]->g->batch > 0 ? mp[i]->g->backend : RCV_BACKEND_CPU,
+                                        all[i]);
     }
     bad = bad || rcv_ensemble_subsets((const float *const *)all, NULL, d->labels, N_MEMBERS, d->n, k, RCV_ENS_PROBS,
                                       RCV_VOTE_TIE_LOWEST, &tables[n_sets], &n_rows);
@@ -375,8 +384,8 @@ static int cams_json(rcv_json_writer *w, const rcv_run_cfg *c, const char *const
         snprintf(dir, sizeof dir, "%s/cams/%s", c->out, names[i]);
         snprintf(lim, sizeof lim, "%d", c->quick ? 4 : 6);
         char *av[] = {"explain", "--checkpoint", ckpt[i], "--data", (char *)c->data, "--limit", lim,
-                      "--method", "gradcam", "--out", dir, NULL};
-        if (cli_explain(11, av)) return rcv_fail("Grad-CAM of %s failed", names[i]);
+                      "--method", "gradcam", "--out", dir, "--device", (char *)c->device, NULL};
+        if (cli_explain(13, av)) return rcv_fail("Grad-CAM of %s failed", names[i]);
         char rel[200], cap[160];
         snprintf(rel, sizeof rel, "cams/%s/gradcam.png", names[i]);
         snprintf(cap, sizeof cap, "Grad-CAM of '%s' (last conv block): image | top-1 | top-2 | top-3", names[i]);
@@ -408,8 +417,9 @@ static int certified_json(rcv_json_writer *w, const rcv_run_cfg *c, const char *
         rcv_recipe_defaults(&rd);
         snprintf(sg, sizeof sg, "%g", rd.noise_sigma);
         char *av[] = {"certify", "--checkpoint", (char *)ckpt, "--data", (char *)c->data, "--sigma", sg, "--n", n,
-                      "--batch", "500", "--limit", lim, "--skip", skip, "--out", tsv, "--json", js, NULL};
-        if (cli_certify(19, av)) return rcv_fail("certify of %s failed", ckpt);
+                      "--batch", "500", "--limit", lim, "--skip", skip, "--out", tsv, "--json", js,
+                      "--device", (char *)c->device, NULL};
+        if (cli_certify(21, av)) return rcv_fail("certify of %s failed", ckpt);
         uint8_t *text;
         size_t len;
         if (rcv_file_read(js, &text, &len)) return -1;
@@ -429,6 +439,7 @@ static void run_suite_cfg(const rcv_run_cfg *c, rcv_suite_cfg *sc) {
     sc->limit = c->limit;
     sc->verbose = 1;
     sc->seed = c->seed;
+    sc->backend = c->backend;
     if (c->quick) {
         sc->n_fgsm = 2, sc->n_pgd = 1, sc->pgd_steps = 5, sc->uap = 100;
         sc->fgsm_eps[1] = 0.1f, sc->pgd_eps[0] = 0.1f;

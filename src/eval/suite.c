@@ -15,6 +15,7 @@
 void rcv_suite_defaults(rcv_suite_cfg *c) {
     memset(c, 0, sizeof *c);
     c->batch = 250;
+    c->backend = RCV_BACKEND_CPU;
     c->noise_sigma[0] = 0.1f, c->noise_sigma[1] = 0.2f, c->n_noise = 2;
     c->fgsm_eps[0] = 0.02f, c->fgsm_eps[1] = 0.05f, c->fgsm_eps[2] = 0.1f, c->n_fgsm = 3;
     c->pgd_eps[0] = 0.05f, c->pgd_eps[1] = 0.1f, c->n_pgd = 2;
@@ -78,7 +79,8 @@ static void fill_array(void *ctx, int s, int nb, float *x) {
 
 int rcv_model_logits(rcv_model *m, const float *x, int n, int batch, float *logits) {
     // The attacks' plan (input gradient on), so that scoring and attacking share one plan.
-    if (m->g->batch != batch && rcv_attack_prepare(m, batch, RCV_BACKEND_CPU)) return -1;
+    // (on the backend the model is planned on; cpu when it is not planned yet)
+    if (m->g->batch != batch && rcv_attack_prepare(m, batch, m->g->batch > 0 ? m->g->backend : RCV_BACKEND_CPU)) return -1;
     array_src a = {x, (size_t)m->cfg.in_c * m->cfg.in_h * m->cfg.in_w};
     return rcv_logits_batched(m, n, batch, m->g->backend, fill_array, &a, logits);
 }
@@ -221,7 +223,7 @@ int rcv_suite_run(rcv_model *const *models, int n_models, const rcv_dataset *d, 
     rcv_dataset_batch(d, idx, n, x, r->labels);
     for (int i = 0; i < n_models; i++) {
         adv[i] = rcv_xmalloc(xn * sizeof(float));
-        if (rcv_attack_prepare(models[i], batch, RCV_BACKEND_CPU)) goto out;
+        if (rcv_attack_prepare(models[i], batch, cfg->backend)) goto out;
     }
     run R = {models, n_models, n, k, batch, per, r->labels, r, 0, cfg};
     rcv_rng rng;

@@ -3,6 +3,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "robustcv/error.h"
 #include "robustcv/explain.h"
 
@@ -122,8 +123,9 @@ int rcv_explainer_run(rcv_explainer *e, const float *x, int n, const int32_t *cl
             return rcv_fail("explain: target class %d for image %d, expected 0..%d", classes[i], i, k - 1);
     rcv_node *in = &g->nodes[m->input];
     size_t per = (size_t)in->shape.h * in->shape.w * in->shape.c;
-    memcpy(in->out, x, (size_t)n * per * sizeof(float));
-    memset(in->out + (size_t)n * per, 0, (size_t)(e->batch - n) * per * sizeof(float));
+    // Host or device plan alike: the images go in, the layer's map and gradient come out once.
+    rcv_graph_upload(g, in->out, x, (size_t)n * per * sizeof(float));
+    rcv_backend_zero(g->backend, g->backend_ctx, in->out + (size_t)n * per, (size_t)(e->batch - n) * per * sizeof(float));
     int was_training = g->training;
     rcv_graph_set_training(g, 0);
     rcv_graph_forward(g);
@@ -139,10 +141,18 @@ int rcv_explainer_run(rcv_explainer *e, const float *x, int n, const int32_t *cl
     }
     const float *fcw = e->method == RCV_CAM_CAM ? rcv_param_data(g, g->nodes[m->logits].param[0]) : NULL;
     double *wc = rcv_xmalloc((size_t)c * sizeof(double));
-    int H = in->shape.h, W = in->shape.w;
+    int H = in->shape.h, W = in->shape.w, dev = rcv_graph_on_device(g);
+    size_t nm = (size_t)n * hw * c;
+    float *Ah = dev ? rcv_xmalloc(nm * sizeof(float)) : NULL, *Gh = dev && ln->grad ? rcv_xmalloc(nm * sizeof(float)) : NULL;
+    const float *Aall = ln->out, *Gall = ln->grad;
+    if (dev) {
+        rcv_graph_download(g, Ah, ln->out, nm * sizeof(float));
+        if (Gh) rcv_graph_download(g, Gh, ln->grad, nm * sizeof(float));
+        Aall = Ah, Gall = Gh;
+    }
     for (int i = 0; i < n; i++) {
-        const float *A = ln->out + (size_t)i * hw * c; // (h, w, c)
-        const float *G = ln->grad ? ln->grad + (size_t)i * hw * c : NULL;
+        const float *A = Aall + (size_t)i * hw * c; // (h, w, c)
+        const float *G = Gall ? Gall + (size_t)i * hw * c : NULL;
         if (e->method == RCV_CAM_CAM) {
             for (int ch = 0; ch < c; ch++) wc[ch] = fcw[(size_t)classes[i] * c + ch];
         } else if (e->method == RCV_CAM_GRADCAM) {
@@ -171,6 +181,8 @@ int rcv_explainer_run(rcv_explainer *e, const float *x, int n, const int32_t *cl
         rcv_cam_scale(e->cam, h, w, H, W, maps + (size_t)i * H * W);
     }
     free(wc);
+    free(Ah);
+    free(Gh);
     rcv_graph_set_training(g, was_training);
     return 0;
 }

@@ -4,6 +4,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "robust/robust.h"
 #include "robustcv/error.h"
 
@@ -18,13 +19,72 @@ int rcv_attack_prepare(rcv_model *m, int batch, rcv_backend backend) {
 
 size_t rcv_attack_per_image(const rcv_model *m) { return (size_t)m->cfg.in_c * m->cfg.in_h * m->cfg.in_w; }
 
-// Copies images [s, s + nb) into the planned input, zero-padding to the batch.
+// Copies images [s, s + nb) into the planned input (host or device), zero-padding to the batch.
 void rcv_attack_load_chunk(rcv_model *m, const float *x, int nb) {
     rcv_graph *g = m->g;
     size_t per = rcv_attack_per_image(m);
     float *in = g->nodes[m->input].out;
-    memcpy(in, x, (size_t)nb * per * sizeof(float));
-    if (nb < g->batch) memset(in + (size_t)nb * per, 0, (size_t)(g->batch - nb) * per * sizeof(float));
+    rcv_graph_upload(g, in, x, (size_t)nb * per * sizeof(float));
+    if (nb < g->batch)
+        rcv_backend_zero(g->backend, g->backend_ctx, in + (size_t)nb * per, (size_t)(g->batch - nb) * per * sizeof(float));
+}
+
+const float *rcv_attack_view(rcv_graph *g, const float *planned, float *host, size_t n) {
+    if (!rcv_graph_on_device(g)) return planned;
+    rcv_graph_download(g, host, planned, n * sizeof(float));
+    return host;
+}
+
+int rcv_attack_linf_resident(rcv_model *m, const float *x, const int32_t *y, const double *p, int n, const float *adv0,
+                             float alpha, float eps, int steps, int targeted, float *x_adv) {
+    rcv_graph *g = m->g;
+    rcv_backend be = g->backend;
+    void *ctx = g->backend_ctx;
+    int b = g->batch, k = m->cfg.n_classes;
+    size_t per = rcv_attack_per_image(m), cb = (size_t)b * per;
+    float *x0 = rcv_backend_alloc(be, ctx, cb * sizeof(float));
+    // the loss's targets: labels (b int32) or TRADES' clean distributions (b x k doubles)
+    size_t tbytes = y ? (size_t)b * sizeof(int32_t) : (size_t)b * k * sizeof(double);
+    void *td = rcv_backend_alloc(be, ctx, tbytes);
+    if (!x0 || !td) {
+        if (x0) rcv_backend_free(be, ctx, x0);
+        if (td) rcv_backend_free(be, ctx, td);
+        return rcv_fail_ctx("attack: %d images of model '%s': ", b, m->name);
+    }
+    int was = g->training, was_igo = g->input_grad_only;
+    rcv_graph_set_training(g, 0);
+    rcv_graph_set_input_grad_only(g, 1); // d/dx only: no weight gradients (half the backward)
+    rcv_node *in = &g->nodes[m->input], *zn = &g->nodes[m->logits];
+    float sgn = targeted ? -1.0f : 1.0f;
+    for (int st = 0; st < n; st += b) {
+        int nb = n - st < b ? n - st : b;
+        size_t cn = (size_t)nb * per;
+        // In: the clean chunk, its labels and start (padded rows 0); the iterate lives in the input node.
+        rcv_backend_zero(be, ctx, x0, cb * sizeof(float));
+        rcv_graph_upload(g, x0, x + (size_t)st * per, cn * sizeof(float));
+        rcv_backend_zero(be, ctx, td, tbytes);
+        if (y) rcv_graph_upload(g, td, y + st, (size_t)nb * sizeof(int32_t));
+        else rcv_graph_upload(g, td, p + (size_t)st * k, (size_t)nb * k * sizeof(double));
+        if (adv0) {
+            rcv_backend_zero(be, ctx, in->out, cb * sizeof(float));
+            rcv_graph_upload(g, in->out, adv0 + (size_t)st * per, cn * sizeof(float));
+        } else {
+            rcv_backend_copy(be, ctx, in->out, x0, cb * sizeof(float));
+        }
+        for (int t = 0; t < steps; t++) { // no host round trip in here
+            rcv_graph_forward(g);
+            if (y) rcv_backend_ce_seed(be, ctx, zn->out, td, zn->grad, nb, b, k, sgn);
+            else rcv_backend_kl_seed(be, ctx, zn->out, td, zn->grad, nb, b, k);
+            rcv_graph_backward_from(g, m->logits, zn->grad);
+            rcv_backend_linf_step(be, ctx, in->out, x0, in->grad, cb, alpha, eps, p != NULL);
+        }
+        rcv_graph_download(g, x_adv + (size_t)st * per, in->out, cn * sizeof(float)); // out: the chunk's result
+    }
+    rcv_graph_set_training(g, was);
+    rcv_graph_set_input_grad_only(g, was_igo);
+    rcv_backend_free(be, ctx, x0);
+    rcv_backend_free(be, ctx, td);
+    return 0;
 }
 
 int rcv_argmax(const float *z, int k) {
@@ -39,13 +99,15 @@ void rcv_attack_predict(rcv_model *m, const float *x, int n, int32_t *pred) {
     int was = g->training, b = g->batch, k = m->cfg.n_classes;
     size_t per = rcv_attack_per_image(m);
     rcv_graph_set_training(g, 0);
+    float *zh = rcv_graph_on_device(g) ? rcv_xmalloc((size_t)b * k * sizeof(float)) : NULL;
     for (int s = 0; s < n; s += b) {
         int nb = n - s < b ? n - s : b;
         rcv_attack_load_chunk(m, x + (size_t)s * per, nb);
         rcv_graph_forward(g);
-        const float *z = g->nodes[m->logits].out;
+        const float *z = rcv_attack_view(g, g->nodes[m->logits].out, zh, (size_t)nb * k);
         for (int i = 0; i < nb; i++) pred[s + i] = rcv_argmax(z + (size_t)i * k, k);
     }
+    free(zh);
     rcv_graph_set_training(g, was);
 }
 
@@ -72,22 +134,32 @@ void rcv_attack_input_grad(rcv_model *const *models, int n_models, const float *
         rcv_graph_set_training(g, 0);
         rcv_graph_set_input_grad_only(g, 1); // d/dx only: no weight gradients (half the backward)
         rcv_node *zn = &g->nodes[m->logits];
+        // A device plan: logits down, seed up, input gradient down, per chunk (the host-side
+        // path of transfer attacks; one model's FGSM / PGD run rcv_attack_linf_resident instead).
+        int dev = rcv_graph_on_device(g);
+        float *zh = dev ? rcv_xmalloc((size_t)b * k * sizeof(float)) : NULL;
+        float *sh = dev ? rcv_xmalloc((size_t)b * k * sizeof(float)) : zn->grad;
+        float *gh = dev ? rcv_xmalloc((size_t)b * per * sizeof(float)) : NULL;
         for (int st = 0; st < n; st += b) {
             int nb = n - st < b ? n - st : b;
             rcv_attack_load_chunk(m, x + (size_t)st * per, nb);
             rcv_graph_forward(g);
-            memset(zn->grad, 0, (size_t)b * k * sizeof(float)); // padded rows push nothing
+            const float *z = rcv_attack_view(g, zn->out, zh, (size_t)nb * k);
+            memset(sh, 0, (size_t)b * k * sizeof(float)); // padded rows push nothing
             for (int i = 0; i < nb; i++) {
-                double l = rcv_ce_seed(zn->out + (size_t)i * k, k, y[st + i], s, zn->grad + (size_t)i * k);
+                double l = rcv_ce_seed(z + (size_t)i * k, k, y[st + i], s, sh + (size_t)i * k);
                 if (loss) loss[st + i] += (float)l * inv;
             }
-            rcv_graph_backward_from(g, m->logits, zn->grad);
-            const float *gi = g->nodes[m->input].grad;
+            rcv_graph_backward_from(g, m->logits, sh);
+            const float *gi = rcv_attack_view(g, g->nodes[m->input].grad, gh, (size_t)nb * per);
             float *go = grad + (size_t)st * per;
             if (n_models == 1) memcpy(go, gi, (size_t)nb * per * sizeof(float));
             else
                 for (size_t e = 0; e < (size_t)nb * per; e++) go[e] += gi[e] * inv;
         }
+        free(zh);
+        if (dev) free(sh);
+        free(gh);
         rcv_graph_set_training(g, was);
         rcv_graph_set_input_grad_only(g, was_igo);
     }

@@ -28,11 +28,11 @@ size_t rcv_classifier_per_image(const rcv_classifier *f) { return rcv_attack_per
 
 // Ensemble logits of image i: zc_j = log(1/M sum_m softmax(z_m)_j), from the members' log-softmax
 // (no underflow to log 0); p (M, k) keeps the members' probabilities for the backward.
-static void ensemble_logits(rcv_model *const *ms, int M, int i, int k, float *zc, double *p) {
+static void ensemble_logits(const float *const *zm, int M, int i, int k, float *zc, double *p) {
     for (int j = 0; j < k; j++) zc[j] = 0;
     double *lse = p + (size_t)M * k; // (k) scratch after this image's p
     for (int m = 0; m < M; m++) {
-        const float *z = ms[m]->g->nodes[ms[m]->logits].out + (size_t)i * k;
+        const float *z = zm[m] + (size_t)i * k;
         float mx = z[0];
         for (int j = 1; j < k; j++) mx = z[j] > mx ? z[j] : mx;
         double s = 0;
@@ -60,6 +60,13 @@ void rcv_classifier_grad(const rcv_classifier *f, const float *x, int n, rcv_log
     float *zc = rcv_xmalloc((size_t)b * k * sizeof(float)), *dzc = rcv_xmalloc((size_t)b * k * sizeof(float));
     double *p = M > 1 ? rcv_xmalloc(((size_t)b * M * k + k) * sizeof(double)) : NULL;
     float *noisy = f->noise_sigma > 0 ? rcv_xmalloc((size_t)b * per * sizeof(float)) : NULL;
+    // The losses here are callbacks on host logits: a device plan copies the logits down, the
+    // seed up and the input gradient down once per chunk (per member). The iteration's other
+    // work (the attack's update) is the caller's, on the host.
+    int dev = rcv_graph_on_device(ms[0]->g);
+    const float **zm = rcv_xmalloc((size_t)M * sizeof *zm);
+    float *zh = dev ? rcv_xmalloc((size_t)M * b * k * sizeof(float)) : NULL;
+    float *sh = rcv_xmalloc((size_t)b * k * sizeof(float)), *gh = dev ? rcv_xmalloc((size_t)b * per * sizeof(float)) : NULL;
     for (int st = 0; st < n; st += b) {
         int nb = n - st < b ? n - st : b;
         const float *xin = x + (size_t)st * per;
@@ -71,11 +78,13 @@ void rcv_classifier_grad(const rcv_classifier *f, const float *x, int n, rcv_log
         for (int m = 0; m < M; m++) {
             rcv_attack_load_chunk(ms[m], xin, nb);
             rcv_graph_forward(ms[m]->g);
+            zm[m] = rcv_attack_view(ms[m]->g, ms[m]->g->nodes[ms[m]->logits].out, zh ? zh + (size_t)m * b * k : NULL,
+                                    (size_t)nb * k);
         }
         for (int i = 0; i < nb; i++) {
             float *zi = zc + (size_t)i * k;
-            if (M == 1) memcpy(zi, ms[0]->g->nodes[ms[0]->logits].out + (size_t)i * k, (size_t)k * sizeof(float));
-            else ensemble_logits(ms, M, i, k, zi, p + (size_t)i * M * k); // scratch: image i + 1's rows
+            if (M == 1) memcpy(zi, zm[0] + (size_t)i * k, (size_t)k * sizeof(float));
+            else ensemble_logits(zm, M, i, k, zi, p + (size_t)i * M * k); // scratch: image i + 1's rows
             if (z) memcpy(z + (size_t)(st + i) * k, zi, (size_t)k * sizeof(float));
             if (!fn) continue;
             double l = fn(ctx, st + i, zi, k, grad ? dzc + (size_t)i * k : NULL);
@@ -84,7 +93,7 @@ void rcv_classifier_grad(const rcv_classifier *f, const float *x, int n, rcv_log
         if (!grad || !fn) continue;
         for (int m = 0; m < M; m++) {
             rcv_graph *g = ms[m]->g;
-            float *seed = g->nodes[ms[m]->logits].grad;
+            float *seed = sh; // host; backward_from puts it in the logits' gradient
             memset(seed, 0, (size_t)b * k * sizeof(float)); // padded rows push nothing
             for (int i = 0; i < nb; i++) {
                 const float *s = dzc + (size_t)i * k;
@@ -101,7 +110,7 @@ void rcv_classifier_grad(const rcv_classifier *f, const float *x, int n, rcv_log
                 for (int j = 0; j < k; j++) d[j] = (float)(pm[j] * (w[j] - dot));
             }
             rcv_graph_backward_from(g, ms[m]->logits, seed);
-            const float *gi = g->nodes[ms[m]->input].grad;
+            const float *gi = rcv_attack_view(g, g->nodes[ms[m]->input].grad, gh, (size_t)nb * per);
             float *go = grad + (size_t)st * per;
             if (m == 0) memcpy(go, gi, (size_t)nb * per * sizeof(float));
             else
@@ -117,6 +126,10 @@ void rcv_classifier_grad(const rcv_classifier *f, const float *x, int n, rcv_log
     free(dzc);
     free(p);
     free(noisy);
+    free(zm);
+    free(zh);
+    free(sh);
+    free(gh);
 }
 
 void rcv_classifier_logits(const rcv_classifier *f, const float *x, int n, float *z) {

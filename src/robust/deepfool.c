@@ -22,7 +22,9 @@ void rcv_deepfool_chunk(rcv_model *m, const float *x0, int nb, const rcv_deepfoo
     if (nc < 2) nc = 2;
     size_t per = rcv_attack_per_image(m);
     rcv_node *zn = &g->nodes[m->logits];
-    const float *gin = g->nodes[m->input].grad;
+    // A device plan: logits and input gradients come down, seeds go up, per pass (host-side attack).
+    int dev = rcv_graph_on_device(g);
+    float *gh = dev ? rcv_xmalloc((size_t)b * per * sizeof(float)) : NULL, *seed = rcv_xmalloc((size_t)b * k * sizeof(float));
     int *cand = rcv_xmalloc((size_t)nb * nc * sizeof(int));
     float *rtot = rcv_xcalloc((size_t)nb * per, sizeof(float)), *bestw = rcv_xmalloc((size_t)nb * per * sizeof(float));
     float *bestp = rcv_xmalloc((size_t)nb * sizeof(float)), *bestf = rcv_xmalloc((size_t)nb * sizeof(float));
@@ -33,8 +35,9 @@ void rcv_deepfool_chunk(rcv_model *m, const float *x0, int nb, const rcv_deepfoo
     // Candidates: classes sorted by the clean logits, highest first; cand[0] is the label.
     rcv_attack_load_chunk(m, x0, nb);
     rcv_graph_forward(g);
+    const float *z0 = rcv_attack_view(g, zn->out, z, (size_t)nb * k);
     for (int i = 0; i < nb; i++) {
-        const float *zi = zn->out + (size_t)i * k;
+        const float *zi = z0 + (size_t)i * k;
         int *ci = cand + (size_t)i * nc;
         for (int j = 0; j < nc; j++) {
             int best = -1;
@@ -52,7 +55,7 @@ void rcv_deepfool_chunk(rcv_model *m, const float *x0, int nb, const rcv_deepfoo
     for (int it = 0;; it++) {
         rcv_attack_load_chunk(m, adv, nb);
         rcv_graph_forward(g);
-        memcpy(z, zn->out, (size_t)nb * k * sizeof(float));
+        rcv_graph_download(g, z, zn->out, (size_t)nb * k * sizeof(float)); // a memcpy on host plans
         int any = 0;
         for (int i = 0; i < nb; i++) {
             if (!active[i]) continue;
@@ -68,13 +71,14 @@ void rcv_deepfool_chunk(rcv_model *m, const float *x0, int nb, const rcv_deepfoo
         if (!any) break;
         for (int j = 1; j < nc; j++) {
             // seed_i = e_{cand_j} - e_{label}: one backward gives every image's w_j.
-            memset(zn->grad, 0, (size_t)b * k * sizeof(float));
+            memset(seed, 0, (size_t)b * k * sizeof(float));
             for (int i = 0; i < nb; i++) {
                 if (!active[i]) continue;
-                zn->grad[(size_t)i * k + cand[(size_t)i * nc + j]] += 1;
-                zn->grad[(size_t)i * k + cand[(size_t)i * nc]] -= 1;
+                seed[(size_t)i * k + cand[(size_t)i * nc + j]] += 1;
+                seed[(size_t)i * k + cand[(size_t)i * nc]] -= 1;
             }
-            rcv_graph_backward_from(g, m->logits, zn->grad);
+            rcv_graph_backward_from(g, m->logits, seed);
+            const float *gin = rcv_attack_view(g, g->nodes[m->input].grad, gh, (size_t)nb * per);
             for (int i = 0; i < nb; i++) {
                 if (!active[i]) continue;
                 const float *w = gin + (size_t)i * per;
@@ -113,6 +117,8 @@ void rcv_deepfool_chunk(rcv_model *m, const float *x0, int nb, const rcv_deepfoo
     free(bestf);
     free(z);
     free(active);
+    free(gh);
+    free(seed);
 }
 
 int rcv_attack_deepfool(rcv_model *m, const float *x, int n, const rcv_deepfool_cfg *c, float *x_adv, int *iters) {

@@ -14,6 +14,8 @@ int rcv_attack_fgsm(rcv_model *const *models, int n_models, const float *x, cons
                     const rcv_fgsm_cfg *c, float *x_adv) {
     if (rcv_attack_check_models(models, n_models)) return -1;
     if (!(c->eps >= 0)) return rcv_fail("fgsm: eps %g, expected >= 0", c->eps);
+    // One model: the step in the plan's storage (on a GPU plan, no gradient comes to the host).
+    if (n_models == 1) return rcv_attack_linf_resident(models[0], x, y, NULL, n, NULL, c->eps, -1, 1, c->targeted, x_adv);
     size_t total = (size_t)n * rcv_attack_per_image(models[0]);
     float *grad = rcv_xmalloc(total * sizeof(float));
     rcv_attack_input_grad(models, n_models, x, y, n, c->targeted, grad, NULL);

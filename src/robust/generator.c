@@ -110,7 +110,10 @@ int rcv_generator_train(rcv_generator *gen, rcv_model *m, const float *x, const 
         return rcv_fail("generator: target class %d, expected 0..%d", c->target, m->cfg.n_classes - 1);
     rcv_graph *cg = m->g, *g = gen->g;
     int b = cg->batch, k = m->cfg.n_classes, was = cg->training;
-    if (gen_plan(gen, b, cg->backend)) return -1;
+    // G is small: it trains on the host (cpu when the classifier is on a GPU, whose logits, seed and
+    // input gradient then cross once per step: the documented host-side path).
+    int dev = rcv_graph_on_device(cg);
+    if (gen_plan(gen, b, dev ? RCV_BACKEND_CPU : cg->backend)) return -1;
     rcv_optim_cfg oc = rcv_optim_defaults(RCV_OPT_ADAM);
     oc.lr = c->lr;
     rcv_optim opt;
@@ -119,9 +122,10 @@ int rcv_generator_train(rcv_generator *gen, rcv_model *m, const float *x, const 
     size_t per = rcv_attack_per_image(m);
     int *perm = rcv_xmalloc((size_t)n * sizeof(int));
     float *d = rcv_xmalloc((size_t)b * per * sizeof(float)), *xb = rcv_xmalloc((size_t)b * per * sizeof(float));
-    float *gin = g->nodes[gen->input].out, *cin = cg->nodes[m->input].out;
-    const float *s_out = g->nodes[gen->out].out, *cgrad = cg->nodes[m->input].grad;
-    float *seed = g->nodes[gen->out].grad;
+    float *gin = g->nodes[gen->input].out, *cin = dev ? rcv_xmalloc((size_t)b * per * sizeof(float)) : cg->nodes[m->input].out;
+    const float *s_out = g->nodes[gen->out].out;
+    float *seed = g->nodes[gen->out].grad, *cgh = dev ? rcv_xmalloc((size_t)b * per * sizeof(float)) : NULL;
+    float *zh = dev ? rcv_xmalloc((size_t)b * k * sizeof(float)) : NULL, *zs = rcv_xmalloc((size_t)b * k * sizeof(float));
     rcv_node *zn = &cg->nodes[m->logits];
     double epoch_loss = 0;
     for (int ep = 0; ep < c->epochs; ep++) {
@@ -136,15 +140,18 @@ int rcv_generator_train(rcv_generator *gen, rcv_model *m, const float *x, const 
             perturbation(gen, s_out, nb, d);
             for (size_t e = 0; e < (size_t)nb * per; e++) cin[e] = rcv_clamp01(xb[e] + d[e]);
             if (nb < b) memset(cin + (size_t)nb * per, 0, (size_t)(b - nb) * per * sizeof(float));
+            if (dev) rcv_graph_upload(cg, cg->nodes[m->input].out, cin, (size_t)b * per * sizeof(float));
             rcv_graph_forward(cg);
             // Loss minimised by G: -mean CE(true) (untargeted) or mean CE(target).
-            memset(zn->grad, 0, (size_t)b * k * sizeof(float));
+            const float *z = rcv_attack_view(cg, zn->out, zh, (size_t)nb * k);
+            memset(zs, 0, (size_t)b * k * sizeof(float));
             float sgn = c->targeted ? 1.0f / nb : -1.0f / nb;
             for (int i = 0; i < nb; i++) {
                 int yi = c->targeted ? c->target : y[perm[s + i]];
-                epoch_loss += rcv_ce_seed(zn->out + (size_t)i * k, k, yi, sgn, zn->grad + (size_t)i * k);
+                epoch_loss += rcv_ce_seed(z + (size_t)i * k, k, yi, sgn, zs + (size_t)i * k);
             }
-            rcv_graph_backward_from(cg, m->logits, zn->grad);
+            rcv_graph_backward_from(cg, m->logits, zs);
+            const float *cgrad = rcv_attack_view(cg, cg->nodes[m->input].grad, cgh, (size_t)nb * per);
             // Chain through the clamp (zero where it saturates) and the scaling to d(loss)/ds.
             memset(seed, 0, (size_t)b * per * sizeof(float));
             for (int i = 0; i < nb; i++) {
@@ -184,5 +191,9 @@ int rcv_generator_train(rcv_generator *gen, rcv_model *m, const float *x, const 
     free(perm);
     free(d);
     free(xb);
+    if (dev) free(cin);
+    free(cgh);
+    free(zh);
+    free(zs);
     return 0;
 }

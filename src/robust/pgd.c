@@ -65,10 +65,27 @@ static void pgd_grad(const pgd_src *p, const float *x, int n, int targeted, floa
 static void pgd_run(const pgd_src *src, size_t per, const float *x, const int32_t *y, int n, const rcv_pgd_cfg *c,
                     rcv_rng *rng, float *adv, float *grad) {
     size_t total = (size_t)n * per;
+    // One model in L-inf: every step in the plan's storage (GPU plans keep the loop on the device);
+    // the random start is drawn here first, from the same stream as below.
+    // (A classifier of one deterministic model is that model.)
+    rcv_model *one = src->models && src->n_models == 1                             ? src->models[0]
+                     : src->f && src->f->n_models == 1 && src->f->noise_sigma == 0 ? src->f->models[0]
+                                                                                   : NULL;
+    int drawn = 0;
+    if (one && c->norm == RCV_NORM_LINF) {
+        if (c->random_start) {
+            rcv_rng_fill_uniform(rng, grad, total, -c->eps, c->eps), drawn = 1;
+            for (size_t e = 0; e < total; e++) adv[e] = rcv_clamp01(x[e] + grad[e]);
+        }
+        if (rcv_attack_linf_resident(one, x, y, NULL, n, c->random_start ? adv : NULL, c->alpha, c->eps, c->steps,
+                                     c->targeted, adv) == 0)
+            return;
+        // out of device memory for two batch-sized buffers: the host loop below (same result)
+    }
     memcpy(adv, x, total * sizeof(float));
     if (c->random_start) {
         if (c->norm == RCV_NORM_LINF) {
-            rcv_rng_fill_uniform(rng, grad, total, -c->eps, c->eps);
+            if (!drawn) rcv_rng_fill_uniform(rng, grad, total, -c->eps, c->eps);
             for (size_t e = 0; e < total; e++) adv[e] = rcv_clamp01(x[e] + grad[e]);
         } else {
             rcv_rng_fill_normal(rng, grad, total, 0, 1);

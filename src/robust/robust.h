@@ -11,6 +11,21 @@ size_t rcv_attack_per_image(const rcv_model *m);
 // Copies nb images into the planned input node, zero-padding to the planned batch.
 void rcv_attack_load_chunk(rcv_model *m, const float *x, int nb);
 int rcv_argmax(const float *z, int k);
+// The planned tensor `planned` (n floats) readable on the host: itself on a host plan; on a device
+// plan a download into `host` (the per-call host copy of the attacks that still compute on the host).
+const float *rcv_attack_view(rcv_graph *g, const float *planned, float *host, size_t n);
+// L-inf sign-gradient iterations of one model with every iteration in the plan's storage (the
+// cuda kernels on a GPU plan, their host twins otherwise; backend.h's attack ops), eval mode,
+// input gradients only: per chunk of the planned batch the clean images, the loss's targets and
+// the start go in once, the iterate lives in the input node, and the result comes out once.
+// adv = adv0 (x when NULL); then `steps` times adv = clamp01(P(adv + alpha sign(grad_x L))), P
+// the projection on the eps-ball around x (none when eps < 0). L per sample: y given: s CE(f(adv),
+// y) (s = -1 when targeted); else p given ((n, K) doubles): KL(p || softmax f(adv)) (TRADES, whose
+// projection clips to [x - eps, x + eps] as its code does; PGD's is x + clamp(adv - x, -eps, eps)).
+// FGSM is (adv0 NULL, alpha = eps, eps = -1, 1 step); PGD's L-inf run starts at clamp01(x + u).
+// x, adv0, x_adv: (n, per) host floats. 0 / -1 with a message.
+int rcv_attack_linf_resident(rcv_model *m, const float *x, const int32_t *y, const double *p, int n, const float *adv0,
+                             float alpha, float eps, int steps, int targeted, float *x_adv);
 // Cross-entropy of logits z (k) against class y; seed (may be NULL) = s * (softmax(z) - onehot(y)).
 double rcv_ce_seed(const float *z, int k, int y, float s, float *seed);
 // All prepared and of one input shape and class count; -1 with a message otherwise.

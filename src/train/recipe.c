@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "robust/robust.h"
 #include "robustcv/attack.h"
 #include "robustcv/error.h"
@@ -112,6 +113,7 @@ void rcv_recipe_free(rcv_recipe *r) {
     }
     free(r->bufsave);
     free(r->ibufsave);
+    free(r->y);
     memset(r, 0, sizeof *r);
 }
 
@@ -137,6 +139,7 @@ static void scratch(rcv_recipe *r) {
     }
     r->bufsave = rcv_xmalloc((g->n_buffer_floats + 1) * sizeof(float));
     r->ibufsave = rcv_xmalloc((g->n_ibuffers + 1) * sizeof(int64_t));
+    r->y = rcv_xmalloc((size_t)r->batch * sizeof(int32_t));
 }
 
 const float *rcv_recipe_logits(const rcv_recipe *r) { return r->z[0]; }
@@ -164,12 +167,30 @@ static double ce_row(const float *z, int k, int y, float ls, float w, float *see
 
 static float label_smoothing(const rcv_recipe *r) { return r->m->g->nodes[r->m->loss].attr.loss.label_smoothing; }
 
+// The planned input (host or device memory). On a device plan (cuda) the recipes below keep
+// their per-sample arithmetic on the host: the batch, labels and logits come down and the
+// views and seeds go up once per forward/backward (rcv_graph_upload/download, plain memcpy on
+// host plans); the attacks inside (FGSM, PGD) iterate on the device (rcv_attack_linf_resident).
 static float *input(rcv_recipe *r) { return r->m->g->nodes[r->m->input].out; }
 
-static void load(rcv_recipe *r, const float *x) { memcpy(input(r), x, (size_t)r->batch * r->per * sizeof(float)); }
+static void load(rcv_recipe *r, const float *x) {
+    rcv_graph_upload(r->m->g, input(r), x, (size_t)r->batch * r->per * sizeof(float));
+}
+
+// x = the batch the input node holds (train's loader put it there).
+static void get_input(rcv_recipe *r, float *x) {
+    rcv_graph_download(r->m->g, x, input(r), (size_t)r->batch * r->per * sizeof(float));
+}
+
+static const int32_t *labels(rcv_recipe *r) {
+    rcv_graph *g = r->m->g;
+    rcv_graph_download(g, r->y, g->nodes[r->m->labels].idata, (size_t)r->batch * sizeof(int32_t));
+    return r->y;
+}
 
 static void save_logits(rcv_recipe *r, int v) {
-    memcpy(r->z[v], r->m->g->nodes[r->m->logits].out, (size_t)r->batch * r->m->cfg.n_classes * sizeof(float));
+    rcv_graph_download(r->m->g, r->z[v], r->m->g->nodes[r->m->logits].out,
+                       (size_t)r->batch * r->m->cfg.n_classes * sizeof(float));
 }
 
 // Standard step on whatever the input holds; backward scaled by `scale`; returns the loss.
@@ -177,7 +198,8 @@ static float plain(rcv_recipe *r, float scale, int save_view) {
     rcv_graph *g = r->m->g;
     rcv_graph_forward(g);
     if (save_view >= 0) save_logits(r, save_view);
-    float loss = g->nodes[r->m->loss].out[0];
+    float loss;
+    rcv_graph_download(g, &loss, g->nodes[r->m->loss].out, sizeof loss);
     rcv_graph_backward(g, r->m->loss, scale);
     return loss;
 }
@@ -186,13 +208,11 @@ static float step_fgsm(rcv_recipe *r) {
     rcv_graph *g = r->m->g;
     float a = r->cfg.fgsm_alpha, eps = r->cfg.adv_eps;
     size_t total = (size_t)r->batch * r->per;
-    memcpy(r->x0, input(r), total * sizeof(float));
     // alpha J(x): its backward also gives grad_x J (scaled by alpha, which a sign ignores).
     float l0 = plain(r, a > 0 ? a : 1, 0);
-    const float *gx = g->nodes[r->m->input].grad;
-    for (size_t e = 0; e < total; e++) r->xa[e] = rcv_clamp01(r->x0[e] + eps * rcv_signf(gx[e]));
+    // x_adv = clamp01(x + eps sign(grad_x J)), in place in the input (on the GPU for a cuda plan)
+    rcv_backend_linf_step(g->backend, g->backend_ctx, input(r), input(r), g->nodes[r->m->input].grad, total, eps, -1, 0);
     if (a == 0) rcv_graph_zero_grad(g);
-    load(r, r->xa);
     float l1 = plain(r, 1 - a, -1);
     return a * l0 + (1 - a) * l1;
 }
@@ -203,8 +223,8 @@ static float step_kurakin(rcv_recipe *r) {
     int b = r->batch, kc = m->cfg.n_classes, kadv = r->cfg.adv_k < 0 ? b / 2 : r->cfg.adv_k;
     if (kadv > b) kadv = b;
     size_t total = (size_t)b * r->per, off = (size_t)(b - kadv) * r->per;
-    const int32_t *y = g->nodes[m->labels].idata;
-    memcpy(r->x0, input(r), total * sizeof(float));
+    const int32_t *y = labels(r);
+    get_input(r, r->x0);
     // FGSM images of the last k, crafted in eval mode; they replace their clean originals.
     rcv_fgsm_cfg fc = {r->cfg.adv_eps, 0};
     memcpy(r->xa, r->x0, total * sizeof(float));
@@ -215,7 +235,7 @@ static float step_kurakin(rcv_recipe *r) {
     save_logits(r, 0);
     // (sum_clean CE + lambda sum_adv CE) / (m - k + lambda k)
     double norm = (b - kadv) + (double)r->cfg.lambda * kadv, loss = 0;
-    float ls = label_smoothing(r), *seed = g->nodes[m->logits].grad;
+    float ls = label_smoothing(r), *seed = r->seed[0];
     memset(seed, 0, (size_t)b * kc * sizeof(float));
     for (int i = 0; i < b; i++) {
         double w = (i < b - kadv ? 1.0 : r->cfg.lambda) / norm;
@@ -228,15 +248,14 @@ static float step_kurakin(rcv_recipe *r) {
 static float step_pgd(rcv_recipe *r, rcv_rng *rng) {
     rcv_model *m = r->m;
     rcv_graph *g = m->g;
-    size_t total = (size_t)r->batch * r->per;
-    memcpy(r->x0, input(r), total * sizeof(float));
+    get_input(r, r->x0);
     rcv_pgd_cfg pc;
     rcv_pgd_defaults(&pc, RCV_NORM_LINF);
     pc.eps = r->cfg.pgd_eps;
     pc.alpha = r->cfg.pgd_alpha;
     pc.steps = r->cfg.pgd_steps;
     pc.random_start = r->cfg.pgd_random_start;
-    rcv_attack_pgd(&r->m, 1, r->x0, g->nodes[m->labels].idata, r->batch, &pc, rng, r->xa);
+    rcv_attack_pgd(&r->m, 1, r->x0, labels(r), r->batch, &pc, rng, r->xa);
     rcv_graph_zero_grad(g);
     load(r, r->xa);
     return plain(r, 1, 0);
@@ -248,7 +267,7 @@ static float multi_view(rcv_recipe *r, const float *const *views, int nv, double
     rcv_model *m = r->m;
     rcv_graph *g = m->g;
     int b = r->batch, kc = m->cfg.n_classes;
-    const int32_t *y = g->nodes[m->labels].idata;
+    const int32_t *y = labels(r);
     rcv_rng rs[3];
     // Perturbed views first, the clean one last: its activations are still there for its backward.
     for (int v = 1; v < nv; v++) {
@@ -269,16 +288,18 @@ static float multi_view(rcv_recipe *r, const float *const *views, int nv, double
     rcv_graph_backward_from(g, m->logits, r->seed[0]);
     // Re-run each perturbed view (same dropout stream) for its backward; the running
     // statistics keep the values of the first pass.
-    memcpy(r->bufsave, g->buffers, g->n_buffer_floats * sizeof(float));
-    memcpy(r->ibufsave, g->ibuffers, g->n_ibuffers * sizeof(int64_t));
+    float *bufs = g->dbuffers ? g->dbuffers : g->buffers; // a device plan's running statistics are on the GPU
+    int64_t *ibufs = g->dibuffers ? g->dibuffers : g->ibuffers;
+    rcv_graph_download(g, r->bufsave, bufs, g->n_buffer_floats * sizeof(float));
+    rcv_graph_download(g, r->ibufsave, ibufs, g->n_ibuffers * sizeof(int64_t));
     for (int v = 1; v < nv; v++) {
         g->rng = rs[v];
         load(r, views[v]);
         rcv_graph_forward(g);
         rcv_graph_backward_from(g, m->logits, r->seed[v]);
     }
-    memcpy(g->buffers, r->bufsave, g->n_buffer_floats * sizeof(float));
-    memcpy(g->ibuffers, r->ibufsave, g->n_ibuffers * sizeof(int64_t));
+    rcv_graph_upload(g, bufs, r->bufsave, g->n_buffer_floats * sizeof(float));
+    rcv_graph_upload(g, ibufs, r->ibufsave, g->n_ibuffers * sizeof(int64_t));
     g->rng = after;
     return (float)loss;
 }
@@ -337,7 +358,7 @@ static double jsd_extra(rcv_recipe *r) {
 float rcv_recipe_stability_step(rcv_recipe *r, const float *x_noisy) {
     scratch(r);
     rcv_graph_zero_grad(r->m->g);
-    memcpy(r->x0, input(r), (size_t)r->batch * r->per * sizeof(float));
+    get_input(r, r->x0);
     const float *views[2] = {r->x0, x_noisy};
     return multi_view(r, views, 2, stability_extra);
 }
@@ -345,7 +366,7 @@ float rcv_recipe_stability_step(rcv_recipe *r, const float *x_noisy) {
 float rcv_recipe_augmix_step(rcv_recipe *r, const float *x1, const float *x2) {
     scratch(r);
     rcv_graph_zero_grad(r->m->g);
-    memcpy(r->x0, input(r), (size_t)r->batch * r->per * sizeof(float));
+    get_input(r, r->x0);
     const float *views[3] = {r->x0, x1, x2};
     return multi_view(r, views, 3, jsd_extra);
 }
@@ -368,7 +389,7 @@ static float step_trades(rcv_recipe *r, rcv_rng *rng) {
     int b = r->batch, k = m->cfg.n_classes;
     size_t total = (size_t)b * r->per;
     float eps = r->cfg.trades_eps, st = r->cfg.trades_step;
-    memcpy(r->x0, input(r), total * sizeof(float));
+    get_input(r, r->x0);
     rcv_rng_fill_normal(rng, r->xb, total, 0, 1);
     for (size_t e = 0; e < total; e++) r->xa[e] = r->x0[e] + 0.001f * r->xb[e];
     // Inner maximisation in eval mode (rcv_classifier switches and restores the mode).
@@ -379,15 +400,19 @@ static float step_trades(rcv_recipe *r, rcv_rng *rng) {
         rcv_classifier_logits(&f, r->x0, b, r->z[0]);
         for (int i = 0; i < b; i++) softmax(r->z[0] + (size_t)i * k, k, p + (size_t)i * k);
     }
-    for (int s = 0; s < r->cfg.trades_steps; s++) {
-        rcv_classifier_grad(&f, r->xa, b, trades_kl, p, NULL, NULL, r->grad);
-        for (size_t e = 0; e < total; e++) {
-            float a = r->xa[e] + st * rcv_signf(r->grad[e]);
-            float lo = r->x0[e] - eps, hi = r->x0[e] + eps;
-            a = a < lo ? lo : a > hi ? hi : a;
-            r->xa[e] = rcv_clamp01(a);
+    // The steps x' = clamp01(clip_eps(x' + step sign(grad KL))) in the plan's storage (on a GPU
+    // plan no host round trip per step); the host loop is its fallback (out of device memory).
+    if (r->cfg.trades_steps > 0 &&
+        rcv_attack_linf_resident(m, r->x0, NULL, p, b, r->xa, st, eps, r->cfg.trades_steps, 0, r->xa))
+        for (int s = 0; s < r->cfg.trades_steps; s++) {
+            rcv_classifier_grad(&f, r->xa, b, trades_kl, p, NULL, NULL, r->grad);
+            for (size_t e = 0; e < total; e++) {
+                float a = r->xa[e] + st * rcv_signf(r->grad[e]);
+                float lo = r->x0[e] - eps, hi = r->x0[e] + eps;
+                a = a < lo ? lo : a > hi ? hi : a;
+                r->xa[e] = rcv_clamp01(a);
+            }
         }
-    }
     for (size_t e = 0; e < total; e++) r->xa[e] = rcv_clamp01(r->xa[e]); // the reference's last clamp (0 steps)
     free(p);
     rcv_graph_zero_grad(m->g); // the step starts from zero (crafting skips parameter gradients; cheap insurance)
@@ -407,21 +432,26 @@ float rcv_recipe_step(rcv_recipe *r, rcv_rng *rng) {
     case RCV_RECIPE_PGD: return step_pgd(r, rng);
     case RCV_RECIPE_TRADES: return step_trades(r, rng);
     case RCV_RECIPE_NOISE: {
+        // drawn on the host (one stream for cpu and cuda), one upload per step
         rcv_rng_fill_normal(rng, r->xb, total, 0, 1);
-        float *x = input(r), s = r->cfg.noise_sigma;
+        float *x = r->x0, s = r->cfg.noise_sigma;
+        get_input(r, x);
         for (size_t e = 0; e < total; e++) x[e] += s * r->xb[e];
+        load(r, x);
         return plain(r, 1, 0);
     }
     case RCV_RECIPE_STABILITY: {
         // Noise of std sigma in normalized units is sigma * std_c in pixels (NHWC: channel = e % C).
         int c = m->cfg.in_c;
         rcv_rng_fill_normal(rng, r->xb, total, 0, 1);
-        const float *x = input(r);
+        float *x = r->xa;
+        get_input(r, x);
         for (size_t e = 0; e < total; e++) r->xb[e] = x[e] + r->cfg.stab_sigma * m->cfg.std[e % c] * r->xb[e];
         return rcv_recipe_stability_step(r, r->xb);
     }
     case RCV_RECIPE_AUGMIX: {
-        const float *x = input(r);
+        float *x = r->x0;
+        get_input(r, x);
         rcv_augmix(&r->cfg.augmix, x, r->batch, m->cfg.in_h, m->cfg.in_w, m->cfg.in_c, rng, r->xa);
         rcv_augmix(&r->cfg.augmix, x, r->batch, m->cfg.in_h, m->cfg.in_w, m->cfg.in_c, rng, r->xb);
         return rcv_recipe_augmix_step(r, r->xa, r->xb);

@@ -264,11 +264,6 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
         rcv_fail("train: --recipe augment-curriculum needs an augmentation pipeline (--augment SPEC)");
         goto out;
     }
-    if (cfg->backend == RCV_BACKEND_CUDA && cfg->recipe.kind != RCV_RECIPE_STANDARD) {
-        rcv_fail("train: --recipe %s runs on the cpu backend only (its attacks read host memory); use --device cpu",
-                 rcv_recipe_name(cfg->recipe.kind));
-        goto out;
-    }
     // Data-parallel gradients are allreduced during one backward pass; the robust recipes run
     // two or more per step, so they stay on one rank.
     if (nr > 1 && cfg->recipe.kind != RCV_RECIPE_STANDARD && cfg->recipe.kind != RCV_RECIPE_AUGMENT_CURRICULUM) {
@@ -290,7 +285,7 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
         rcv_fail("train: --mixup/--cutmix pair image i with N-1-i and need an even batch per rank, got %d", local);
         goto out;
     }
-    if (cfg->backend != RCV_BACKEND_CUDA && rcv_recipe_init(&rec, &cfg->recipe, &m)) goto out;
+    if (rcv_recipe_init(&rec, &cfg->recipe, &m)) goto out;
     if (rcv_graph_plan(m.g, local, cfg->backend)) goto out;
     if (cfg->profile) rcv_graph_profile(m.g, 1);
     // Every rank starts from rank 0's weights (they agree already: same seed or checkpoint).
@@ -368,7 +363,9 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
     const float *z = on_dev ? stage_z : g->nodes[m.logits].out; // a recipe may point it elsewhere
     // fp16: dynamic loss scaling (PyTorch GradScaler's defaults: 2^16, halve on overflow and
     // skip the step, double after 2000 good steps).
-    float loss_scale = cfg->precision == RCV_PREC_FP16 && on_dev ? 65536.0f : 1.0f;
+    // A robust recipe on the GPU runs its own forward/backward passes (rcv_recipe_step, unscaled).
+    int dev_recipe = on_dev && cfg->recipe.kind != RCV_RECIPE_STANDARD && cfg->recipe.kind != RCV_RECIPE_AUGMENT_CURRICULUM;
+    float loss_scale = cfg->precision == RCV_PREC_FP16 && on_dev && !dev_recipe ? 65536.0f : 1.0f;
     int good_steps = 0;
     double t_start = rcv_now();
     for (int epoch = start_epoch; epoch < cfg->epochs; epoch++) {
@@ -412,8 +409,13 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
                 rcv_graph_upload(g, g->nodes[m.input].out, x, x_floats * sizeof(float));
                 rcv_graph_upload(g, g->nodes[m.labels].idata, lab, (size_t)local * sizeof(int32_t));
                 if (with_box) rcv_graph_upload(g, g->nodes[m.boxes].out, tbox, (size_t)local * 4 * sizeof(float));
-                rcv_graph_forward(g);
-                rcv_graph_download(g, &loss, g->nodes[m.loss].out, sizeof loss);
+                if (dev_recipe) {
+                    loss = rcv_recipe_step(&rec, &rr);
+                    z = rcv_recipe_logits(&rec);
+                } else {
+                    rcv_graph_forward(g);
+                    rcv_graph_download(g, &loss, g->nodes[m.loss].out, sizeof loss);
+                }
                 if (with_box) rcv_graph_download(g, &box_loss, g->nodes[m.loss_box].out, sizeof box_loss);
             } else if (mixing) {
                 loss = mix_step(cfg, &m, &ms, &mr); // logits in the node; accuracy against the unmixed labels
@@ -432,7 +434,7 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
                          "is %s", loss, epoch + 1, s + 1, lr, ckpt);
                 goto out;
             }
-            if (on_dev) {
+            if (on_dev && !dev_recipe) {
                 rcv_graph_zero_grad(g);
                 rcv_graph_backward(g, m.loss, loss_scale);
             }
@@ -453,7 +455,7 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
             lr = swa_epoch ? (float)swa_lr : rcv_sched_lr(&sched, cfg->opt.lr, epoch + (double)s / steps_per_epoch);
             if (!skip && rcv_optim_step(&opt, g, lr)) goto out;
             if (!skip && with_ema) rcv_ema_update(ema, g->params, npf, rcv_ema_decay(&cfg->ema, step + 1));
-            if (on_dev) rcv_graph_download(g, stage_z, g->nodes[m.logits].out, (size_t)local * k * sizeof(float));
+            if (on_dev && !dev_recipe) rcv_graph_download(g, stage_z, g->nodes[m.logits].out, (size_t)local * k * sizeof(float));
             if (on_dev && with_box) rcv_graph_download(g, stage_pb, g->nodes[m.box].out, (size_t)local * 4 * sizeof(float));
             step++;
             loss_sum += loss;

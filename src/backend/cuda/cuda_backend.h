@@ -70,4 +70,13 @@ int rcv_nccl_allreduce_grads(rcv_nccl *c, rcv_graph **gs, int n);
 int rcv_nccl_broadcast_params(rcv_nccl *c, rcv_graph **gs, int n);
 void rcv_nccl_free(rcv_nccl *c);
 
+// Attack vector ops on device memory, queued on the context's stream (src/backend/cuda/attack.c):
+// the cuda side of rcv_backend_copy / _linf_step / _add_clamp01 / _ce_seed / _kl_seed (backend.h).
+void rcv_cuda_copy(void *ctx, void *dst, const void *src, size_t bytes);
+void rcv_cuda_linf_step(void *ctx, float *adv, const float *x, const float *g, size_t n, float alpha, float eps,
+                        int box);
+void rcv_cuda_add_clamp01(void *ctx, float *adv, const float *x, const float *d, size_t n);
+void rcv_cuda_ce_seed(void *ctx, const float *z, const int32_t *y, float *dz, int nb, int rows, int k, float sgn);
+void rcv_cuda_kl_seed(void *ctx, const float *z, const double *p, float *dz, int nb, int rows, int k);
+
 #endif

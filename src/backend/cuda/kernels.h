@@ -136,6 +136,18 @@ void rcv_cu_adam(float *p, const float *g, float *m, float *v, const rcv_cuda_ch
                  float beta1, float beta2, float eps, float wd, int decoupled, float step_size, float bc2_sqrt,
                  cudaStream_t s);
 
+// --- attack.cu (host twins in src/backend/attack_ops.c) ---
+// adv = clamp01(a), a = adv + alpha sign(g), projected on [x - eps, x + eps] when eps >= 0
+// (box 0: x + clamp(a - x, -eps, eps), torchattacks' PGD; box 1: clamp(a, x - eps, x + eps), TRADES').
+void rcv_cu_linf_step(float *adv, const float *x, const float *g, size_t n, float alpha, float eps, int box,
+                      cudaStream_t s);
+// adv = clamp01(x + d) (adv may be d)
+void rcv_cu_add_clamp01(float *adv, const float *x, const float *d, size_t n, cudaStream_t s);
+// dz[i] = sgn (softmax(z[i]) - onehot(y[i])) for rows i < nb, 0 for nb <= i < rows; z, dz: (rows, k).
+void rcv_cu_ce_seed(const float *z, const int32_t *y, float *dz, int nb, int rows, int k, float sgn, cudaStream_t s);
+// dz[i] = softmax(z[i]) - p[i] (p: (rows, k) doubles) for rows i < nb, 0 for the rest.
+void rcv_cu_kl_seed(const float *z, const double *p, float *dz, int nb, int rows, int k, cudaStream_t s);
+
 #ifdef __cplusplus
 }
 #endif

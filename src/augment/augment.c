@@ -41,7 +41,7 @@ static const transform_spec specs[T_COUNT] = {
     [T_HFLIP] = {"hflip", 0.5f, "RandomHorizontalFlip", {END_KEYS}},
     [T_VFLIP] = {"vflip", 0.5f, "RandomVerticalFlip", {END_KEYS}},
     [T_CROP] = {"crop", 1, "RandomCrop back to the input size after padding",
-                {{"pad", K_NUM, 0, 0, "0", NULL, "padding on every side, pixels", 0, 1024},
+                {{"pad", K_NUM, 0, 0, "0", NULL, "padding on every side, an integer number of pixels", 0, 1024},
                  {"mode", K_WORD, 1, 0, "constant", "constant|reflect|edge", "padding_mode", 0, 0},
                  {"fill", K_NUM, 2, 0, "0", NULL, "constant padding value", 0, 1},
                  END_KEYS}},

@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test demo bench clean asan
+.PHONY: all deps build test demo bench clean asan fuzz fuzz-build
 
 all: build
 
@@ -38,5 +38,17 @@ asan: deps
 	cd build-asan && ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		RCV_QUICK=1 ctest --output-on-failure -j 1 -E '$(ASAN_SKIP)'
 
+# libFuzzer targets (tests/fuzz/fuzz_*.c; clang + ASan + UBSan) in build-fuzz/, each run for
+# FUZZ_SECONDS (FUZZ_TARGETS: a subset); crashes land in tests/fuzz/regress/<target>/. docs/fuzzing.md.
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?=
+fuzz-build: deps
+	@test -f build-fuzz/CMakeCache.txt || CC=clang cmake -S . -B build-fuzz -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DRCV_FUZZ=ON -DRCV_CUDA=OFF -DRCV_WERROR=OFF > /dev/null
+	cmake --build build-fuzz -j $(JOBS)
+
+fuzz: fuzz-build
+	bash tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

@@ -6,7 +6,8 @@ pkgs=(build-essential cmake pkg-config libdnnl-dev libopenblas-dev zlib1g-dev li
       dataset-fashion-mnist python3 python3-numpy python3-torch python3-torchvision python3-scipy
       python3-opencv python3-matplotlib python3-sklearn python3-tqdm python3-pip chromium libopenmpi-dev openmpi-bin
       libjansson-dev libmicrohttpd-dev chromium-driver python3-selenium
-      python3-protobuf python3-flatbuffers python3-coloredlogs python3-sympy python3-packaging)
+      python3-protobuf python3-flatbuffers python3-coloredlogs python3-sympy python3-packaging
+      clang libclang-rt-14-dev libomp-dev)  # clang + libFuzzer/ASan/UBSan runtimes + OpenMP: make fuzz
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -432,6 +432,14 @@ static void check_parse(void) {
         {"rrc:scale=0.5/0.1", "scale", "lo/hi"},
         {"crop:pad", "'pad'", "key=value"},
         {"crop:mode=wrap", "'wrap'", "reflect"},
+        // Found by fuzzing (tests/fuzz/regress/augment): no transform name, unbounded or non-finite values.
+        {":", "names no transform", "hflip"},
+        {"blur:kernel_size=100001", "kernel_size", "1..255"},
+        {"crop:pad=1e9", "pad", "0..1024"},
+        {"affine:degrees=nan", "degrees", "-360..360"},
+        {"rotate:fill=inf", "fill", "0..1"},
+        {"affine:shear=90", "shear", "-89..89"},
+        {"erase:value=1e39", "value", "0..1"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         int rc = rcv_augment_parse(&a, bad[i].spec);

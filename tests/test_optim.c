@@ -238,6 +238,14 @@ static void test_schedules(void) {
           rcv_error());
     CHECK(rcv_sched_parse(&s, "constant:x=1") == -1 && strstr(rcv_error(), "'x'"), "constant with key: %s",
           rcv_error());
+    // Ranges (found by fuzzing, tests/fuzz/regress/sched): a rate of 1e45 became an infinite lr.
+    CHECK(rcv_sched_parse(&s, "cyclic:high=1e-4,low=1e45,step_size=5") == -1 && strstr(rcv_error(), "low=1e45") &&
+              strstr(rcv_error(), "0..10"),
+          "huge rate: %s", rcv_error());
+    CHECK(rcv_sched_parse(&s, "step:step_size=2,gamma=inf") == -1 && strstr(rcv_error(), "0..1"), "inf gamma: %s",
+          rcv_error());
+    CHECK(rcv_sched_parse(&s, "cosine:t_max=nan") == -1 && strstr(rcv_error(), "t_max=nan"), "nan t_max: %s",
+          rcv_error());
 }
 
 static void test_clip(void) {

@@ -40,7 +40,13 @@ typedef struct {
     float label_smoothing; // of the loss node
     uint64_t seed;         // initialisation
     int no_init;           // leave parameters and buffers zero (a checkpoint is loaded next)
+    size_t max_numel;      // > 0: refuse, before allocating, a model with more parameter and buffer
+                           // elements (a checkpoint sets its data bytes: it must hold them all)
 } rcv_model_cfg;
+// Limits on what a configuration may ask for (rcv_model_build refuses more with a message).
+#define RCV_MAX_CLASSES 100000
+#define RCV_MAX_SIDE 65536            // input height and width
+#define RCV_MAX_PIXELS (1 << 24)      // input height x width (4096 x 4096)
 
 typedef struct {
     rcv_graph *g;

@@ -26,6 +26,7 @@ typedef struct {
     const char *def;  // default, parsed like user input
     const char *words; // K_WORD: "|"-separated choices; value stored as the index
     const char *help;
+    float lo, hi;     // valid range of every number given (K_WORD: of its NUMBER); lo == hi: no numbers
 } key_spec;
 
 typedef struct {
@@ -35,50 +36,50 @@ typedef struct {
     key_spec keys[6];
 } transform_spec;
 
-#define END_KEYS {NULL, 0, 0, 0, NULL, NULL, NULL}
+#define END_KEYS {NULL, 0, 0, 0, NULL, NULL, NULL, 0, 0}
 static const transform_spec specs[T_COUNT] = {
     [T_HFLIP] = {"hflip", 0.5f, "RandomHorizontalFlip", {END_KEYS}},
     [T_VFLIP] = {"vflip", 0.5f, "RandomVerticalFlip", {END_KEYS}},
     [T_CROP] = {"crop", 1, "RandomCrop back to the input size after padding",
-                {{"pad", K_NUM, 0, 0, "0", NULL, "padding on every side, pixels"},
-                 {"mode", K_WORD, 1, 0, "constant", "constant|reflect|edge", "padding_mode"},
-                 {"fill", K_NUM, 2, 0, "0", NULL, "constant padding value"},
+                {{"pad", K_NUM, 0, 0, "0", NULL, "padding on every side, an integer number of pixels", 0, 1024},
+                 {"mode", K_WORD, 1, 0, "constant", "constant|reflect|edge", "padding_mode", 0, 0},
+                 {"fill", K_NUM, 2, 0, "0", NULL, "constant padding value", 0, 1},
                  END_KEYS}},
     [T_RRC] = {"rrc", 1, "RandomResizedCrop, resized back to the input size (bilinear)",
-               {{"scale", K_RANGE, 0, 0, "0.08/1", NULL, "area fraction range"},
-                {"ratio", K_RANGE, 2, 0, "0.75/1.3333333", NULL, "aspect ratio range (log-uniform)"},
+               {{"scale", K_RANGE, 0, 0, "0.08/1", NULL, "area fraction range", 0, 1},
+                {"ratio", K_RANGE, 2, 0, "0.75/1.3333333", NULL, "aspect ratio range (log-uniform)", 0.01, 100},
                 END_KEYS}},
     [T_AFFINE] = {"affine", 1, "RandomAffine (nearest)",
-                  {{"degrees", K_RANGE, 0, 1, "0", NULL, "rotation range; d means -d/d"},
-                   {"translate", K_RANGE, 2, 0, "0/0", NULL, "max |tx|/w and |ty|/h fractions"},
-                   {"scale", K_RANGE, 4, 0, "1/1", NULL, "scale range"},
-                   {"shear", K_LIST4, 6, 1, "0", NULL, "s: x in -s/s; a/b: x in a/b; a/b/c/d: x and y"},
-                   {"fill", K_NUM, 10, 0, "0", NULL, "value outside the image"},
+                  {{"degrees", K_RANGE, 0, 1, "0", NULL, "rotation range; d means -d/d", -360, 360},
+                   {"translate", K_RANGE, 2, 0, "0/0", NULL, "max |tx|/w and |ty|/h fractions", 0, 1},
+                   {"scale", K_RANGE, 4, 0, "1/1", NULL, "scale range", 0.01, 100},
+                   {"shear", K_LIST4, 6, 1, "0", NULL, "s: x in -s/s; a/b: x in a/b; a/b/c/d: x and y", -89, 89},
+                   {"fill", K_NUM, 10, 0, "0", NULL, "value outside the image", 0, 1},
                    END_KEYS}},
     [T_ROTATE] = {"rotate", 1, "RandomRotation (nearest, no expand)",
-                  {{"degrees", K_RANGE, 0, 1, "0", NULL, "range; d means -d/d"},
-                   {"fill", K_NUM, 2, 0, "0", NULL, "value outside the image"},
+                  {{"degrees", K_RANGE, 0, 1, "0", NULL, "range; d means -d/d", -360, 360},
+                   {"fill", K_NUM, 2, 0, "0", NULL, "value outside the image", 0, 1},
                    END_KEYS}},
     [T_PERSPECTIVE] = {"perspective", 0.5f, "RandomPerspective (nearest)",
-                       {{"distortion_scale", K_NUM, 0, 0, "0.5", NULL, "corner displacement, 0..1"},
-                        {"fill", K_NUM, 1, 0, "0", NULL, "value outside the image"},
+                       {{"distortion_scale", K_NUM, 0, 0, "0.5", NULL, "corner displacement, 0..1", 0, 1},
+                        {"fill", K_NUM, 1, 0, "0", NULL, "value outside the image", 0, 1},
                         END_KEYS}},
     [T_JITTER] = {"jitter", 1, "ColorJitter, the four adjustments in random order",
-                  {{"brightness", K_RANGE, 0, 2, "0", NULL, "v means max(0,1-v)/1+v"},
-                   {"contrast", K_RANGE, 2, 2, "0", NULL, "v means max(0,1-v)/1+v"},
-                   {"saturation", K_RANGE, 4, 2, "0", NULL, "v means max(0,1-v)/1+v"},
-                   {"hue", K_RANGE, 6, 1, "0", NULL, "v means -v/v, within -0.5/0.5"},
+                  {{"brightness", K_RANGE, 0, 2, "0", NULL, "v means max(0,1-v)/1+v", 0, 100},
+                   {"contrast", K_RANGE, 2, 2, "0", NULL, "v means max(0,1-v)/1+v", 0, 100},
+                   {"saturation", K_RANGE, 4, 2, "0", NULL, "v means max(0,1-v)/1+v", 0, 100},
+                   {"hue", K_RANGE, 6, 1, "0", NULL, "v means -v/v, within -0.5/0.5", -0.5, 0.5},
                    END_KEYS}},
     [T_GRAY] = {"gray", 0.1f, "RandomGrayscale (keeps the channel count)", {END_KEYS}},
     [T_BLUR] = {"blur", 1, "GaussianBlur (reflect padding); p= makes it RandomApply",
-                {{"kernel_size", K_RANGE, 0, 3, "3", NULL, "odd; k or kh/kw"},
-                 {"sigma", K_RANGE, 2, 0, "0.1/2", NULL, "sigma range (one draw for x and y)"},
+                {{"kernel_size", K_RANGE, 0, 3, "3", NULL, "odd; k or kh/kw", 1, 255},
+                 {"sigma", K_RANGE, 2, 0, "0.1/2", NULL, "sigma range (one draw for x and y)", 0, 1000},
                  END_KEYS}},
     [T_ERASE] = {"erase", 0.5f, "RandomErasing",
-                 {{"scale", K_RANGE, 0, 0, "0.02/0.33", NULL, "area fraction range"},
-                  {"ratio", K_RANGE, 2, 0, "0.3/3.3", NULL, "aspect ratio range (log-uniform)"},
+                 {{"scale", K_RANGE, 0, 0, "0.02/0.33", NULL, "area fraction range", 0, 1},
+                  {"ratio", K_RANGE, 2, 0, "0.3/3.3", NULL, "aspect ratio range (log-uniform)", 0.01, 100},
                   {"value", K_WORD, 4, 0, "0", "random|normal|NUMBER",
-                   "fill: a number, random (uniform [0,1) pixels), normal (N(0,1), torchvision's 'random')"},
+                   "fill: a number, random (uniform [0,1) pixels), normal (N(0,1), torchvision's 'random')", 0, 1},
                   END_KEYS}},
     [T_SYM] = {"sym", 1, "one of the 8 symmetries of the square, uniformly (square images)", {END_KEYS}},
     // The policies work on the 8-bit image round(255 x) as torchvision's do on uint8 (policy.c).
@@ -162,16 +163,24 @@ static int parse_numbers(const char *s, float *out, int max) {
     return n;
 }
 
+// Every number given must lie in the key's [lo, hi] (non-finite ones are refused by parse_numbers).
+static int in_range(const key_spec *k, const float *nums, int n) {
+    for (int i = 0; i < n; i++)
+        if (!(nums[i] >= k->lo && nums[i] <= k->hi)) return 0;
+    return 1;
+}
+
 static int set_key(aug_op *op, const transform_spec *s, const key_spec *k, const char *val) {
     float nums[4];
     int n;
     switch (k->kind) {
     case K_NUM:
-        if (parse_numbers(val, nums, 1) != 1) goto bad;
+        if (parse_numbers(val, nums, 1) != 1 || !in_range(k, nums, 1)) goto bad;
         op->v[k->slot] = nums[0];
         return 0;
     case K_RANGE:
         n = parse_numbers(val, nums, 2);
+        if (n > 0 && !in_range(k, nums, n)) goto bad;
         if (n == 1) {
             float v = nums[0];
             if (k->sym == 1) nums[0] = -v, nums[1] = v;
@@ -184,6 +193,7 @@ static int set_key(aug_op *op, const transform_spec *s, const key_spec *k, const
         return 0;
     case K_LIST4:
         n = parse_numbers(val, nums, 4);
+        if (n > 0 && !in_range(k, nums, n)) goto bad;
         if (n == 1) nums[1] = fabsf(nums[0]), nums[0] = -nums[1], nums[2] = nums[3] = 0;
         else if (n == 2) nums[2] = nums[3] = 0;
         else if (n != 4) goto bad;
@@ -198,7 +208,7 @@ static int set_key(aug_op *op, const transform_spec *s, const key_spec *k, const
                 op->v[k->slot] = (float)idx;
                 return 0;
             }
-        if (strstr(k->words, "NUMBER") && parse_numbers(val, nums, 1) == 1) {
+        if (strstr(k->words, "NUMBER") && parse_numbers(val, nums, 1) == 1 && in_range(k, nums, 1)) {
             op->v[k->slot] = 2;
             op->v[k->slot + 1] = nums[0];
             return 0;
@@ -207,9 +217,12 @@ static int set_key(aug_op *op, const transform_spec *s, const key_spec *k, const
     }
     }
 bad:
-    return rcv_fail("augment: %s:%s='%s' is not valid, expected %s (%s)", s->name, k->key, val,
+    if (k->lo == k->hi)
+        return rcv_fail("augment: %s:%s='%s' is not valid, expected %s (%s)", s->name, k->key, val, k->words, k->help);
+    return rcv_fail("augment: %s:%s='%s' is not valid, expected %s%s, each in %g..%g (%s)", s->name, k->key, val,
                     k->kind == K_NUM ? "a number" : k->kind == K_RANGE ? "a number or lo/hi"
-                    : k->kind == K_LIST4 ? "1, 2 or 4 numbers separated by /" : k->words, k->help);
+                    : k->kind == K_LIST4 ? "1, 2 or 4 numbers separated by /" : k->words,
+                    k->kind == K_RANGE ? " with lo <= hi" : "", k->lo, k->hi, k->help);
 }
 
 // Checks the values torchvision itself would refuse.
@@ -269,6 +282,10 @@ static int parse_transform(char *tok, aug_op *op) {
     char *save = NULL, *name = strtok_r(tok, ":", &save);
     char msg[512];
     int t;
+    if (!name) { // only colons: "--augment ':'"
+        list_names(msg, sizeof msg);
+        return rcv_fail("augment: '%s' names no transform, expected one of: %s", tok, msg);
+    }
     for (t = 0; t < T_COUNT; t++)
         if (!strcmp(name, specs[t].name)) break;
     if (t == T_COUNT) {
@@ -339,7 +356,9 @@ const char *rcv_augment_help(void) {
         const transform_spec *s = &specs[t];
         n += (size_t)snprintf(buf + n, sizeof buf - n, "  %-12s %s (p=%g)\n", s->name, s->help, s->p_default);
         for (const key_spec *k = s->keys; k->key; k++)
-            n += (size_t)snprintf(buf + n, sizeof buf - n, "      %-17s default %-14s %s\n", k->key, k->def, k->help);
+            n += (size_t)snprintf(buf + n, sizeof buf - n, k->lo < k->hi ? "      %-17s default %-14s %s; %g..%g\n"
+                                                                         : "      %-17s default %-14s %s\n",
+                                  k->key, k->def, k->help, k->lo, k->hi);
     }
     n += (size_t)snprintf(buf + n, sizeof buf - n, "presets:\n");
     for (size_t i = 0; i < N_PRESETS; i++)

@@ -47,4 +47,16 @@ int rcv_pack_write(const char *path, const rcv_dataset *d, uint64_t fingerprint)
 // -1: the file is corrupt or truncated (message set; rebuild with a warning).
 int rcv_pack_open(const char *path, uint64_t fingerprint, const char *source, rcv_dataset *d);
 
+// A --data spec split into its parts without opening anything (source.c; rcv_data_open uses it).
+// path, corruption and cache_dir point into buf.
+typedef enum { RCV_DATA_FASHION_MNIST, RCV_DATA_TINY_IMAGENET, RCV_DATA_FOLDER, RCV_DATA_TINY_IMAGENET_C } rcv_data_kind;
+typedef struct {
+    rcv_data_kind kind;
+    const char *path, *corruption;
+    int severity;
+    rcv_source_opts o;
+    char buf[4096];
+    char *f[16];
+} rcv_data_spec;
+int rcv_data_spec_parse(const char *spec, int train, rcv_data_spec *s);
 #endif

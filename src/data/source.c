@@ -6,13 +6,11 @@
 #include "data/listing.h"
 #include "robustcv/error.h"
 
-#define MAX_FIELDS 16
-
-// Splits spec at ':' into at most MAX_FIELDS fields (in buf).
+// Splits spec at ':' into at most 16 fields (in buf).
 static int split_spec(const char *spec, char *buf, size_t cap, char **f) {
     snprintf(buf, cap, "%s", spec);
     int n = 0;
-    for (char *s = buf; n < MAX_FIELDS;) {
+    for (char *s = buf; n < 16;) {
         f[n++] = s;
         char *c = strchr(s, ':');
         if (!c) break;
@@ -61,19 +59,26 @@ static int open_folder(const char *spec, const char *root, int train, const rcv_
     return rcv_folder_load(d, classes, NULL, o);
 }
 
-int rcv_data_open(const char *spec, int train, rcv_dataset *d) {
-    memset(d, 0, sizeof *d);
-    char buf[4096], *f[MAX_FIELDS];
-    int n = split_spec(spec, buf, sizeof buf, f);
+int rcv_data_spec_parse(const char *spec, int train, rcv_data_spec *s) {
+    memset(s, 0, sizeof *s);
+    rcv_source_opts_defaults(&s->o);
+    if (!spec) spec = "";
+    if (strlen(spec) >= sizeof s->buf)
+        return rcv_fail("--data '%.40s...': longer than %zu characters", spec, sizeof s->buf - 1);
+    char **f = s->f;
+    int n = split_spec(spec, s->buf, sizeof s->buf, f);
     const char *kind = f[0];
-    rcv_source_opts o;
-    if (!strcmp(kind, "fashion-mnist"))
-        return rcv_fashion_mnist_load(d, n > 1 && *f[1] ? f[1] : RCV_FASHION_MNIST_DIR, train);
+    if (!strcmp(kind, "fashion-mnist")) {
+        s->kind = RCV_DATA_FASHION_MNIST;
+        s->path = n > 1 && *f[1] ? f[1] : RCV_FASHION_MNIST_DIR;
+        return 0;
+    }
     if (!strcmp(kind, "tiny-imagenet") || !strcmp(kind, "folder")) {
         if (n < 2 || !*f[1]) return rcv_fail("--data '%s': expected %s:PATH[:options]", spec, kind);
-        if (parse_opts(spec, f + 2, n - 2, &o)) return -1;
-        if (kind[0] == 'f') return open_folder(spec, f[1], train, &o, d);
-        return rcv_tinyimagenet_load(d, f[1], train ? RCV_SPLIT_TRAIN : RCV_SPLIT_VAL, &o);
+        if (parse_opts(spec, f + 2, n - 2, &s->o)) return -1;
+        s->kind = kind[0] == 'f' ? RCV_DATA_FOLDER : RCV_DATA_TINY_IMAGENET;
+        s->path = f[1];
+        return 0;
     }
     if (!strcmp(kind, "tiny-imagenet-c")) {
         if (n < 4 || !*f[1] || !*f[2])
@@ -84,10 +89,32 @@ int rcv_data_open(const char *spec, int train, rcv_dataset *d) {
             return rcv_fail("--data '%s': severity '%s', expected 1..5", spec, f[3]);
         if (train)
             return rcv_fail("--data '%s': Tiny-ImageNet-C has only a test split (train on tiny-imagenet:PATH)", spec);
-        if (parse_opts(spec, f + 4, n - 4, &o)) return -1;
-        return rcv_tinyimagenet_c_load(d, f[1], f[2], (int)sev, &o);
+        if (parse_opts(spec, f + 4, n - 4, &s->o)) return -1;
+        s->kind = RCV_DATA_TINY_IMAGENET_C;
+        s->path = f[1];
+        s->corruption = f[2];
+        s->severity = (int)sev;
+        return 0;
     }
     return rcv_fail("--data '%s': unknown source '%s', expected fashion-mnist[:DIR], tiny-imagenet:PATH, folder:PATH "
                     "or tiny-imagenet-c:PATH:CORRUPTION:SEVERITY",
                     spec, kind);
+}
+
+int rcv_data_open(const char *spec, int train, rcv_dataset *d) {
+    memset(d, 0, sizeof *d);
+    rcv_data_spec *s = rcv_xmalloc(sizeof *s);
+    int rc = rcv_data_spec_parse(spec, train, s);
+    if (!rc) {
+        switch (s->kind) {
+        case RCV_DATA_FASHION_MNIST: rc = rcv_fashion_mnist_load(d, s->path, train); break;
+        case RCV_DATA_FOLDER: rc = open_folder(spec, s->path, train, &s->o, d); break;
+        case RCV_DATA_TINY_IMAGENET:
+            rc = rcv_tinyimagenet_load(d, s->path, train ? RCV_SPLIT_TRAIN : RCV_SPLIT_VAL, &s->o);
+            break;
+        case RCV_DATA_TINY_IMAGENET_C: rc = rcv_tinyimagenet_c_load(d, s->path, s->corruption, s->severity, &s->o); break;
+        }
+    }
+    free(s);
+    return rc;
 }

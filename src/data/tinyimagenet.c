@@ -7,12 +7,14 @@
 //   val/images/*.JPEG                10,000
 //   val/val_annotations.txt          "file<TAB>wnid<TAB>x0<TAB>y0<TAB>x1<TAB>y1"
 //   test/images/*.JPEG               10,000, unlabeled
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "data/listing.h"
 #include "robustcv/error.h"
+#include "robustcv/models.h" // RCV_MAX_CLASSES, RCV_MAX_SIDE
 
 typedef struct {
     char *name;
@@ -60,11 +62,14 @@ static int split_fields(char *s, char **f, int max) {
     return n;
 }
 
+// Coordinates are pixels of the stored image: finite and within the largest side a model takes.
 static int parse_box(char **f, const char *file, int line, float *box) {
     for (int k = 0; k < 4; k++) {
         char *end;
         box[k] = strtof(f[k], &end);
-        if (end == f[k] || *end) return rcv_fail("%s:%d: box coordinate '%s', expected a number", file, line, f[k]);
+        if (end == f[k] || *end || !(fabsf(box[k]) <= RCV_MAX_SIDE))
+            return rcv_fail("%s:%d: box coordinate '%s', expected a number in -%d..%d (pixels)", file, line, f[k],
+                            RCV_MAX_SIDE, RCV_MAX_SIDE);
     }
     return 0;
 }
@@ -83,6 +88,12 @@ static int read_classes(const char *root, rcv_listing *l) {
         while ((s = next_line(&cur))) {
             char *f[1];
             if (split_fields(s, f, 1) != 1) continue;
+            if (n == RCV_MAX_CLASSES) {
+                rcv_fail("%s: more than %d classes", p, RCV_MAX_CLASSES);
+                rcv_free_names(ids, n);
+                free(text);
+                return -1;
+            }
             ids = rcv_xrealloc(ids, (size_t)(n + 1) * sizeof(char *));
             ids[n++] = rcv_xstrdup(f[0]);
         }
@@ -163,6 +174,9 @@ static int list_train(const char *root, rcv_listing *l) {
                 nb++;
             }
             free(text);
+            if (!bad && nb == 0)
+                bad = rcv_fail("%s: no boxes (an empty file), expected a line 'file x0 y0 x1 y1' for each of the %d "
+                               "images in train/%s/images", bp, nf, id);
             if (nb) qsort(boxes, (size_t)nb, sizeof *boxes, cmp_box);
             if (bad) {
                 for (int i = 0; i < nb; i++) free(boxes[i].name);

@@ -14,6 +14,16 @@
 
 // Refuse images beyond this many pixels (a corrupt header, not a photograph).
 #define IMG_MAX_PIXELS ((size_t)1 << 28)
+// ... and headers that promise more pixels than the data can hold, before allocating them: deflate
+// expands at most 1032:1 and a 1-bit PNG holds 8 pixels a byte; a Huffman-coded JPEG takes at least
+// one bit per 8x8 block (512 pixels a byte; 4096 leaves room for EOB runs and arithmetic coding).
+#define PNG_MAX_PIXELS_PER_BYTE 8256
+#define JPEG_MAX_PIXELS_PER_BYTE 4096
+
+static size_t max_pixels(size_t len, size_t per_byte) {
+    size_t m = len * per_byte + 65536;
+    return m < IMG_MAX_PIXELS ? m : IMG_MAX_PIXELS;
+}
 
 void rcv_image_alloc(rcv_image *img, int w, int h, int c) {
     img->w = w;
@@ -50,9 +60,10 @@ static int decode_jpeg(const uint8_t *data, size_t len, const char *name, rcv_im
         tjDestroy(tj);
         return rcv_fail("%s: corrupt JPEG header: no image size in %zu bytes (truncated or tables only)", name, len);
     }
-    if ((size_t)w * h > IMG_MAX_PIXELS) {
+    if ((size_t)w * h > max_pixels(len, JPEG_MAX_PIXELS_PER_BYTE)) {
         tjDestroy(tj);
-        return rcv_fail("%s: JPEG is %d x %d pixels, expected at most %zu pixels", name, w, h, IMG_MAX_PIXELS);
+        return rcv_fail("%s: JPEG header says %d x %d pixels, expected at most %zu pixels for %zu bytes of JPEG", name,
+                        w, h, max_pixels(len, JPEG_MAX_PIXELS_PER_BYTE), len);
     }
     int cmyk = cs == TJCS_CMYK || cs == TJCS_YCCK;
     uint8_t *buf = rcv_xmalloc((size_t)w * h * (cmyk ? 4 : 3));
@@ -88,10 +99,10 @@ static int decode_png(const uint8_t *data, size_t len, const char *name, rcv_ima
         png_image_free(&pi);
         return -1;
     }
-    if (pi.width == 0 || pi.height == 0 || (size_t)pi.width * pi.height > IMG_MAX_PIXELS) {
+    if (pi.width == 0 || pi.height == 0 || (size_t)pi.width * pi.height > max_pixels(len, PNG_MAX_PIXELS_PER_BYTE)) {
         png_image_free(&pi);
-        return rcv_fail("%s: PNG is %u x %u pixels, expected 1..%zu pixels", name, pi.width, pi.height,
-                        IMG_MAX_PIXELS);
+        return rcv_fail("%s: PNG header says %u x %u pixels, expected 1..%zu pixels for %zu bytes of PNG", name,
+                        pi.width, pi.height, max_pixels(len, PNG_MAX_PIXELS_PER_BYTE), len);
     }
     // With alpha, read RGBA and drop it (PIL's convert("RGB")), rather than compositing.
     int alpha = (pi.format & PNG_FORMAT_FLAG_ALPHA) != 0;

@@ -98,10 +98,12 @@ void rcv_model_cfg_defaults(rcv_model_cfg *c) {
 }
 
 static int check_cfg(const char *name, const rcv_model_cfg *c) {
-    if (c->in_c < 1 || c->in_c > 4 || c->in_h < 1 || c->in_w < 1)
-        return rcv_fail("model '%s': input %dx%dx%d (CxHxW), expected 1..4 channels and positive sizes", name,
-                        c->in_c, c->in_h, c->in_w);
-    if (c->n_classes < 1) return rcv_fail("model '%s': %d classes, expected at least 1", name, c->n_classes);
+    if (c->in_c < 1 || c->in_c > 4 || c->in_h < 1 || c->in_w < 1 || c->in_h > RCV_MAX_SIDE || c->in_w > RCV_MAX_SIDE ||
+        (long long)c->in_h * c->in_w > RCV_MAX_PIXELS)
+        return rcv_fail("model '%s': input %dx%dx%d (CxHxW), expected 1..4 channels, sides 1..%d and at most %d "
+                        "pixels (H x W)", name, c->in_c, c->in_h, c->in_w, RCV_MAX_SIDE, RCV_MAX_PIXELS);
+    if (c->n_classes < 1 || c->n_classes > RCV_MAX_CLASSES)
+        return rcv_fail("model '%s': %d classes, expected 1..%d", name, c->n_classes, RCV_MAX_CLASSES);
     for (int i = 0; i < c->in_c; i++)
         if (!isfinite(c->mean[i]) || !(c->std[i] > 0) || !isfinite(c->std[i]))
             return rcv_fail("model '%s': normalization mean[%d] = %g, std[%d] = %g; expected finite, std > 0", name,
@@ -175,6 +177,16 @@ int rcv_model_build(rcv_model *m, const char *name, const rcv_model_cfg *cfg) {
         rcv_fail_ctx("model '%s' (input %dx%dx%d, %d classes): ", name, c.in_c, c.in_h, c.in_w, c.n_classes);
         rcv_model_free(m);
         return -1;
+    }
+    if (c.max_numel) { // before rcv_graph_seal_params allocates them
+        size_t numel = 0;
+        for (int i = 0; i < g->n_params; i++) numel += g->param_info[i].numel;
+        if (numel > c.max_numel) {
+            rcv_fail("model '%s' (input %dx%dx%d, %d classes) has %zu parameter and buffer elements, more than the "
+                     "%zu allowed", name, c.in_c, c.in_h, c.in_w, c.n_classes, numel, c.max_numel);
+            rcv_model_free(m);
+            return -1;
+        }
     }
     if (c.no_init) {
         rcv_graph_seal_params(g);

@@ -56,12 +56,18 @@ static const char *valid_keys(rcv_sched_kind k) {
     return "";
 }
 
-static int num(const char *spec, const char *key, const char *val, double lo, double *out) {
+// Valid ranges (docs/fuzzing.md and `--schedule` help): rates (eta_min, high, low) 0..RATE_MAX,
+// gamma 0..1 (a decay: more would overflow over a long run), epochs (warmup, t_max) 0..EPOCHS_MAX,
+// integers (step_size, milestones) 1..EPOCHS_MAX. Non-finite values are refused.
+#define RATE_MAX 10.0
+#define EPOCHS_MAX 1000000
+
+static int num(const char *spec, const char *key, const char *val, double lo, double hi, double *out) {
     char *end;
     errno = 0;
     double x = strtod(val, &end);
-    if (end == val || *end || errno || !isfinite(x) || x < lo)
-        return rcv_fail("schedule '%s': %s=%s, expected a number >= %g", spec, key, val, lo);
+    if (end == val || *end || errno || !isfinite(x) || x < lo || x > hi)
+        return rcv_fail("schedule '%s': %s=%s, expected a number in %g..%g", spec, key, val, lo, hi);
     *out = x;
     return 0;
 }
@@ -70,8 +76,8 @@ static int integer(const char *spec, const char *key, const char *val, long lo, 
     char *end;
     errno = 0;
     long x = strtol(val, &end, 10);
-    if (end == val || *end || errno || x < lo || x > 1000000000L)
-        return rcv_fail("schedule '%s': %s=%s, expected an integer >= %ld", spec, key, val, lo);
+    if (end == val || *end || errno || x < lo || x > EPOCHS_MAX)
+        return rcv_fail("schedule '%s': %s=%s, expected an integer in %ld..%d", spec, key, val, lo, EPOCHS_MAX);
     *out = (int)x;
     return 0;
 }
@@ -104,10 +110,10 @@ int rcv_sched_parse(rcv_sched *s, const char *spec) {
         switch (s->kind) {
         case RCV_SCHED_STEP:
             if (!strcmp(key, "step_size")) { if (integer(spec, key, val, 1, &s->step_size)) return -1; ok = 1; }
-            else if (!strcmp(key, "gamma")) { if (num(spec, key, val, 0, &x)) return -1; s->gamma = (float)x; ok = 1; }
+            else if (!strcmp(key, "gamma")) { if (num(spec, key, val, 0, 1, &x)) return -1; s->gamma = (float)x; ok = 1; }
             break;
         case RCV_SCHED_MULTISTEP:
-            if (!strcmp(key, "gamma")) { if (num(spec, key, val, 0, &x)) return -1; s->gamma = (float)x; ok = 1; }
+            if (!strcmp(key, "gamma")) { if (num(spec, key, val, 0, 1, &x)) return -1; s->gamma = (float)x; ok = 1; }
             else if (!strcmp(key, "milestones")) {
                 char mb[256];
                 snprintf(mb, sizeof mb, "%s", val);
@@ -127,20 +133,19 @@ int rcv_sched_parse(rcv_sched *s, const char *spec) {
             }
             break;
         case RCV_SCHED_COSINE:
-            if (!strcmp(key, "warmup")) { if (num(spec, key, val, 0, &s->warmup)) return -1; ok = 1; }
+            if (!strcmp(key, "warmup")) { if (num(spec, key, val, 0, EPOCHS_MAX, &s->warmup)) return -1; ok = 1; }
             else if (!strcmp(key, "start")) {
-                if (num(spec, key, val, 0, &x)) return -1;
-                if (x > 1) return rcv_fail("schedule '%s': start=%s, expected a fraction of the base lr in [0, 1]", spec, val);
+                if (num(spec, key, val, 0, 1, &x)) return -1; // a fraction of the base lr
                 s->warmup_start = (float)x;
                 ok = 1;
             }
-            else if (!strcmp(key, "t_max")) { if (num(spec, key, val, 0, &s->t_max)) return -1; ok = 1; }
-            else if (!strcmp(key, "eta_min")) { if (num(spec, key, val, 0, &x)) return -1; s->eta_min = (float)x; ok = 1; }
+            else if (!strcmp(key, "t_max")) { if (num(spec, key, val, 0, EPOCHS_MAX, &s->t_max)) return -1; ok = 1; }
+            else if (!strcmp(key, "eta_min")) { if (num(spec, key, val, 0, RATE_MAX, &x)) return -1; s->eta_min = (float)x; ok = 1; }
             break;
         case RCV_SCHED_CYCLIC:
             if (!strcmp(key, "step_size")) { if (integer(spec, key, val, 1, &s->step_size)) return -1; ok = 1; }
-            else if (!strcmp(key, "high")) { if (num(spec, key, val, 0, &x)) return -1; s->high = (float)x; ok = 1; }
-            else if (!strcmp(key, "low")) { if (num(spec, key, val, 0, &x)) return -1; s->low = (float)x; ok = 1; }
+            else if (!strcmp(key, "high")) { if (num(spec, key, val, 0, RATE_MAX, &x)) return -1; s->high = (float)x; ok = 1; }
+            else if (!strcmp(key, "low")) { if (num(spec, key, val, 0, RATE_MAX, &x)) return -1; s->low = (float)x; ok = 1; }
             break;
         case RCV_SCHED_CONSTANT: break;
         }

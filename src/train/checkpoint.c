@@ -2,11 +2,14 @@
 // names, loadable by PyTorch), the optimizer's moment buffers, and metadata
 // strings from which `robustcv eval` rebuilds the model alone.
 #include <inttypes.h>
+#include <limits.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "robustcv/error.h"
+#include "robustcv/models.h"
 #include "robustcv/safetensors.h"
 #include "robustcv/train.h"
 
@@ -86,6 +89,23 @@ static int meta_int(const rcv_safetensors *st, const char *k, long long *v, int 
     return 0;
 }
 
+static int meta_int_in(const rcv_safetensors *st, const char *k, long long *v, long long lo, long long hi) {
+    if (meta_int(st, k, v, 1)) return -1;
+    if (*v < lo || *v > hi) return rcv_fail("%s: metadata '%s' = %lld, expected %lld..%lld", st->path, k, *v, lo, hi);
+    return 0;
+}
+
+// Optional float: left unchanged when absent; a finite number when present.
+static int meta_float(const rcv_safetensors *st, const char *k, float *v) {
+    const char *s = rcv_st_meta(st, k);
+    if (!s) return 0;
+    char *end;
+    float x = strtof(s, &end);
+    if (end == s || *end || !isfinite(x)) return rcv_fail("%s: metadata '%s' = '%s', expected a finite number", st->path, k, s);
+    *v = x;
+    return 0;
+}
+
 static int meta_float4(const rcv_safetensors *st, const char *k, float *v) {
     const char *s = rcv_st_meta(st, k);
     if (!s) return rcv_fail("%s: metadata '%s' is missing", st->path, k);
@@ -97,8 +117,14 @@ static int meta_float4(const rcv_safetensors *st, const char *k, float *v) {
 static int read_info(const rcv_safetensors *st, rcv_ckpt_info *info) {
     memset(info, 0, sizeof *info);
     long long v;
-    if (meta_int(st, "robustcv.epoch", &v, 0) == 0) info->epoch = (int)v;
-    if (meta_int(st, "robustcv.step", &v, 0) == 0) info->step = v;
+    int rc = meta_int(st, "robustcv.epoch", &v, 0);
+    if (rc < 0 || (rc == 0 && (v < 0 || v > INT_MAX)))
+        return rc < 0 ? -1 : rcv_fail("%s: metadata 'robustcv.epoch' = %lld, expected 0..%d", st->path, v, INT_MAX);
+    if (rc == 0) info->epoch = (int)v;
+    rc = meta_int(st, "robustcv.step", &v, 0);
+    if (rc < 0 || (rc == 0 && v < 0))
+        return rc < 0 ? -1 : rcv_fail("%s: metadata 'robustcv.step' = %lld, expected >= 0", st->path, v);
+    if (rc == 0) info->step = v;
     const char *r = rcv_st_meta(st, "robustcv.rng");
     if (r && sscanf(r, "%" SCNu64 ",%" SCNu64, &info->rng.key, &info->rng.counter) != 2)
         return rcv_fail("%s: metadata 'robustcv.rng' = '%s', expected KEY,COUNTER", st->path, r);
@@ -142,23 +168,25 @@ int rcv_ckpt_load_model(const char *path, rcv_model *m, rcv_ckpt_info *info) {
                  "loads with `train --init`)", path);
         goto out;
     }
-    if (meta_int(&st, "robustcv.in_c", &v, 1)) goto out;
+    // Bounds here are the model's own (rcv_model_build checks them again); a value outside an int is
+    // refused before it can wrap.
+    if (meta_int_in(&st, "robustcv.in_c", &v, 1, 4)) goto out;
     c.in_c = (int)v;
-    if (meta_int(&st, "robustcv.in_h", &v, 1)) goto out;
+    if (meta_int_in(&st, "robustcv.in_h", &v, 1, RCV_MAX_SIDE)) goto out;
     c.in_h = (int)v;
-    if (meta_int(&st, "robustcv.in_w", &v, 1)) goto out;
+    if (meta_int_in(&st, "robustcv.in_w", &v, 1, RCV_MAX_SIDE)) goto out;
     c.in_w = (int)v;
-    if (meta_int(&st, "robustcv.n_classes", &v, 1)) goto out;
+    if (meta_int_in(&st, "robustcv.n_classes", &v, 1, RCV_MAX_CLASSES)) goto out;
     c.n_classes = (int)v;
-    if (meta_int(&st, "robustcv.small_input", &v, 1)) goto out;
+    if (meta_int_in(&st, "robustcv.small_input", &v, 0, 1)) goto out;
     c.small_input = (int)v;
     if (meta_float4(&st, "robustcv.mean", c.mean) || meta_float4(&st, "robustcv.std", c.std)) goto out;
-    const char *s = rcv_st_meta(&st, "robustcv.gamma");
-    if (s) c.gamma = strtof(s, NULL);
-    s = rcv_st_meta(&st, "robustcv.dropout");
-    if (s) c.dropout = strtof(s, NULL);
-    s = rcv_st_meta(&st, "robustcv.box_lambda");
-    if (s) c.box_lambda = strtof(s, NULL);
+    if (meta_float(&st, "robustcv.gamma", &c.gamma) || meta_float(&st, "robustcv.dropout", &c.dropout) ||
+        meta_float(&st, "robustcv.box_lambda", &c.box_lambda))
+        goto out;
+    // Every parameter and buffer must be in the file (at least a byte each): a model that needs more
+    // elements than the file has data bytes is refused before its memory is allocated.
+    c.max_numel = st.data_len ? st.data_len : 1;
     if (rcv_model_build(m, name, &c)) {
         rcv_fail_ctx("%s: ", path);
         goto out;

@@ -401,8 +401,8 @@ static void check_specs(void) {
     const char *bad[] = {"randaugment:magnitude=31", "randaugment:num_magnitude_bins=1", "randaugment:num_ops=2.5",
                          "trivialaugment:num_magnitude_bins=300", "autoaugment:policy=mnist", "autoaugment:fill=2",
                          "randaugment:n=2"};
-    const char *want[] = {"magnitude=31", "num_magnitude_bins=1", "num_ops=2.5", "num_magnitude_bins=300", "mnist",
-                          "fill=2", "'n'"};
+    const char *want[] = {"magnitude=31", "num_magnitude_bins='1'", "num_ops=2.5", "num_magnitude_bins='300'", "mnist",
+                          "fill='2'", "'n'"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         rcv_augment *a = NULL;
         int rc = rcv_augment_parse(&a, bad[i]);

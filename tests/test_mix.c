@@ -174,7 +174,10 @@ static void test_lam_distribution(void) {
         v /= n - 1;
         double vt = 1 / (4 * (2 * a + 1)); // Beta(a, a): mean 1/2, variance 1 / (4 (2a + 1))
         CHECK(fabs(m - 0.5) < 4 * sqrt(vt / n), "alpha %g: mean %g, expected 0.5", a, m);
-        CHECK(fabs(v / vt - 1) < 0.05, "alpha %g: variance %g, expected %g", a, v, vt);
+        // Sample variance's relative standard error: sqrt((kurtosis - 1) / n), Beta(a, a)'s kurtosis
+        // 3 - 6 / (2a + 3); 5 of them (a fixed 5% failed at n = 2000 under RCV_QUICK: 1.8 sd).
+        double se = sqrt((2 - 6 / (2 * a + 3)) / n);
+        CHECK(fabs(v / vt - 1) < 5 * se, "alpha %g: variance %g, expected %g (5 sd: %.3g relative)", a, v, vt, 5 * se);
         char path[700];
         snprintf(path, sizeof path, "%s/lam%d.txt", dir, ai);
         FILE *f = fopen(path, "w");

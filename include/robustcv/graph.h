@@ -217,6 +217,7 @@ struct rcv_graph {
     int batch;               // planned batch size, 0 = not planned
     int training;            // batchnorm batch statistics, dropout active
     int inferred;            // the last pass was rcv_graph_infer: backward runs rcv_graph_forward first
+    uint64_t params_gen;     // bumped by rcv_graph_params_changed; caches derived from params compare it
     int input_grad_only;     // backward skips parameter gradients (conv/linear weight and bias,
                              // batchnorm weight and bias) and the nodes that give nothing else:
                              // attacks want d/dx only, as torch.autograd.grad(loss, x) does.
@@ -319,6 +320,13 @@ void rcv_graph_forward(rcv_graph *g);
 // folded conv's own output is not written. A backward after it runs rcv_graph_forward first.
 // In training mode it is rcv_graph_forward.
 void rcv_graph_infer(rcv_graph *g);
+// Says that g->params changed. rcv_graph_infer keeps each convolution's weights in oneDNN's layout
+// between calls (at batch 1 reordering them was a fifth of the pass) and redoes them after this.
+// The library calls it wherever it writes parameters (optimizer steps, checkpoint and --init
+// loads, model init, EMA/SWA swaps, device downloads) and on every switch out of training mode;
+// code that writes g->params itself and then runs rcv_graph_infer without a training-mode pass
+// between must call it. (Batchnorm parameters and statistics are read at every call.)
+void rcv_graph_params_changed(rcv_graph *g);
 // Zeroes parameter gradients.
 void rcv_graph_zero_grad(rcv_graph *g);
 // Backward from scalar node `loss` with d(loss) = scale. Accumulates into parameter grads.

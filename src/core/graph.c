@@ -486,7 +486,12 @@ static double now_s_of(const rcv_graph *g) {
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-void rcv_graph_set_training(rcv_graph *g, int training) { g->training = training; }
+void rcv_graph_set_training(rcv_graph *g, int training) {
+    if (g->training && !training) g->params_gen++; // out of training: the steps changed the weights
+    g->training = training;
+}
+
+void rcv_graph_params_changed(rcv_graph *g) { g->params_gen++; }
 void rcv_graph_set_input_grad_only(rcv_graph *g, int on) { g->input_grad_only = on; }
 
 rcv_precision rcv_graph_set_precision(rcv_graph *g, rcv_backend backend, rcv_precision p) {
@@ -617,6 +622,7 @@ void rcv_graph_download(rcv_graph *g, void *host, const void *planned, size_t by
 }
 
 void rcv_graph_params_to_device(rcv_graph *g) {
+    g->params_gen++; // called after host writes (loads)
     if (!g->dparams) return;
     rcv_backend_upload(g->backend, g->backend_ctx, g->dparams, g->params, g->n_param_floats * sizeof(float));
     rcv_backend_upload(g->backend, g->backend_ctx, g->dbuffers, g->buffers, g->n_buffer_floats * sizeof(float));
@@ -624,6 +630,7 @@ void rcv_graph_params_to_device(rcv_graph *g) {
 }
 
 void rcv_graph_params_to_host(rcv_graph *g) {
+    g->params_gen++;
     if (!g->dparams) return;
     rcv_backend_download(g->backend, g->backend_ctx, g->params, g->dparams, g->n_param_floats * sizeof(float));
     rcv_backend_download(g->backend, g->backend_ctx, g->buffers, g->dbuffers, g->n_buffer_floats * sizeof(float));

@@ -1,8 +1,10 @@
 // rcv_graph_infer: eval-mode forward with each batchnorm folded into the convolution before it
 // (cpu backend). Oracle: the ref backend's plain eval forward of the same weights (naive kernels,
 // batchnorm as its own op), within 1e-5 of the logits' scale, on conv+BN models of every kind
-// the folding meets (resnet18: oneDNN direct / Winograd convs, 1x1 downsamples, the im2col path at
-// 2x2 outputs, BN without ReLU before the residual add; smallcnn6: BN+ReLU chains; densenet121:
+// the folding meets (resnet18: oneDNN direct / Winograd convs, 1x1 downsamples, 2x2 outputs (the
+// im2col nodes, in infer on oneDNN with cached weights), BN without ReLU before the residual add,
+// add+ReLU; smallcnn6: BN+ReLU chains, and at 8x8 2x2 outputs with the affine in im2col's output
+// loop (36 positions, over GEMM_INFER_MAX_M); densenet121:
 // BN-ReLU-conv order, concatenation), with batchnorm running statistics and affine parameters
 // drawn far from their initial 0 / 1 so that a missing or stale fold shows. Then:
 //   - folding happened (the planner's candidates were taken by the kernels);
@@ -234,6 +236,9 @@ static void test_backward_after_infer(void) {
 int main(void) {
     int q = test_quick();
     test_model("smallcnn6", 1, 28, 28, 10, q ? 2 : 5, 1);
+    // 8x8: conv5/6 at 2x2 outputs take the im2col path; 9 x 4 = 36 positions, over
+    // GEMM_INFER_MAX_M, so infer folds in its output loop (resnet18 at batch 2 takes oneDNN there).
+    test_model("smallcnn6", 1, 8, 8, 10, 9, 1);
     test_model("resnet18", 3, 64, 64, 20, q ? 2 : 4, 1);
     test_model("densenet121", 3, 32, 32, 10, 2, 0);
     test_backward_after_infer();

@@ -58,6 +58,7 @@ typedef struct {
     size_t off_wf;                         // FOLD_WEIGHTS: the scaled OIHW weights (scratch bytes)
     float *wc;                             // FOLD_POSTOPS: the weights in inf's layout, kept between calls
     size_t wc_bytes;
+    int gemm_inf;                          // im2col node whose infer runs the oneDNN inf primitive
     uint64_t wc_gen;                       // g->params_gen they were made at (+ 1; 0 = never)
 } conv_state;
 
@@ -524,6 +525,32 @@ done:
     return rc;
 }
 
+// The im2col path's nodes in rcv_graph_infer with at most GEMM_INFER_MAX_M output positions: a
+// oneDNN direct conv with the fold as post-ops on NHWC, its weights reordered once per
+// params_gen. There these convs are bound by reading the weights: ResNet-18 layer4's 3x3 convs
+// (512 x 4608) at batch 1 (M = 4), one thread, ~1.0 ms in dnnl_sgemm, ~0.75-0.85 ms here; at batch
+// 64 (M = 256) sgemm is ahead (14 against 17 ms). 1 (no error) when oneDNN has no such kernel.
+#define GEMM_INFER_MAX_M 32
+static int gemm_infer_build(rcv_graph *g, rcv_node *n, conv_state *s) {
+    rcv_conv_attr a = n->attr.conv;
+    rcv_shape xs = rcv_in_shape(g, n, 0), ys = n->shape;
+    dnnl_memory_desc_t x_md, y_md, w_user, w_any;
+    dnnl_dims_t wd = {ys.c, xs.c, a.kh, a.kw};
+    if (g->nodes[n->in[0]].blocked || n->blocked || rcv_dnnl_md_nhwc(&x_md, xs) || rcv_dnnl_md_nhwc(&y_md, ys) ||
+        dnnl_memory_desc_init_by_tag(&w_user, 4, wd, dnnl_f32, dnnl_oihw) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&w_any, 4, wd, dnnl_f32, dnnl_format_tag_any) != dnnl_success)
+        return 1;
+    dnnl_dims_t strides = {a.sh, a.sw}, dil = {a.dh - 1, a.dw - 1}, pl = {a.ph, a.pw}, pr = {a.ph, a.pw};
+    size_t wbytes = 0, pad = 0;
+    if (infer_build(g, n, s, FOLD_POSTOPS, &x_md, &w_any, &w_user, &y_md, strides, dil, pl, pr, &wbytes, &pad))
+        return 1;
+    size_t top = 0;
+    s->off_w = rcv_scratch_take(&top, wbytes);
+    s->off_pad = rcv_scratch_take(&top, pad);
+    rcv_graph_scratch(g, top / sizeof(float) + 1);
+    return 0;
+}
+
 // Room for the folded affine; marks the BN as applied by this conv in rcv_graph_infer.
 static int fold_ready(rcv_graph *g, rcv_node *n, conv_state *s) {
     if (!s->fold) return 0;
@@ -548,7 +575,11 @@ static int conv_prepare(rcv_graph *g, rcv_node *n) {
     if (use_gemm(&a, ys)) {
         s->gemm = 1;
         rcv_graph_scratch(g, (size_t)ys.n * ys.h * ys.w * xs.c * a.kh * a.kw);
-        s->fold = n->fold >= 0 ? FOLD_POSTOPS : FOLD_NONE; // the affine in the output loop
+        if (n->fold >= 0) {
+            s->fold = FOLD_POSTOPS;
+            // else the affine in the output loop
+            s->gemm_inf = (size_t)ys.n * ys.h * ys.w <= GEMM_INFER_MAX_M && !gemm_infer_build(g, n, s);
+        }
         return fold_ready(g, n, s);
     }
     if (g->precision == RCV_PREC_BF16) return conv_build(g, n, s, BF16);
@@ -619,7 +650,7 @@ static void conv_infer(rcv_graph *g, rcv_node *n) {
     }
     rcv_node *bn = &g->nodes[n->fold];
     fold_coeffs(g, n, s);
-    if (s->gemm) { // y (M x O) = col W^T, then the affine per row
+    if (s->gemm && !s->gemm_inf) { // y (M x O) = col W^T, then the affine per row
         const rcv_conv_attr *a = &n->attr.conv;
         rcv_shape xs = rcv_in_shape(g, n, 0), ys = n->shape;
         int M = ys.n * ys.h * ys.w, O = ys.c, K = xs.c * a->kh * a->kw, relu = bn->fused_relu;

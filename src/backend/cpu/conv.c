@@ -24,7 +24,9 @@
 // output, y = conv(x) ka + kb with ka = gamma / sqrt(var + eps), kb = (bias - mean) ka + beta,
 // followed by the BN's fused ReLU when it has one. oneDNN applies it inside the convolution as
 // post-ops (binary mul and add with (1, O, 1, 1) operands, eltwise ReLU) of a forward-inference
-// primitive; the im2col + sgemm path in its output loop. The weights are not rewritten: ka and
+// primitive (also for im2col-path nodes with few output positions, gemm_infer_build); the im2col +
+// sgemm path in its output loop; Winograd (FOLD_WEIGHTS) on weights scaled by ka at each call, kb
+// as its bias. The parameters are not rewritten: ka and
 // kb come from the parameters and statistics at each call (O values). The post-op form keeps the
 // weights reordered into oneDNN's layout between calls (at batch 1 the per-call reorders were a
 // fifth of ResNet-18's pass), redone when g->params_gen moves (rcv_graph_params_changed: optimizer

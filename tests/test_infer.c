@@ -115,17 +115,17 @@ static void test_model(const char *name, int c, int h, int w, int k, int batch, 
 
     // Train mode stays ref's (the fold candidates change nothing there).
     if (train_check) {
-    plan_cpu(&m, batch, 5);
-    rcv_graph_set_training(g, 1);
-    rcv_graph_infer(g); // = forward in training mode
-    z = g->nodes[m.logits].out;
-    memcpy(before, z, nz * sizeof(float));
-    rcv_graph_plan(g, batch, RCV_BACKEND_REF);
-    rcv_graph_set_training(g, 1);
-    fill_input(&m, 5);
-    rcv_graph_forward(g);
-    e = max_rel_err(before, g->nodes[m.logits].out, nz, 1e-3);
-    CHECK(e < 1e-4, "%s: train-mode infer (= forward) vs ref: %.3g", name, e);
+        plan_cpu(&m, batch, 5);
+        rcv_graph_set_training(g, 1);
+        rcv_graph_infer(g); // = forward in training mode
+        z = g->nodes[m.logits].out;
+        memcpy(before, z, nz * sizeof(float));
+        rcv_graph_plan(g, batch, RCV_BACKEND_REF);
+        rcv_graph_set_training(g, 1);
+        fill_input(&m, 5);
+        rcv_graph_forward(g);
+        e = max_rel_err(before, g->nodes[m.logits].out, nz, 1e-3);
+        CHECK(e < 1e-4, "%s: train-mode infer (= forward) vs ref: %.3g", name, e);
     }
     plan_cpu(&m, batch, 5);
     z = g->nodes[m.logits].out;

@@ -290,6 +290,7 @@ int rcv_train_run(const rcv_train_cfg *cfg) {
     if (cfg->profile) rcv_graph_profile(m.g, 1);
     // Every rank starts from rank 0's weights (they agree already: same seed or checkpoint).
     rcv_dist_bcast(m.g->params, m.g->n_param_floats * sizeof(float), 0);
+    rcv_graph_params_changed(m.g);
     rcv_dist_bcast(m.g->buffers, m.g->n_buffer_floats * sizeof(float), 0);
     if (cfg->sync_bn) rcv_dist_sync_bn(m.g, 1);
     m.g->shard = rank;

@@ -656,7 +656,7 @@ static void attack_finish(serve_state *s, serve_pending *q, serve_reply *r) {
     rcv_json_key(&w, "eps");
     rcv_json_number(&w, eps);
     rcv_json_key(&w, "steps");
-    rcv_json_int(&w, j->attack_pgd == 1 ? q->steps : j->attack_pgd == 2 ? 100 : 1);
+    rcv_json_int(&w, j->attack_pgd == 1 ? q->steps : j->attack_pgd == 2 ? (s->cfg.aa_n_iter > 0 ? s->cfg.aa_n_iter : 100) : 1);
     rcv_json_key(&w, "linf");
     rcv_json_number(&w, linf);
     rcv_json_end_object(&w);

@@ -625,6 +625,11 @@ static void attack_start(serve_state *s, serve_pending *q, const char *body, siz
         return;
     }
     q->method = !strcmp(method, "pgd") ? "pgd" : !strcmp(method, "autoattack") ? "autoattack" : "fgsm";
+    if (q->method[0] == 'a' && k < 4) { // else the batcher's job fails: a 500 for a request it can never serve
+        serve_reply_error(r, 400, "parameters.method \"autoattack\" needs a model with at least 4 classes (APGD-T and "
+                                  "FAB-T rank the logits), this one has %d: use \"fgsm\" or \"pgd\"", k);
+        return;
+    }
     if (param_num(q->p.root, "eps", 8.0 / 255, 0, 1, &q->eps, r) ||
         param_int(q->p.root, "steps", 10, 1, 200, &q->steps, r) || param_int(q->p.root, "seed", 0, 0, 1 << 30, &seed, r))
         return;

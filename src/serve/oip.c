@@ -634,6 +634,14 @@ static void attack_start(serve_state *s, serve_pending *q, const char *body, siz
         param_int(q->p.root, "steps", 10, 1, 200, &q->steps, r) || param_int(q->p.root, "seed", 0, 0, 1 << 30, &seed, r))
         return;
     size_t per = (size_t)s->in_c * s->in_h * s->in_w;
+    // The attacks keep their images in [0, 1]: from a pixel outside it the answer would lie
+    // outside the eps ball (BYTES images are in range by construction).
+    for (size_t i = 0; i < (size_t)n * per; i++)
+        if (!(q->p.x[i] >= 0 && q->p.x[i] <= 1)) {
+            serve_reply_error(r, 400, "FP32 input image %zu holds %g, outside the pixel range [0, 1] that an attack keeps "
+                                      "to", i / per, (double)q->p.x[i]);
+            return;
+        }
     q->j = (serve_job){.kind = JOB_ATTACK, .model = q->mi, .n = n, .x = q->p.x, .eps = (float)q->eps,
                        .steps = q->steps, .attack_pgd = q->method[0] == 'p' ? 1 : q->method[0] == 'a' ? 2 : 0, .seed = (unsigned long long)seed};
     q->j.logits = rcv_xmalloc((size_t)n * k * sizeof(float));

@@ -103,7 +103,7 @@ void rcv_attack_predict(rcv_model *m, const float *x, int n, int32_t *pred) {
     for (int s = 0; s < n; s += b) {
         int nb = n - s < b ? n - s : b;
         rcv_attack_load_chunk(m, x + (size_t)s * per, nb);
-        rcv_graph_forward(g);
+        rcv_graph_infer(g); // no backward follows
         const float *z = rcv_attack_view(g, g->nodes[m->logits].out, zh, (size_t)nb * k);
         for (int i = 0; i < nb; i++) pred[s + i] = rcv_argmax(z + (size_t)i * k, k);
     }

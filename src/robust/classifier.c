@@ -77,7 +77,10 @@ void rcv_classifier_grad(const rcv_classifier *f, const float *x, int n, rcv_log
         }
         for (int m = 0; m < M; m++) {
             rcv_attack_load_chunk(ms[m], xin, nb);
-            rcv_graph_forward(ms[m]->g);
+            // Logits only (Square's queries, predictions): the folded inference path; a
+            // gradient needs the forward whose saved outputs the backward reads.
+            if (grad && fn) rcv_graph_forward(ms[m]->g);
+            else rcv_graph_infer(ms[m]->g);
             zm[m] = rcv_attack_view(ms[m]->g, ms[m]->g->nodes[ms[m]->logits].out, zh ? zh + (size_t)m * b * k : NULL,
                                     (size_t)nb * k);
         }

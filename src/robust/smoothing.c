@@ -54,7 +54,7 @@ void rcv_smooth_counts(rcv_model *m, const float *x, float sigma, long num, rcv_
         }
         if (nb < b) memset(in + (size_t)nb * per, 0, (size_t)(b - nb) * per * sizeof(float)); // rows not counted
         if (dev) rcv_graph_upload(g, dev_in, in, (size_t)b * per * sizeof(float));
-        rcv_graph_forward(g);
+        rcv_graph_infer(g); // counts only: the folded inference path
         const float *z = g->nodes[m->logits].out; // (b, K)
         if (dev) {
             rcv_graph_download(g, zh, z, (size_t)nb * k * sizeof(float));

@@ -1,5 +1,6 @@
-// Inference throughput of robustcv's own path (eval-mode forward of the planned graph, cpu
-// backend, what `robustcv predict` and rcv_logits_batched run), and the model exported to ONNX
+// Inference throughput of robustcv's own path (rcv_graph_infer: eval-mode forward of the planned
+// graph with batchnorm folded into the convolutions, cpu backend, what `robustcv predict`, serve
+// and rcv_logits_batched run), and the model exported to ONNX
 // for bench/peer_onnx.py to run in onnxruntime: same weights, batch and threads.
 //
 // usage: bench_onnx MODEL C H W CLASSES BATCH SECONDS OUT.onnx
@@ -42,11 +43,11 @@ int main(int argc, char **argv) {
     for (size_t e = 0; e < n; e++) x[e] = (float)((e * 37) % 255) / 255.0f;
     // The frame's loss node runs too (as in `robustcv predict`); its labels are class 0.
     memset(m.g->nodes[m.labels].idata, 0, (size_t)batch * sizeof(int32_t));
-    for (int i = 0; i < 2; i++) rcv_graph_forward(m.g);
+    for (int i = 0; i < 2; i++) rcv_graph_infer(m.g);
     int iters = 0;
     double t0 = now(), t;
     do {
-        rcv_graph_forward(m.g);
+        rcv_graph_infer(m.g);
         iters++;
         t = now() - t0;
     } while (t < seconds || iters < 3);

@@ -109,7 +109,7 @@ static int logits(char **a, int n_runs) {
         free(raw);
         memset(m.g->nodes[m.labels].idata, 0, (size_t)n * sizeof(int32_t));
         if (m.boxes >= 0) memset(m.g->nodes[m.boxes].out, 0, (size_t)n * 4 * sizeof(float));
-        rcv_graph_forward(m.g);
+        rcv_graph_infer(m.g); // what predict / serve run: batchnorm folded into the convolutions
         FILE *f = fopen(outp, "wb");
         if (!f) {
             fprintf(stderr, "onnx_hook: cannot write %s\n", outp);

@@ -155,6 +155,11 @@ struct rcv_node {
                              // the planner sets it on chains between convolutions (plan_layouts)
     uint8_t frozen_stats;    // BATCHNORM2D: always use (and never update) the running statistics,
                              // whatever g->training says: batchnorm in a frozen part (transfer learning)
+    uint8_t folded;          // rcv_graph_infer skips it: the node before applies it (below)
+    int fold;                // The only consumer of this node, when rcv_graph_infer may apply it within
+                             // this node's kernel: a CONV2D's batchnorm, an ADD's ReLU; else -1. The
+                             // planner proposes, the kernel's prepare accepts by setting the consumer's
+                             // `folded`. This node's own out is then not written by rcv_graph_infer.
 
     void *kstate;            // backend-private state (oneDNN primitives, ...)
 };
@@ -181,6 +186,9 @@ typedef struct {
     // Which layouts the kernels handle (see rcv_node.blocked); NULL = NHWC only. Asked at plan
     // time before saved_size and prepare, with the precision set.
     rcv_layout_kind (*layout)(const rcv_graph *g, const rcv_node *n);
+    // Eval-mode forward for rcv_graph_infer (no backward follows, so nothing is saved for one);
+    // NULL = forward.
+    void (*infer)(rcv_graph *g, rcv_node *n);
 } rcv_kernels;
 
 // 0 when backend b can run here; -1 with a message otherwise (cuda: "no CUDA device/driver:
@@ -208,6 +216,8 @@ struct rcv_graph {
     rcv_backend backend;
     int batch;               // planned batch size, 0 = not planned
     int training;            // batchnorm batch statistics, dropout active
+    int inferred;            // the last pass was rcv_graph_infer: backward runs rcv_graph_forward first
+    uint64_t params_gen;     // bumped by rcv_graph_params_changed; caches derived from params compare it
     int input_grad_only;     // backward skips parameter gradients (conv/linear weight and bias,
                              // batchnorm weight and bias) and the nodes that give nothing else:
                              // attacks want d/dx only, as torch.autograd.grad(loss, x) does.
@@ -235,6 +245,7 @@ struct rcv_graph {
 
     double *prof;            // rcv_graph_profile: per node, seconds in forward [2i] and backward [2i+1]
     long prof_steps;         // forward calls while profiling
+    int prof_cpu;            // 1: prof counts process CPU time (rcv_graph_profile(g, 2)), not wall time
 
     // Data-parallel training (include/robustcv/dist.h); all NULL / 0 in a single process.
     // Called after each node's backward kernel: starts gradient-bucket allreduces.
@@ -300,6 +311,22 @@ void rcv_graph_set_input_grad_only(rcv_graph *g, int on);
 // to fp32 with a message on stderr. Returns the precision that will be used.
 rcv_precision rcv_graph_set_precision(rcv_graph *g, rcv_backend backend, rcv_precision p);
 void rcv_graph_forward(rcv_graph *g);
+// Forward for callers that read outputs and run no backward on it (predict, evaluation, serve):
+// in eval mode the cpu backend folds each batchnorm into the convolution before it (running
+// statistics applied to the conv's output in the same kernel, ReLU fused; the parameters are
+// read as they are at each call, so nothing goes stale) and keeps no state for backward. Its
+// outputs are rcv_graph_forward's within float rounding. Readable afterwards: the outputs of
+// nodes without consumers and those marked with rcv_graph_require_out / _require_grad; a
+// folded conv's own output is not written. A backward after it runs rcv_graph_forward first.
+// In training mode it is rcv_graph_forward.
+void rcv_graph_infer(rcv_graph *g);
+// Says that g->params changed. rcv_graph_infer keeps each convolution's weights in oneDNN's layout
+// between calls (at batch 1 reordering them was a fifth of the pass) and redoes them after this.
+// The library calls it wherever it writes parameters (optimizer steps, checkpoint and --init
+// loads, model init, EMA/SWA swaps, device downloads) and on every switch out of training mode;
+// code that writes g->params itself and then runs rcv_graph_infer without a training-mode pass
+// between must call it. (Batchnorm parameters and statistics are read at every call.)
+void rcv_graph_params_changed(rcv_graph *g);
 // Zeroes parameter gradients.
 void rcv_graph_zero_grad(rcv_graph *g);
 // Backward from scalar node `loss` with d(loss) = scale. Accumulates into parameter grads.
@@ -346,7 +373,8 @@ void rcv_graph_sync(rcv_graph *g);
 float *rcv_graph_scratch(rcv_graph *g, size_t floats);
 
 // Per-op timing (`train --profile`): on = 1 starts (and resets) accumulating each node's
-// forward and backward wall time; the print groups it by op and by node, largest first.
+// forward and backward wall time, on = 2 the process's CPU time (all threads: with one thread
+// the signal a shared machine does not distort); the print groups it by op and by node, largest first.
 void rcv_graph_profile(rcv_graph *g, int on);
 void rcv_graph_profile_print(const rcv_graph *g, FILE *f, int top_nodes);
 

@@ -139,7 +139,7 @@ int cli_predict(int argc, char **argv) {
         rcv_image_to_input(&img, &m.cfg, x, NULL);
         rcv_image_free(&img);
         if (on_dev) rcv_graph_upload(m.g, m.g->nodes[m.input].out, x, x_floats * sizeof(float));
-        rcv_graph_forward(m.g);
+        rcv_graph_infer(m.g);
         if (on_dev) rcv_graph_download(m.g, hz, m.g->nodes[m.logits].out, (size_t)k * sizeof(float));
         double mx = z[0], s = 0;
         for (int j = 1; j < k; j++) mx = z[j] > mx ? z[j] : mx;

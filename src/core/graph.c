@@ -148,6 +148,7 @@ int rcv_graph_add_node(rcv_graph *g, rcv_op op, const char *name, const int *in,
     for (int i = 0; i < n_in; i++) n->in[i] = in[i];
     for (int i = 0; i < RCV_MAX_PARAMS; i++) n->param[i] = -1;
     for (int i = 0; i < RCV_MAX_BUFS; i++) n->buf[i] = -1;
+    n->fold = -1;
     g->want_grad[id] = 0;
     return id;
 }
@@ -245,7 +246,8 @@ static void fuse_bn_relu(rcv_graph *g, rcv_backend backend) {
     int nn = g->n_nodes;
     int *uses = rcv_xcalloc((size_t)(nn ? nn : 1), sizeof(int));
     for (int i = 0; i < nn; i++) {
-        g->nodes[i].fused_relu = g->nodes[i].skip = 0;
+        g->nodes[i].fused_relu = g->nodes[i].skip = g->nodes[i].folded = 0;
+        g->nodes[i].fold = -1;
         for (int j = 0; j < g->nodes[i].n_in; j++) uses[g->nodes[i].in[j]]++;
     }
     if (backend == RCV_BACKEND_CPU && !g->keep_grads)
@@ -256,6 +258,24 @@ static void fuse_bn_relu(rcv_graph *g, rcv_backend backend) {
             if (g->nodes[b].op != RCV_OP_BATCHNORM2D || uses[b] != 1 || g->want_grad[b]) continue;
             g->nodes[b].fused_relu = 1;
             r->skip = 1;
+        }
+    // conv -> BN where the BN is the conv's only consumer and nobody reads the conv's output:
+    // rcv_graph_infer may fold the BN into the conv (the kernel decides in prepare, setting the
+    // BN's `folded`). Training and backward never see it.
+    if (backend == RCV_BACKEND_CPU && !g->keep_grads)
+        for (int i = 0; i < nn; i++) {
+            rcv_node *b = &g->nodes[i];
+            if (b->op != RCV_OP_BATCHNORM2D) continue;
+            int c = b->in[0];
+            if (g->nodes[c].op == RCV_OP_CONV2D && uses[c] == 1 && !g->want_grad[c]) g->nodes[c].fold = i;
+        }
+    // add -> ReLU likewise (ResNet's residual sums): the add writes max(a + b, 0) in infer.
+    if (backend == RCV_BACKEND_CPU && !g->keep_grads)
+        for (int i = 0; i < nn; i++) {
+            rcv_node *r = &g->nodes[i];
+            if (r->op != RCV_OP_RELU || r->skip) continue;
+            int a = r->in[0];
+            if (g->nodes[a].op == RCV_OP_ADD && uses[a] == 1 && !g->want_grad[a]) g->nodes[a].fold = i;
         }
     free(uses);
 }
@@ -458,13 +478,20 @@ int rcv_graph_plan(rcv_graph *g, int batch, rcv_backend backend) {
     return 0;
 }
 
-static double now_s(void) {
+// Wall time, or with rcv_graph_profile(g, 2) the process's CPU time (all threads): on a shared
+// machine a one-thread run's CPU time is the cleaner signal.
+static double now_s_of(const rcv_graph *g) {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(g->prof_cpu ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-void rcv_graph_set_training(rcv_graph *g, int training) { g->training = training; }
+void rcv_graph_set_training(rcv_graph *g, int training) {
+    if (g->training && !training) g->params_gen++; // out of training: the steps changed the weights
+    g->training = training;
+}
+
+void rcv_graph_params_changed(rcv_graph *g) { g->params_gen++; }
 void rcv_graph_set_input_grad_only(rcv_graph *g, int on) { g->input_grad_only = on; }
 
 rcv_precision rcv_graph_set_precision(rcv_graph *g, rcv_backend backend, rcv_precision p) {
@@ -485,14 +512,35 @@ void rcv_graph_forward(rcv_graph *g) {
     for (int i = 0; i < g->n_nodes; i++) {
         rcv_node *n = &g->nodes[i];
         if (n->op == RCV_OP_INPUT || n->op == RCV_OP_LABELS || n->skip) continue;
-        double t0 = g->prof ? now_s() : 0;
+        double t0 = g->prof ? now_s_of(g) : 0;
         rcv_backend_kernels(g->backend, n->op)->forward(g, n);
         if (g->prof) {
             rcv_graph_sync(g); // device kernels run asynchronously
-            g->prof[2 * i] += now_s() - t0;
+            g->prof[2 * i] += now_s_of(g) - t0;
         }
     }
     if (g->prof) g->prof_steps++;
+    g->inferred = 0;
+}
+
+void rcv_graph_infer(rcv_graph *g) {
+    if (g->training) {
+        rcv_graph_forward(g);
+        return;
+    }
+    for (int i = 0; i < g->n_nodes; i++) {
+        rcv_node *n = &g->nodes[i];
+        if (n->op == RCV_OP_INPUT || n->op == RCV_OP_LABELS || n->skip || n->folded) continue;
+        double t0 = g->prof ? now_s_of(g) : 0;
+        const rcv_kernels *k = rcv_backend_kernels(g->backend, n->op);
+        (k->infer ? k->infer : k->forward)(g, n);
+        if (g->prof) {
+            rcv_graph_sync(g);
+            g->prof[2 * i] += now_s_of(g) - t0;
+        }
+    }
+    if (g->prof) g->prof_steps++;
+    g->inferred = 1;
 }
 
 void rcv_graph_zero_grad(rcv_graph *g) {
@@ -532,11 +580,11 @@ static void backward_from(rcv_graph *g, int loss) {
         int feeds = !g->input_grad_only;
         for (int j = 0; j < n->n_in && !feeds; j++) feeds = g->nodes[n->in[j]].needs_grad;
         if (feeds) {
-            double t0 = g->prof ? now_s() : 0;
+            double t0 = g->prof ? now_s_of(g) : 0;
             rcv_backend_kernels(g->backend, n->op)->backward(g, n);
             if (g->prof) {
                 rcv_graph_sync(g);
-                g->prof[2 * i + 1] += now_s() - t0;
+                g->prof[2 * i + 1] += now_s_of(g) - t0;
             }
         }
         // Every node >= i is done: parameter gradients owned there are final (dist.h's buckets).
@@ -547,6 +595,7 @@ static void backward_from(rcv_graph *g, int loss) {
 void rcv_graph_backward(rcv_graph *g, int loss, float scale) {
     rcv_node *ln = &g->nodes[loss];
     if (!ln->grad) return;
+    if (g->inferred) rcv_graph_forward(g); // backward reads what forward saves
     rcv_backend_fill(g->backend, g->backend_ctx, ln->grad, rcv_numel(ln->shape), scale);
     backward_from(g, loss);
 }
@@ -556,6 +605,7 @@ int rcv_graph_backward_from(rcv_graph *g, int node, const float *seed) {
     if (!n->grad)
         return rcv_fail("backward_from: node '%s' (%s) has no gradient: nothing it depends on has parameters or "
                         "was marked with rcv_graph_require_grad", n->name, rcv_op_name(n->op));
+    if (g->inferred) rcv_graph_forward(g); // backward reads what forward saves
     if (n->grad != seed) rcv_graph_upload(g, n->grad, seed, rcv_numel(n->shape) * sizeof(float));
     backward_from(g, node);
     return 0;
@@ -572,6 +622,7 @@ void rcv_graph_download(rcv_graph *g, void *host, const void *planned, size_t by
 }
 
 void rcv_graph_params_to_device(rcv_graph *g) {
+    g->params_gen++; // called after host writes (loads)
     if (!g->dparams) return;
     rcv_backend_upload(g->backend, g->backend_ctx, g->dparams, g->params, g->n_param_floats * sizeof(float));
     rcv_backend_upload(g->backend, g->backend_ctx, g->dbuffers, g->buffers, g->n_buffer_floats * sizeof(float));
@@ -579,6 +630,7 @@ void rcv_graph_params_to_device(rcv_graph *g) {
 }
 
 void rcv_graph_params_to_host(rcv_graph *g) {
+    g->params_gen++;
     if (!g->dparams) return;
     rcv_backend_download(g->backend, g->backend_ctx, g->params, g->dparams, g->n_param_floats * sizeof(float));
     rcv_backend_download(g->backend, g->backend_ctx, g->buffers, g->dbuffers, g->n_buffer_floats * sizeof(float));
@@ -619,6 +671,7 @@ void rcv_graph_profile(rcv_graph *g, int on) {
     free(g->prof);
     g->prof = on ? rcv_xcalloc((size_t)2 * (g->n_nodes > 0 ? g->n_nodes : 1), sizeof(double)) : NULL;
     g->prof_steps = 0;
+    g->prof_cpu = on == 2;
 }
 
 static int cmp_desc(const void *a, const void *b) {
@@ -643,7 +696,8 @@ void rcv_graph_profile_print(const rcv_graph *g, FILE *f, int top_nodes) {
         nodes[i][0] = fw + bw;
         nodes[i][1] = i;
     }
-    fprintf(f, "profile: %ld steps, %.2f ms per step in ops (batch %d)\n", g->prof_steps, total, g->batch);
+    fprintf(f, "profile: %ld steps, %.2f ms %s per step in ops (batch %d)\n", g->prof_steps, total,
+            g->prof_cpu ? "CPU time" : "wall", g->batch);
     fprintf(f, "  %-20s %6s %10s %10s %10s %6s\n", "op", "nodes", "fwd ms", "bwd ms", "total ms", "share");
     double ops[RCV_OP_COUNT][2];
     for (int o = 0; o < RCV_OP_COUNT; o++) ops[o][0] = byop[o][0], ops[o][1] = o;

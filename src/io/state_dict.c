@@ -42,6 +42,7 @@ static void list_add(char *b, size_t cap, int *listed, const char *name) {
 int rcv_st_load_graph(const rcv_safetensors *st, rcv_graph *g, int strict, int ignore_unexpected,
                       const char *skip_prefix, int *missing) {
     rcv_graph_seal_params(g);
+    rcv_graph_params_changed(g);
     if (missing) *missing = 0;
     // Validate everything first: a failed load leaves the graph untouched.
     int n_missing = 0, listed = 0;

@@ -203,6 +203,7 @@ int rcv_model_init(rcv_model *m, uint64_t seed) {
     int box;
     const rcv_model_spec *s = find_spec_full(m->name, &box);
     if (!s || !m->g) return rcv_fail("rcv_model_init: model '%s' is not built", m->name);
+    rcv_graph_params_changed(m->g);
     rcv_rng root;
     rcv_rng_init(&root, seed);
     if (rcv_init_default(m->g, &root)) return rcv_fail_ctx("model '%s': ", m->name);

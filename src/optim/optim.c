@@ -91,6 +91,7 @@ int rcv_optim_chunks(const rcv_graph *g, rcv_chunk **out) {
 }
 
 int rcv_optim_step(rcv_optim *o, rcv_graph *g, float lr) {
+    rcv_graph_params_changed(g);
     if (g->n_param_floats != o->n)
         return rcv_fail("%s: optimizer state holds %zu floats, the graph has %zu parameter floats",
                         rcv_optim_name(o->cfg.kind), o->n, g->n_param_floats);

@@ -173,6 +173,8 @@ static int run_attack(serve_state *s, serve_job *j) {
         rcv_autoattack_defaults(&ac, RCV_NORM_LINF);
         ac.eps = j->eps;
         ac.seed = j->seed;
+        if (s->cfg.aa_n_iter > 0) ac.n_iter = s->cfg.aa_n_iter;
+        if (s->cfg.aa_n_queries > 0) ac.n_queries = s->cfg.aa_n_queries;
         rcv_autoattack_result ar;
         rc = rcv_autoattack(&f, j->x, y, j->n, &ac, j->x_adv, NULL, &ar);
     } else if (!rc)

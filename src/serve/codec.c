@@ -112,7 +112,7 @@ int serve_image_check(const uint8_t *d, size_t n, long max_pixels) {
         if (t && tjDecompressHeader3(t, (unsigned char *)d, (unsigned long)n, &jw, &jh, &sub, &cs) == 0) w = jw, h = jh;
         if (t) tjDestroy(t);
     }
-    if (w > 0 && h > 0 && w * h > max_pixels)
+    if (w > 0 && h > 0 && w > max_pixels / h) // w * h > max_pixels, without the product (PNG sides reach 2^32 - 1)
         return rcv_fail("the image is %ld x %ld pixels, over the server's limit of %ld pixels", w, h, max_pixels);
     return 0; // anything else: the decoder names the problem
 }

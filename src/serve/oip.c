@@ -625,10 +625,23 @@ static void attack_start(serve_state *s, serve_pending *q, const char *body, siz
         return;
     }
     q->method = !strcmp(method, "pgd") ? "pgd" : !strcmp(method, "autoattack") ? "autoattack" : "fgsm";
+    if (q->method[0] == 'a' && k < 4) { // else the batcher's job fails: a 500 for a request it can never serve
+        serve_reply_error(r, 400, "parameters.method \"autoattack\" needs a model with at least 4 classes (APGD-T and "
+                                  "FAB-T rank the logits), this one has %d: use \"fgsm\" or \"pgd\"", k);
+        return;
+    }
     if (param_num(q->p.root, "eps", 8.0 / 255, 0, 1, &q->eps, r) ||
         param_int(q->p.root, "steps", 10, 1, 200, &q->steps, r) || param_int(q->p.root, "seed", 0, 0, 1 << 30, &seed, r))
         return;
     size_t per = (size_t)s->in_c * s->in_h * s->in_w;
+    // The attacks keep their images in [0, 1]: from a pixel outside it the answer would lie
+    // outside the eps ball (BYTES images are in range by construction).
+    for (size_t i = 0; i < (size_t)n * per; i++)
+        if (!(q->p.x[i] >= 0 && q->p.x[i] <= 1)) {
+            serve_reply_error(r, 400, "FP32 input image %zu holds %g, outside the pixel range [0, 1] that an attack keeps "
+                                      "to", i / per, (double)q->p.x[i]);
+            return;
+        }
     q->j = (serve_job){.kind = JOB_ATTACK, .model = q->mi, .n = n, .x = q->p.x, .eps = (float)q->eps,
                        .steps = q->steps, .attack_pgd = q->method[0] == 'p' ? 1 : q->method[0] == 'a' ? 2 : 0, .seed = (unsigned long long)seed};
     q->j.logits = rcv_xmalloc((size_t)n * k * sizeof(float));
@@ -656,7 +669,7 @@ static void attack_finish(serve_state *s, serve_pending *q, serve_reply *r) {
     rcv_json_key(&w, "eps");
     rcv_json_number(&w, eps);
     rcv_json_key(&w, "steps");
-    rcv_json_int(&w, j->attack_pgd == 1 ? q->steps : j->attack_pgd == 2 ? 100 : 1);
+    rcv_json_int(&w, j->attack_pgd == 1 ? q->steps : j->attack_pgd == 2 ? (s->cfg.aa_n_iter > 0 ? s->cfg.aa_n_iter : 100) : 1);
     rcv_json_key(&w, "linf");
     rcv_json_number(&w, linf);
     rcv_json_end_object(&w);

@@ -6,6 +6,7 @@
 //              images or max-delay), explain / attack jobs one at a time, a bounded queue
 //   metrics.c  Prometheus text: requests, errors by status, latency and batch-size histograms
 //   codec.c    base64 and PNG in memory
+//   load.c     checkpoints into a serve_state (the CLI and tests/fuzz/fuzz_serve.c)
 //   page.c     the web page at / (page.html embedded at build time)
 // Only the batcher thread touches a model's graph; HTTP threads parse, queue and wait.
 #ifndef RCV_SERVE_H
@@ -49,6 +50,9 @@ typedef struct {
     int port, max_batch, max_delay_ms, queue, http_threads, threads; // threads: OpenMP, 0 = default
     size_t max_request;      // bytes
     rcv_backend backend;
+    // AutoAttack's iterations per attack and Square's queries (0: its defaults, 100 and 5000).
+    // Not a flag: tests/fuzz/fuzz_serve.c lowers them so that every input stays fast.
+    int aa_n_iter, aa_n_queries;
 } serve_cfg;
 
 // --- jobs (batcher.c) ---
@@ -147,6 +151,14 @@ void serve_handle(serve_state *s, const char *method, const char *url, const cha
 void serve_finish(serve_state *s, serve_pending *q, serve_reply *r);
 void serve_pending_free(serve_pending *q);
 void serve_reply_error(serve_reply *r, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+// --- load.c ---
+// Loads a checkpoint (one instance per planned batch size, plus the tool instance) as a served model
+// named after the file's stem. 0, or -1 with a message (also when its input shape or class count
+// differs from the first checkpoint's).
+int serve_load_ckpt(serve_state *s, const char *path);
+void serve_add_ensemble(serve_state *s); // the model "ensemble": every checkpoint loaded so far
+void serve_free_models(serve_state *s);
 
 // --- http.c ---
 int serve_run(serve_state *s); // until SIGINT / SIGTERM

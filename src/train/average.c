@@ -66,6 +66,7 @@ void rcv_swa_update(float *avg, const float *w, size_t n, int64_t n_averaged) {
 }
 
 void rcv_params_swap(rcv_graph *g, float *other) {
+    rcv_graph_params_changed(g);
     float *p = g->params;
     for (size_t i = 0; i < g->n_param_floats; i++) {
         float t = p[i];

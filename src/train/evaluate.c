@@ -80,7 +80,7 @@ int rcv_evaluate(rcv_model *m, const rcv_dataset *d, int batch, rcv_backend back
             rcv_graph_upload(g, g->nodes[m->input].out, x, (size_t)batch * per * sizeof(float));
             rcv_graph_upload(g, g->nodes[m->labels].idata, lab, (size_t)batch * sizeof(int32_t));
         }
-        rcv_graph_forward(g);
+        rcv_graph_infer(g);
         if (on_dev) rcv_graph_download(g, sz, g->nodes[m->logits].out, (size_t)batch * k * sizeof(float));
         if (sb) rcv_graph_download(g, sb, g->nodes[m->box].out, (size_t)batch * 4 * sizeof(float));
         for (int i = 0; boxes && i < nb; i++) {

@@ -24,7 +24,7 @@ int rcv_logits_batched(rcv_model *m, int n, int batch, rcv_backend backend, rcv_
         // eval-mode ops are per sample: zero padding of a short batch changes nothing
         if (nb < batch) memset(x + (size_t)nb * per, 0, (size_t)(batch - nb) * per * sizeof(float));
         if (on_dev) rcv_graph_upload(g, g->nodes[m->input].out, x, (size_t)batch * per * sizeof(float));
-        rcv_graph_forward(g);
+        rcv_graph_infer(g);
         if (on_dev) rcv_graph_download(g, out + (size_t)s * k, g->nodes[m->logits].out, (size_t)nb * k * sizeof(float));
         else memcpy(out + (size_t)s * k, g->nodes[m->logits].out, (size_t)nb * k * sizeof(float));
     }

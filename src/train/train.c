@@ -339,6 +339,7 @@ static int setup_plan(trainer *t) {
     if (rcv_graph_plan(g, t->local, cfg->backend)) return -1;
     if (cfg->profile) rcv_graph_profile(g, 1);
     rcv_dist_bcast(g->params, g->n_param_floats * sizeof(float), 0);
+    rcv_graph_params_changed(g);
     rcv_dist_bcast(g->buffers, g->n_buffer_floats * sizeof(float), 0);
     if (cfg->sync_bn) rcv_dist_sync_bn(g, 1);
     g->shard = t->rank;

@@ -156,6 +156,7 @@ out:
 
 int rcv_transfer_apply(rcv_model *m, const rcv_finetune_cfg *t, int with_init, int quiet) {
     rcv_graph *g = m->g;
+    rcv_graph_params_changed(g); // --init loads, --reset re-initialises
     if (each_item(m, t->reset, check_reset, NULL)) return -1;
     if (with_init && t->init[0] && load_init(m, t, quiet)) return -1;
     if (each_item(m, t->freeze, do_freeze, NULL)) return -1;

@@ -19,7 +19,7 @@ fi
 # Longest input per target: enough for every structure the parser reads, small enough to stay fast.
 max_len() {
   case $1 in
-    image) echo 16384 ;; safetensors) echo 8192 ;; idx | json) echo 4096 ;; checkpoint | ti_*) echo 2048 ;;
+    image) echo 16384 ;; safetensors | serve) echo 8192 ;; idx | json) echo 4096 ;; checkpoint | ti_*) echo 2048 ;;
     *) echo 512 ;;
   esac
 }

@@ -18,6 +18,21 @@
 // the gemms at ~240 (bench/bench_ops). The column matrix has rows (n, oh, ow) and
 // columns (c, i, j), so the OIHW weight is the gemm operand as is and the weight
 // gradient accumulates into the parameter grad directly (beta = 1).
+//
+// Inference with the batchnorm folded in (rcv_graph_infer, n->fold: the BN is this conv's only
+// consumer; eval mode): the BN's running statistics become a per-channel affine of the conv's
+// output, y = conv(x) ka + kb with ka = gamma / sqrt(var + eps), kb = (bias - mean) ka + beta,
+// followed by the BN's fused ReLU when it has one. oneDNN applies it inside the convolution as
+// post-ops (binary mul and add with (1, O, 1, 1) operands, eltwise ReLU) of a forward-inference
+// primitive (also for im2col-path nodes with few output positions, gemm_infer_build); the im2col +
+// sgemm path in its output loop; Winograd (FOLD_WEIGHTS) on weights scaled by ka at each call, kb
+// as its bias. The parameters are not rewritten: ka and
+// kb come from the parameters and statistics at each call (O values). The post-op form keeps the
+// weights reordered into oneDNN's layout between calls (at batch 1 the per-call reorders were a
+// fifth of ResNet-18's pass), redone when g->params_gen moves (rcv_graph_params_changed: optimizer
+// steps, loads, swaps, leaving training mode). The output goes to the BN's out (which its fused
+// ReLU aliases); the conv's own out is not written. Not for bf16 (forward as usual).
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +54,14 @@ typedef struct {
     size_t off_col, off_wb, off_dcol;      // its scratch regions (bytes; dy reuses off_dyb)
     int dx_gemm;                           // fp32 oneDNN path, few input channels: dx by sgemm + col2im
                                            // into off_dcol (dx_by_gemm)
+    int fold;                              // FOLD_*: how infer applies the BN (g->nodes[n->fold]); 0: it does not
+    rcv_dnnl_prim inf, w_inf;              // oneDNN path: the folded inference conv; OIHW -> its weights
+    float *ka, *kb;                        // (O): the folded affine, refreshed at each infer call
+    size_t off_wf;                         // FOLD_WEIGHTS: the scaled OIHW weights (scratch bytes)
+    float *wc;                             // FOLD_POSTOPS: the weights in inf's layout, kept between calls
+    size_t wc_bytes;
+    int gemm_inf;                          // im2col node whose infer runs the oneDNN inf primitive
+    uint64_t wc_gen;                       // g->params_gen they were made at (+ 1; 0 = never)
 } conv_state;
 
 static void conv_state_clear(conv_state *s);
@@ -78,7 +101,7 @@ static inline float id_f32(float f) { return f; }
 #define IM2COL(NAME, T, CVT)                                                                                    \
     static void NAME(const rcv_conv_attr *a, rcv_shape xs, rcv_shape ys, const float *x, T *col) {             \
         int M = ys.n * ys.h * ys.w, KK = a->kh * a->kw, K = xs.c * KK;                                          \
-        _Pragma("omp parallel for schedule(static)") for (int m = 0; m < M; m++) {                              \
+        _Pragma("omp parallel for schedule(static) if ((size_t)M * K > 32768)") for (int m = 0; m < M; m++) {   \
             int n = m / (ys.h * ys.w), oh = m / ys.w % ys.h, ow = m % ys.w;                                     \
             T *cr = col + (size_t)m * K;                                                                        \
             for (int i = 0; i < a->kh; i++)                                                                     \
@@ -97,7 +120,7 @@ IM2COL(im2col, float, id_f32)
 IM2COL(im2col_bf16, uint16_t, to_bf16)
 
 static void to_bf16_n(const float *src, uint16_t *dst, size_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n > 32768)
     for (size_t i = 0; i < n; i++) dst[i] = to_bf16(src[i]);
 }
 
@@ -105,7 +128,7 @@ static void to_bf16_n(const float *src, uint16_t *dst, size_t n) {
 static void col2im(const rcv_conv_attr *a, rcv_shape xs, rcv_shape ys, const float *dcol, float *dx, int acc) {
     int KK = a->kh * a->kw, K = xs.c * KK;
     size_t img = (size_t)xs.h * xs.w * xs.c;
-#pragma omp parallel for schedule(static)
+#pragma omp parallel for schedule(static) if ((size_t)ys.n * ys.h * ys.w * K > 32768)
     for (int n = 0; n < xs.n; n++) {
         float *dxn = dx + n * img;
         if (!acc) memset(dxn, 0, img * sizeof(float));
@@ -299,8 +322,88 @@ static void conv_state_clear(conv_state *s) {
     rcv_dnnl_prim *ps[] = {&s->fwd,  &s->w_fwd, &s->bwd_d, &s->w_bwd_d, &s->bwd_w,    &s->dw_back, &s->x_bf,
                            &s->dy_bf, &s->mm_y, &s->mm_dw, &s->mm_dcol, &s->y_out,   &s->dx_out[0], &s->dx_out[1]};
     for (size_t i = 0; i < sizeof ps / sizeof ps[0]; i++) rcv_dnnl_prim_free(ps[i]);
+    rcv_dnnl_prim_free(&s->inf);
+    rcv_dnnl_prim_free(&s->w_inf);
+    free(s->ka);
+    free(s->kb);
+    free(s->wc);
     memset(s, 0, sizeof *s);
 }
+
+// The folded inference primitive (see the top), a forward-inference conv from xc to yc:
+//   FOLD_POSTOPS: no bias, post-ops mul(ka), add(kb)[, relu]; direct algorithm (oneDNN 2.6's
+//     Winograd takes no binary post-ops);
+//   FOLD_WEIGHTS: Winograd on weights scaled by ka per output channel at each call (into scratch,
+//     then reordered as forward reorders the parameters), bias kb, post-op [relu].
+// Its weights get their own reorder when their layout is not OIHW. 0 when built; 1 when oneDNN
+// offers only reference code or nothing (infer then runs forward and the BN), with no error set.
+enum { FOLD_NONE, FOLD_POSTOPS, FOLD_WEIGHTS };
+
+static int infer_build(rcv_graph *g, rcv_node *n, conv_state *s, int mode, const dnnl_memory_desc_t *xc,
+                       const dnnl_memory_desc_t *w_any, const dnnl_memory_desc_t *w_user,
+                       const dnnl_memory_desc_t *yc, const dnnl_dim_t *strides, const dnnl_dim_t *dil,
+                       const dnnl_dim_t *pl, const dnnl_dim_t *pr, size_t *wbytes, size_t *pad) {
+    dnnl_memory_desc_t k_md, b_md;
+    dnnl_dims_t kd = {1, n->shape.c, 1, 1}, bd = {n->shape.c};
+    if (dnnl_memory_desc_init_by_tag(&k_md, 4, kd, dnnl_f32, dnnl_abcd) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&b_md, 1, bd, dnnl_f32, dnnl_a) != dnnl_success)
+        return 1;
+    dnnl_primitive_attr_t attr;
+    dnnl_post_ops_t po;
+    if (dnnl_primitive_attr_create(&attr) != dnnl_success) return 1;
+    int bad = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) != dnnl_success;
+    if (!bad && dnnl_post_ops_create(&po) == dnnl_success) {
+        if (mode == FOLD_POSTOPS)
+            bad = dnnl_post_ops_append_binary(po, dnnl_binary_mul, &k_md) != dnnl_success ||
+                  dnnl_post_ops_append_binary(po, dnnl_binary_add, &k_md) != dnnl_success;
+        bad = bad ||
+              (g->nodes[n->fold].fused_relu &&
+               dnnl_post_ops_append_eltwise(po, 1.0f, dnnl_eltwise_relu, 0.0f, 0.0f) != dnnl_success) ||
+              dnnl_primitive_attr_set_post_ops(attr, po) != dnnl_success;
+        dnnl_post_ops_destroy(po);
+    } else
+        bad = 1;
+    dnnl_primitive_desc_t pd = NULL;
+    dnnl_convolution_desc_t d;
+    dnnl_alg_kind_t alg = mode == FOLD_WEIGHTS ? dnnl_convolution_winograd : dnnl_convolution_direct;
+    if (bad ||
+        dnnl_dilated_convolution_forward_desc_init(&d, mode == FOLD_WEIGHTS ? dnnl_forward_training : dnnl_forward_inference,
+                                                   alg, xc, w_any,
+                                                   mode == FOLD_WEIGHTS ? &b_md : NULL, yc, strides, dil, pl,
+                                                   pr) != dnnl_success ||
+        dnnl_primitive_desc_create(&pd, &d, attr, rcv_cpu(g)->engine, NULL) != dnnl_success)
+        pd = NULL;
+    dnnl_primitive_attr_destroy(attr);
+    const char *impl = NULL;
+    if (pd && (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) != dnnl_success || !impl ||
+               strstr(impl, "ref"))) {
+        dnnl_primitive_desc_destroy(pd);
+        pd = NULL;
+    }
+    if (!pd) return 1;
+    int args[5] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_ATTR_MULTIPLE_POST_OP(0) | DNNL_ARG_SRC_1,
+                   DNNL_ARG_ATTR_MULTIPLE_POST_OP(1) | DNNL_ARG_SRC_1};
+    if (mode == FOLD_WEIGHTS) args[3] = DNNL_ARG_BIAS;
+    int rc = rcv_dnnl_prim_init(g, &s->inf, pd, args, mode == FOLD_WEIGHTS ? 4 : 5);
+    const dnnl_memory_desc_t *wi = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    if (!rc) rc = weight_reorder(g, &s->w_inf, w_user, wi);
+    if (!rc && s->w_inf.prim) *wbytes = max_z(*wbytes, dnnl_memory_desc_get_size(wi));
+    if (!rc && s->w_inf.prim && mode == FOLD_POSTOPS) s->wc_bytes = dnnl_memory_desc_get_size(wi);
+    if (!rc) *pad = max_z(*pad, max_z(s->inf.scratchpad_bytes, s->w_inf.scratchpad_bytes));
+    dnnl_primitive_desc_destroy(pd);
+    if (rc) {
+        rcv_dnnl_prim_free(&s->inf);
+        rcv_dnnl_prim_free(&s->w_inf);
+        return 1;
+    }
+    return 0;
+}
+
+// Winograd's per-call weight transform costs as much at batch 1 as at 64, so inference takes it
+// only from this many output positions (N * Ho * Wo) up; below, the direct kernels with the fold
+// as post-ops are faster (smallcnn6, one thread: a 64-channel 3x3 at 1x14x14, 196 positions,
+// 0.21 ms Winograd against 0.15 ms direct; 32 channels at 1x28x28, 0.14 against 0.15).
+#define WINO_INFER_MIN 512
 
 // Builds the oneDNN primitives in one of three modes. x and dy go through the compute
 // layouts xc/dyc (bf16 or nChw16c: reordered in; plain fp32 NHWC: used in place); y and
@@ -363,6 +466,15 @@ static int conv_build(rcv_graph *g, rcv_node *n, conv_state *s, int mode) {
     size_t wbytes = s->w_fwd.prim ? dnnl_memory_desc_get_size(wf) : 0;
     size_t pad = max_z(s->fwd.scratchpad_bytes, s->w_fwd.scratchpad_bytes);
     size_t dxbytes = 0;
+    size_t wfbytes = 0;
+    if (n->fold >= 0 && !bf) {
+        // Winograd at inference sizes keeps Winograd (weights folded; when oneDNN cannot, the BN
+        // runs on its own: the direct kernels would lose more than the fold saves).
+        int fm = wino && (size_t)ys.n * ys.h * ys.w >= WINO_INFER_MIN ? FOLD_WEIGHTS : FOLD_POSTOPS;
+        if (!infer_build(g, n, s, fm, &xc_md, &w_any, &w_user, &yc_md, strides, dil, pl, pr, &wbytes, &pad))
+            s->fold = fm;
+        if (s->fold == FOLD_WEIGHTS) wfbytes = (size_t)O * (C / G) * a.kh * a.kw * sizeof(float);
+    }
 
     size_t dcolbytes = 0;
     if (rcv_in_grad(g, n, 0) && dx_by_gemm(&a, xs, mode) && !xblk && !cblk) {
@@ -401,6 +513,7 @@ static int conv_build(rcv_graph *g, rcv_node *n, conv_state *s, int mode) {
     // dy in its compute layout (backward) or y in it (Winograd forward): never both at once
     s->off_dyb = rcv_scratch_take(&top, y_in ? dnnl_memory_desc_get_size(&dyc_md) : 0);
     s->off_dcol = rcv_scratch_take(&top, dcolbytes);
+    s->off_wf = rcv_scratch_take(&top, wfbytes);
     rcv_dnnl_prim *rs[] = {&s->x_bf, &s->dy_bf, &s->y_out, &s->dx_out[0], &s->dx_out[1]};
     for (size_t i = 0; i < sizeof rs / sizeof rs[0]; i++) pad = max_z(pad, rs[i]->scratchpad_bytes);
     s->off_pad = rcv_scratch_take(&top, pad);
@@ -414,6 +527,46 @@ done:
     return rc;
 }
 
+// The im2col path's nodes in rcv_graph_infer with at most GEMM_INFER_MAX_M output positions: a
+// oneDNN direct conv with the fold as post-ops on NHWC, its weights reordered once per
+// params_gen. There these convs are bound by reading the weights: ResNet-18 layer4's 3x3 convs
+// (512 x 4608) at batch 1 (M = 4), one thread, ~1.0 ms in dnnl_sgemm, ~0.75-0.85 ms here; at batch
+// 64 (M = 256) sgemm is ahead (14 against 17 ms). 1 (no error) when oneDNN has no such kernel.
+#define GEMM_INFER_MAX_M 32
+static int gemm_infer_build(rcv_graph *g, rcv_node *n, conv_state *s) {
+    rcv_conv_attr a = n->attr.conv;
+    rcv_shape xs = rcv_in_shape(g, n, 0), ys = n->shape;
+    dnnl_memory_desc_t x_md, y_md, w_user, w_any;
+    dnnl_dims_t wd = {ys.c, xs.c, a.kh, a.kw};
+    if (g->nodes[n->in[0]].blocked || n->blocked || rcv_dnnl_md_nhwc(&x_md, xs) || rcv_dnnl_md_nhwc(&y_md, ys) ||
+        dnnl_memory_desc_init_by_tag(&w_user, 4, wd, dnnl_f32, dnnl_oihw) != dnnl_success ||
+        dnnl_memory_desc_init_by_tag(&w_any, 4, wd, dnnl_f32, dnnl_format_tag_any) != dnnl_success)
+        return 1;
+    dnnl_dims_t strides = {a.sh, a.sw}, dil = {a.dh - 1, a.dw - 1}, pl = {a.ph, a.pw}, pr = {a.ph, a.pw};
+    size_t wbytes = 0, pad = 0;
+    if (infer_build(g, n, s, FOLD_POSTOPS, &x_md, &w_any, &w_user, &y_md, strides, dil, pl, pr, &wbytes, &pad))
+        return 1;
+    size_t top = 0;
+    s->off_w = rcv_scratch_take(&top, wbytes);
+    s->off_pad = rcv_scratch_take(&top, pad);
+    rcv_graph_scratch(g, top / sizeof(float) + 1);
+    return 0;
+}
+
+// Room for the folded affine; marks the BN as applied by this conv in rcv_graph_infer.
+static int fold_ready(rcv_graph *g, rcv_node *n, conv_state *s) {
+    if (!s->fold) return 0;
+    s->ka = malloc((size_t)n->shape.c * sizeof(float));
+    s->kb = malloc((size_t)n->shape.c * sizeof(float));
+    if (!s->ka || !s->kb) return rcv_fail("conv2d: out of memory");
+    if (s->wc_bytes && posix_memalign((void **)&s->wc, 64, s->wc_bytes)) {
+        s->wc = NULL;
+        return rcv_fail("conv2d: out of memory");
+    }
+    g->nodes[n->fold].folded = 1;
+    return 0;
+}
+
 static int conv_prepare(rcv_graph *g, rcv_node *n) {
     rcv_conv_attr a = n->attr.conv;
     rcv_shape xs = rcv_in_shape(g, n, 0), ys = n->shape;
@@ -424,17 +577,23 @@ static int conv_prepare(rcv_graph *g, rcv_node *n) {
     if (use_gemm(&a, ys)) {
         s->gemm = 1;
         rcv_graph_scratch(g, (size_t)ys.n * ys.h * ys.w * xs.c * a.kh * a.kw);
-        return 0;
+        if (n->fold >= 0) {
+            s->fold = FOLD_POSTOPS;
+            // else the affine in the output loop
+            s->gemm_inf = (size_t)ys.n * ys.h * ys.w <= GEMM_INFER_MAX_M && !gemm_infer_build(g, n, s);
+        }
+        return fold_ready(g, n, s);
     }
     if (g->precision == RCV_PREC_BF16) return conv_build(g, n, s, BF16);
     if (use_wino(&a, xs, ys)) {
         if (conv_build(g, n, s, WINO) == 0) {
             s->wino = 1;
-            return 0;
+            return fold_ready(g, n, s);
         }
         conv_state_clear(s); // this CPU/oneDNN has no Winograd for it: direct
     }
-    return conv_build(g, n, s, DIRECT);
+    if (conv_build(g, n, s, DIRECT)) return -1;
+    return fold_ready(g, n, s);
 }
 
 // y = conv(x, w) + b
@@ -466,6 +625,86 @@ static void conv_forward(rcv_graph *g, rcv_node *n) {
     rcv_dnnl_run(g, &s->fwd, args, scr + s->off_pad);
     if (s->y_out.prim) {
         void *io[2] = {scr + s->off_dyb, n->out};
+        rcv_dnnl_run(g, &s->y_out, io, scr + s->off_pad);
+    }
+}
+
+// The folded BN's affine from its current parameters and running statistics, in double as the
+// BN kernel's: ka = gamma / sqrt(var + eps), kb = (conv bias - mean) ka + beta.
+static void fold_coeffs(rcv_graph *g, rcv_node *n, conv_state *s) {
+    rcv_node *bn = &g->nodes[n->fold];
+    const float *gw = rcv_param_data(g, bn->param[0]), *gb = rcv_param_data(g, bn->param[1]);
+    const float *rm = rcv_param_data(g, bn->buf[0]), *rv = rcv_param_data(g, bn->buf[1]);
+    const float *cb = n->attr.conv.has_bias ? rcv_param_data(g, n->param[1]) : NULL;
+    for (int o = 0; o < n->shape.c; o++) {
+        double ka = gw[o] / sqrt((double)rv[o] + bn->attr.bn.eps);
+        s->ka[o] = (float)ka;
+        s->kb[o] = (float)(((cb ? cb[o] : 0.0) - rm[o]) * ka + gb[o]);
+    }
+}
+
+// rcv_graph_infer: y (the BN's out) = [relu](conv(x) ka + kb) when folded, else forward.
+static void conv_infer(rcv_graph *g, rcv_node *n) {
+    conv_state *s = n->kstate;
+    if (!s->fold) {
+        conv_forward(g, n);
+        return;
+    }
+    rcv_node *bn = &g->nodes[n->fold];
+    fold_coeffs(g, n, s);
+    if (s->gemm && !s->gemm_inf) { // y (M x O) = col W^T, then the affine per row
+        const rcv_conv_attr *a = &n->attr.conv;
+        rcv_shape xs = rcv_in_shape(g, n, 0), ys = n->shape;
+        int M = ys.n * ys.h * ys.w, O = ys.c, K = xs.c * a->kh * a->kw, relu = bn->fused_relu;
+        float *y = bn->out;
+        const float *ka = s->ka, *kb = s->kb;
+        im2col(a, xs, ys, rcv_in(g, n, 0), g->scratch);
+        sgemm('N', 'T', M, O, K, g->scratch, K, rcv_param_data(g, n->param[0]), K, 0.0f, y, O);
+        for (int m = 0; m < M; m++) {
+            float *r = y + (size_t)m * O;
+#pragma omp simd
+            for (int o = 0; o < O; o++) {
+                float v = r[o] * ka[o] + kb[o];
+                r[o] = relu && !(v > 0) ? 0.0f : v;
+            }
+        }
+        return;
+    }
+    char *scr = (char *)g->scratch;
+    void *w = rcv_param_data(g, n->param[0]);
+    if (s->fold == FOLD_WEIGHTS) { // OIHW rows scaled by ka: (O, C/G * kh * kw)
+        size_t K = (size_t)rcv_in_shape(g, n, 0).c / n->attr.conv.groups * n->attr.conv.kh * n->attr.conv.kw;
+        const float *w0 = w, *ka = s->ka;
+        float *wf = (float *)(scr + s->off_wf);
+        for (int o = 0; o < n->shape.c; o++)
+#pragma omp simd
+            for (size_t j = 0; j < K; j++) wf[o * K + j] = w0[o * K + j] * ka[o];
+        w = wf;
+    }
+    if (s->wc) { // the post-op fold leaves the weights as they are: reorder once per params_gen
+        if (s->wc_gen != g->params_gen + 1) {
+            void *io[2] = {w, s->wc};
+            rcv_dnnl_run(g, &s->w_inf, io, scr + s->off_pad);
+            s->wc_gen = g->params_gen + 1;
+        }
+        w = s->wc;
+    } else if (s->w_inf.prim) {
+        void *io[2] = {w, scr + s->off_w};
+        rcv_dnnl_run(g, &s->w_inf, io, scr + s->off_pad);
+        w = scr + s->off_w;
+    }
+    void *x = rcv_in(g, n, 0);
+    if (s->x_bf.prim) {
+        void *io[2] = {x, n->saved};
+        rcv_dnnl_run(g, &s->x_bf, io, scr + s->off_pad);
+        x = n->saved;
+    }
+    void *y = s->y_out.prim ? (void *)(scr + s->off_dyb) : (void *)bn->out;
+    void *args[5] = {x, w, y, s->ka, s->kb};
+    if (s->fold == FOLD_WEIGHTS) args[3] = s->kb; // the bias
+    rcv_dnnl_run(g, &s->inf, args, scr + s->off_pad);
+    if (s->y_out.prim) {
+        void *io[2] = {scr + s->off_dyb, bn->out};
         rcv_dnnl_run(g, &s->y_out, io, scr + s->off_pad);
     }
 }
@@ -556,4 +795,5 @@ const rcv_kernels rcv_cpu_conv2d = {
     .backward = conv_backward,
     .release = conv_release,
     .layout = conv_layout,
+    .infer = conv_infer,
 };

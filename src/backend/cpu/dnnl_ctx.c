@@ -126,7 +126,7 @@ int rcv_dnnl_md_vec(dnnl_memory_desc_t *md, int len) {
 }
 
 void rcv_cpu_add_to(float *restrict dst, const float *restrict src, size_t n) {
-#pragma omp parallel for simd schedule(static)
+#pragma omp parallel for simd schedule(static) if (n > 32768)
     for (size_t i = 0; i < n; i++) dst[i] += src[i];
 }
 

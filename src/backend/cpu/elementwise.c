@@ -133,7 +133,36 @@ static void add_backward(rcv_graph *g, rcv_node *n) { binary_backward(g, n, 0); 
 static void mul_forward(rcv_graph *g, rcv_node *n) { binary_forward(g, n, 1); }
 static void mul_backward(rcv_graph *g, rcv_node *n) { binary_backward(g, n, 1); }
 
-const rcv_kernels rcv_cpu_add = {.forward = add_forward, .backward = add_backward, .layout = rcv_cpu_layout_same};
+// rcv_graph_infer with the add's only consumer, a ReLU, folded in (n->fold, same shapes): the
+// ReLU's out = max(a + b, 0) in one pass (ReLU's rule: NaN gives 0), the add's own out unwritten.
+static int add_prepare(rcv_graph *g, rcv_node *n) {
+    rcv_shape sa = rcv_in_shape(g, n, 0), sb = rcv_in_shape(g, n, 1);
+    if (n->fold >= 0 && rcv_bc_of(sa, sb) == RCV_BC_SAME) g->nodes[n->fold].folded = 1;
+    return 0;
+}
+
+static void add_infer(rcv_graph *g, rcv_node *n) {
+    if (n->fold < 0 || !g->nodes[n->fold].folded) {
+        add_forward(g, n);
+        return;
+    }
+    const float *a = rcv_in(g, n, 0), *b = rcv_in(g, n, 1);
+    float *y = g->nodes[n->fold].out;
+    size_t total = rcv_numel(n->shape);
+#pragma omp parallel for simd if (total > RCV_PAR_MIN) schedule(static)
+    for (size_t i = 0; i < total; i++) {
+        float v = a[i] + b[i];
+        y[i] = v > 0 ? v : 0.0f;
+    }
+}
+
+const rcv_kernels rcv_cpu_add = {
+    .prepare = add_prepare,
+    .forward = add_forward,
+    .backward = add_backward,
+    .layout = rcv_cpu_layout_same,
+    .infer = add_infer,
+};
 const rcv_kernels rcv_cpu_mul = {.forward = mul_forward, .backward = mul_backward, .layout = rcv_cpu_layout_same};
 
 // ---------------------------------------------------------------- scale_add

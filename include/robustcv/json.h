@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "robustcv/buf.h"
+
 // --- reading ---
 typedef enum { RCV_JSON_NULL, RCV_JSON_BOOL, RCV_JSON_NUMBER, RCV_JSON_STRING, RCV_JSON_ARRAY, RCV_JSON_OBJECT } rcv_json_type;
 
@@ -35,8 +37,7 @@ const char *rcv_json_type_name(rcv_json_type t); // "null", "boolean", ...
 
 // --- writing ---
 typedef struct {
-    char *buf;
-    size_t len, cap;
+    rcv_buf out; // the text so far (out.data, out.len); no limit
     int depth;
     uint8_t first[64]; // per level: no element written yet
     int after_key;

@@ -136,17 +136,8 @@ const rcv_json_value *rcv_json_get(const rcv_json_value *v, const char *key) {
 
 // --- writing ---
 
-static void put(rcv_json_writer *w, const char *s, size_t n) {
-    if (w->len + n + 1 > w->cap) {
-        size_t cap = w->cap ? w->cap : 256;
-        while (cap < w->len + n + 1) cap *= 2;
-        w->buf = rcv_xrealloc(w->buf, cap);
-        w->cap = cap;
-    }
-    memcpy(w->buf + w->len, s, n);
-    w->len += n;
-    w->buf[w->len] = 0;
-}
+// The writer's buffer has no limit: what it holds is our own output, and rcv_buf fails only past a limit.
+static void put(rcv_json_writer *w, const char *s, size_t n) { (void)rcv_buf_append(&w->out, s, n); }
 
 static void puts_(rcv_json_writer *w, const char *s) { put(w, s, strlen(s)); }
 
@@ -166,10 +157,9 @@ static void before_value(rcv_json_writer *w) {
 }
 
 void rcv_json_writer_init(rcv_json_writer *w) { memset(w, 0, sizeof *w); }
-void rcv_json_writer_free(rcv_json_writer *w) { free(w->buf); memset(w, 0, sizeof *w); }
+void rcv_json_writer_free(rcv_json_writer *w) { rcv_buf_free(&w->out); memset(w, 0, sizeof *w); }
 void rcv_json_writer_reset(rcv_json_writer *w) {
-    w->len = 0;
-    if (w->buf) w->buf[0] = 0;
+    rcv_buf_clear(&w->out);
     w->depth = 0;
     w->after_key = 0;
 }
@@ -278,10 +268,10 @@ void rcv_json_bool(rcv_json_writer *w, int b) { before_value(w); puts_(w, b ? "t
 void rcv_json_null(rcv_json_writer *w) { before_value(w); puts_(w, "null"); }
 void rcv_json_raw(rcv_json_writer *w, const char *text) { before_value(w); puts_(w, text); }
 
-const char *rcv_json_text(const rcv_json_writer *w) { return w->buf ? w->buf : ""; }
+const char *rcv_json_text(const rcv_json_writer *w) { return w->out.data ? w->out.data : ""; }
 
 int rcv_json_append_line(const char *path, const rcv_json_writer *w) {
-    size_t n = w->len;
+    size_t n = w->out.len;
     char *line = rcv_xmalloc(n + 1);
     memcpy(line, rcv_json_text(w), n);
     line[n] = '\n';

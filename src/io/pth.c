@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "io/pickle.h"
+#include "robustcv/buf.h"
 #include "robustcv/error.h"
 #include "robustcv/fileio.h"
 #include "robustcv/zip.h"
@@ -110,22 +111,6 @@ static int pick_state_dict(const rcv_pk *root, const char *key, const char *wher
                     where, n_cand ? "several nested dicts of tensors" : "no nested dict of tensors", keys);
 }
 
-typedef struct {
-    uint8_t *b;
-    size_t n, cap, limit;
-} area;
-
-static uint8_t *area_grow(area *a, size_t n) {
-    if (n > a->limit - a->n) return NULL;
-    if (a->n + n > a->cap) {
-        a->cap = a->n + n > 2 * a->cap ? a->n + n : 2 * a->cap;
-        a->b = rcv_xrealloc(a->b, a->cap);
-    }
-    uint8_t *p = a->b + a->n;
-    a->n += n;
-    return p;
-}
-
 static void shape_str(char *b, size_t n, int ndim, const int64_t *v) {
     size_t k = (size_t)snprintf(b, n, "[");
     for (int i = 0; i < ndim && k < n; i++) k += (size_t)snprintf(b + k, n - k, "%s%lld", i ? ", " : "", (long long)v[i]);
@@ -202,7 +187,7 @@ static int cmp_name(const void *a, const void *b) {
 }
 
 // One tensor of the state dict into t (name set by the caller); in_area: its bytes are in a.
-static int add_tensor(ctx *c, const char *name, const rcv_pk *v, const uint8_t *buf, area *a, rcv_st_tensor *t,
+static int add_tensor(ctx *c, const char *name, const rcv_pk *v, const uint8_t *buf, rcv_buf *a, rcv_st_tensor *t,
                       int *in_area) {
     char sh[160], st[160];
     shape_str(sh, sizeof sh, v->ndim, v->size);
@@ -245,8 +230,8 @@ static int add_tensor(ctx *c, const char *name, const rcv_pk *v, const uint8_t *
         t->end = t->begin + t->numel * es;
         return 0;
     }
-    size_t at = a->n;
-    uint8_t *dst = area_grow(a, t->numel * es);
+    size_t at = a->len;
+    uint8_t *dst = rcv_buf_grow(a, t->numel * es);
     if (!dst)
         return rcv_fail("%s: tensor '%s': copies of strided views would exceed %zu bytes (twice the archive's data); "
                         "refusing",
@@ -283,7 +268,7 @@ static int load(rcv_safetensors *st, uint8_t *buf, size_t len, const char *path,
     }
     ctx c = {path, NULL, &z, rcv_xcalloc((size_t)z.n + 1, sizeof(uint8_t *)), rcv_xcalloc((size_t)z.n + 1, sizeof(uint8_t *))};
     rcv_pickle pk = {0};
-    area a = {NULL, 0, 0, 0};
+    rcv_buf a = {.what = "copies of strided views"}; // the area after the file's bytes; limit below
     rcv_st_tensor **sorted = NULL;
     int *in_area = NULL, rc = -1;
     char prefix[NAME_MAX_LEN] = "", where[NAME_MAX_LEN + 64];
@@ -383,13 +368,13 @@ static int load(rcv_safetensors *st, uint8_t *buf, size_t len, const char *path,
             }
     }
     // One buffer: the file's bytes, then the copies.
-    st->file = rcv_xrealloc(buf, len + a.n + 1);
+    st->file = rcv_xrealloc(buf, len + a.len + 1);
     buf = NULL;
-    if (a.n) memcpy(st->file + len, a.b, a.n);
-    st->file[len + a.n] = 0;
+    if (a.len) memcpy(st->file + len, a.data, a.len);
+    st->file[len + a.len] = 0;
     for (int i = 0; i < st->n; i++)
         if (in_area[i]) st->t[i].begin += len, st->t[i].end += len;
-    st->file_len = len + a.n;
+    st->file_len = len + a.len;
     st->data = st->file;
     st->data_len = st->file_len;
     st->path = rcv_xstrdup(path);
@@ -400,7 +385,7 @@ out:
     free(c.sowned);
     rcv_pickle_free(&pk);
     rcv_zip_close(&z);
-    free(a.b);
+    rcv_buf_free(&a);
     free(sorted);
     free(in_area);
     if (rc) {

@@ -429,15 +429,15 @@ int rcv_st_write(rcv_st_writer *w, const char *path) {
         rcv_json_end_object(&j);
     }
     rcv_json_end_object(&j);
-    while (j.len % 8) rcv_json_raw(&j, " "); // spaces after the closing brace are JSON whitespace
+    while (j.out.len % 8) rcv_json_raw(&j, " "); // spaces after the closing brace are JSON whitespace
     uint8_t len8[8];
-    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)j.len >> (8 * i));
+    for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)j.out.len >> (8 * i));
 
     rcv_atomic_file a;
     int rc = rcv_atomic_open(&a, path);
     if (!rc) {
         rc |= rcv_atomic_write(&a, len8, 8);
-        rc |= rcv_atomic_write(&a, j.buf, j.len);
+        rc |= rcv_atomic_write(&a, j.out.data, j.out.len);
         for (size_t sz = 8; sz >= 1 && !rc; sz /= 2)
             for (int i = 0; i < w->n && !rc; i++)
                 if (dt_sizes[w->e[i].dt] == sz) rc |= rcv_atomic_write(&a, w->e[i].data, w->e[i].bytes);

@@ -9,6 +9,7 @@
 #include <unistd.h>
 #include <string.h>
 
+#include "robustcv/buf.h"
 #include "robustcv/error.h"
 #include "serve/serve.h"
 
@@ -16,8 +17,7 @@ typedef struct {
     serve_state *s;
     struct MHD_Connection *conn;
     serve_pending *pend; // waiting for (or done with) a batcher job: the connection is suspended
-    char *buf;
-    size_t len, cap;
+    rcv_buf body; // limit: --max-request-mb
     int too_big, answered;
     unsigned long long declared; // Content-Length over the cap (0: none)
     double t0;
@@ -55,6 +55,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         x->t0 = serve_now();
         x->s = s;
         x->conn = c;
+        x->body.limit = s->cfg.max_request;
+        x->body.what = "the request body";
         *con_cls = x;
         // A declared length over the cap is refused without buffering anything: the body is read
         // and dropped, then answered 413 (answering before the body is read races the client's
@@ -71,21 +73,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         size_t n = *upload_size;
         *upload_size = 0;
         if (x->answered || x->too_big) return MHD_YES; // discard
-        if (x->len + n > s->cfg.max_request) {
+        if (rcv_buf_append(&x->body, upload, n)) { // past the cap: the rest is discarded, then 413
             x->too_big = 1;
-            free(x->buf);
-            x->buf = NULL;
-            x->len = 0;
-            return MHD_YES;
+            rcv_buf_free(&x->body);
         }
-        if (x->len + n + 1 > x->cap) {
-            size_t cap = x->cap ? x->cap : 16384;
-            while (cap < x->len + n + 1) cap *= 2;
-            x->buf = rcv_xrealloc(x->buf, cap);
-            x->cap = cap;
-        }
-        memcpy(x->buf + x->len, upload, n);
-        x->len += n;
         return MHD_YES;
     }
     serve_reply r;
@@ -105,7 +96,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         serve_reply_error(&r, 413, "the request body passed the cap of %zu bytes (--max-request-mb)", s->cfg.max_request);
     else {
         serve_wait wt = {wait_suspend, wait_resume, x};
-        serve_handle(s, method, url, x->buf ? x->buf : "", x->len, &wt, &r, &x->pend);
+        serve_handle(s, method, url, x->body.data ? x->body.data : "", x->body.len, &wt, &r, &x->pend);
         if (x->pend) return MHD_YES; // suspended until the batcher is done with its job
     }
     (void)version;
@@ -119,7 +110,7 @@ static void on_done(void *cls, struct MHD_Connection *c, void **con_cls, enum MH
             serve_pending_free(x->pend);
             __atomic_sub_fetch(&x->s->in_flight, 1, __ATOMIC_SEQ_CST);
         }
-        free(x->buf);
+        rcv_buf_free(&x->body);
         free(x);
         *con_cls = NULL;
     }

@@ -30,9 +30,9 @@
 static void reply_json(serve_reply *r, int status, rcv_json_writer *w) {
     r->status = status;
     r->type = "application/json";
-    r->len = w->len;
-    r->body = rcv_xmalloc(w->len + 1);
-    memcpy(r->body, rcv_json_text(w), w->len + 1);
+    r->len = w->out.len;
+    r->body = rcv_xmalloc(w->out.len + 1);
+    memcpy(r->body, rcv_json_text(w), w->out.len + 1);
     rcv_json_writer_free(w);
 }
 

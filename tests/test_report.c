@@ -76,6 +76,7 @@ static const char *RESULTS =
     "   \"corruptions\": {\"errors\": {\"gaussian_noise\": [0.2, 0.4], \"blur\": [0.5, 0.5]}},\n"
     "   \"fgsm\": [{\"eps\": 0.03, \"top1\": 0.6}]}\n"
     " ],\n"
+    " \"ensemble_members\": [0, 1],\n"
     " \"ensembles\": {\"space\": \"logits\", \"vote_ties\": \"lowest\", \"sets\": [\"clean\", \"denoised\"], \"rows\": [\n"
     "   {\"members\": [0], \"average\": {\"clean\": {\"top1\": 0.8, \"top5\": 0.99}, \"denoised\": {\"top1\": 0.75, \"top5\": 0.98}},"
     "    \"vote\": {\"clean\": {\"top1\": 0.8}, \"denoised\": {\"top1\": 0.75}}},\n"
@@ -178,9 +179,9 @@ int main(void) {
     // AutoAttack beside PGD, the ensemble's row, the warning; the leaderboard sorted by AutoAttack
     // accuracy with the card without it last; the certified curve drawn and tabulated.
     char *aa = section_of(html, "autoattack");
-    CHECK(aa && strstr(aa, "31.00%") && strstr(aa, "12.50%") && strstr(aa, "33.30%") && strstr(aa, "attacked as one") &&
-              strstr(aa, "Square lowered"),
-          "AutoAttack table");
+    CHECK(aa && strstr(aa, "31.00%") && strstr(aa, "12.50%") && strstr(aa, "33.30%") &&
+              strstr(aa, "ensemble of (1), (2) (attacked as one)") && strstr(aa, "Square lowered"),
+          "AutoAttack table, the ensemble's row named by ensemble_members");
     free(aa);
     char *lb = section_of(html, "leaderboard");
     const char *r1 = lb ? strstr(lb, "<td>robust</td>") : NULL, *r2 = lb ? strstr(lb, "<td>base</td>") : NULL,
@@ -237,6 +238,9 @@ int main(void) {
           "type error: %s", rcv_error());
     write_text(dir, "results.json", "{\"models\": 3}");
     CHECK(rcv_report_write(dir, NULL) == -1 && strstr(rcv_error(), "models"), "models not an array: %s", rcv_error());
+    write_text(dir, "results.json", "{\"models\": [{\"name\": \"x\"}], \"ensemble_members\": [0, 1]}");
+    CHECK(rcv_report_write(dir, NULL) == -1 && strstr(rcv_error(), "ensemble_members[1]: 1, expected a model index in 0..0"),
+          "ensemble member out of range: %s", rcv_error());
     write_text(dir, "results.json", "{\"models\": [");
     CHECK(rcv_report_write(dir, NULL) == -1 && strstr(rcv_error(), "results.json"), "truncated JSON: %s", rcv_error());
     html = slurp(dir, "report.html");

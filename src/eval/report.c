@@ -679,8 +679,32 @@ static void sec_autoattack(rep *r, const rcv_json_value *root) {
         snprintf(nm, sizeof nm, "(%d) %s", i + 1, mname(r, i));
         rows += aa_rows(r, mget(r, i, "autoattack", RCV_JSON_ARRAY), p, nm, &t, att, 4);
     }
-    rows += aa_rows(r, get(r, root, "", "ensemble_autoattack", RCV_JSON_ARRAY), "ensemble_autoattack",
-                    "ensemble of all (attacked as one)", &t, att, 4);
+    // The ensemble's members when results.json names them (robustcv run: not the models evaluated
+    // beside them), else all.
+    char ens[200] = "ensemble of all (attacked as one)";
+    const rcv_json_value *em = get(r, root, "", "ensemble_members", RCV_JSON_ARRAY);
+    if (em && em->n) {
+        int o = snprintf(ens, sizeof ens, "ensemble of ");
+        for (int k = 0; k < em->n && o < (int)sizeof ens - 40; k++) {
+            char p[48];
+            snprintf(p, sizeof p, "ensemble_members[%d]", k);
+            double v = em->items[k].num;
+            if (em->items[k].type != RCV_JSON_NUMBER) {
+                type_error(r, p, "number", &em->items[k]);
+                break;
+            }
+            if (!(v >= 0 && v < r->n_models && v == floor(v))) {
+                if (!r->failed)
+                    snprintf(r->err, sizeof r->err, "%s/results.json: %s: %g, expected a model index in 0..%d", r->dir,
+                             p, v, r->n_models - 1);
+                r->failed = 1;
+                break;
+            }
+            o += snprintf(ens + o, sizeof ens - (size_t)o, "%s(%d)", k ? ", " : "", (int)em->items[k].num + 1);
+        }
+        snprintf(ens + o, sizeof ens - (size_t)o, " (attacked as one)");
+    }
+    rows += aa_rows(r, get(r, root, "", "ensemble_autoattack", RCV_JSON_ARRAY), "ensemble_autoattack", ens, &t, att, 4);
     if (rows) t_emit(r, &t);
     else {
         t_free(&t);

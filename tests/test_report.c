@@ -88,7 +88,8 @@ static const char *RESULTS =
     " \"cards\": [{\"name\": \"base\", \"architecture\": \"smallcnn\", \"clean_acc\": \"81.00\", \"autoattack_acc\": \"12.50\",\n"
     "             \"threat_model\": \"Linf\", \"eps\": \"0.1\", \"number_forward_passes\": 1},\n"
     "            {\"name\": \"no-aa\", \"architecture\": \"x\", \"clean_acc\": \"99.00\", \"autoattack_acc\": null},\n"
-    "            {\"name\": \"robust\", \"architecture\": \"resnet18\", \"clean_acc\": \"90.00\", \"autoattack_acc\": \"47.25\",\n"
+    "            {\"name\": \"robust\", \"architecture\": \"resnet18\", \"recipe\": \"trades --ema 0.999\",\n"
+    "             \"clean_acc\": \"90.00\", \"autoattack_acc\": \"47.25\",\n"
     "             \"threat_model\": \"Linf\", \"eps\": \"8/255\", \"corruptions_mce\": \"63.33\", \"number_forward_passes\": 1}],\n"
     " \"certified\": [{\"name\": \"noise\", \"sigma\": 0.25, \"n\": 2000, \"alpha\": 0.001, \"images\": 100,\n"
     "                  \"radii\": [0, 0.25, 0.5], \"certified_accuracy\": [0.6, 0.45, 0.2]}],\n"
@@ -188,6 +189,9 @@ int main(void) {
                *r3 = lb ? strstr(lb, "<td>no-aa</td>") : NULL;
     CHECK(r1 && r2 && r3 && r1 < r2 && r2 < r3 && strstr(lb, "47.25%") && strstr(lb, "Linf 8/255"),
           "leaderboard sorted by AutoAttack accuracy");
+    CHECK(lb && strstr(lb, "<td>robust</td><td>resnet18</td><td>trades --ema 0.999</td>") &&
+              strstr(lb, "<td>base</td><td>smallcnn</td><td>-</td>"),
+          "leaderboard: the card's recipe, or - without one");
     free(lb);
     char *ce = section_of(html, "certified");
     CHECK(ce && strstr(ce, "r=0.25: 45.0%") && strstr(ce, "<img "), "certified curve and table");

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `robustcv run` end to end on the cpu, small (--quick, 1 epoch, the suite on the first 200 test
-# images, AutoAttack on 20, no certification), checked against what does not come from the run:
+# `robustcv run` end to end on the cpu, small (--quick, 1 epoch, the suite on the first 100 test
+# images, AutoAttack's APGD-CE alone on 20, no certification), checked against what does not come
+# from the run:
 #  - the timm model (TrivialAugment + CutMix + EMA, issue 20) is evaluated with its EMA weights:
 #    PyTorch on timm/ema.safetensors gives results.json's clean top-1 (within one image) and NLL
 #    (1e-4), and the raw last.safetensors does not (its NLL differs: the check can tell them apart);
@@ -23,10 +24,10 @@ if [ ! -f "$FM/t10k-images-idx3-ubyte.gz" ] && [ ! -f "$FM/t10k-images-idx3-ubyt
 fi
 T=$(mktemp -d /tmp/rcv_run.XXXXXX)
 trap 'rm -rf "$T"' EXIT
-N=200
+N=100
 AA=20
 R=$T/run
-"$BIN" run --quick --epochs 1 --limit $N --autoattack $AA --certify 0 --threads 2 --out "$R" >"$T/run.log" 2>&1 ||
+"$BIN" run --quick --epochs 1 --limit $N --autoattack $AA --aa-attacks apgd-ce --certify 0 --threads 2 --out "$R" >"$T/run.log" 2>&1 ||
   { tail -30 "$T/run.log"; echo "FAIL: robustcv run"; exit 1; }
 grep "^run: " "$T/run.log"
 "$BIN" evaluate "$R/timm/ema.safetensors" --limit $N --noise none --fgsm-eps none --pgd-eps none --symmetries 0 \
@@ -65,7 +66,8 @@ check(worst < 1e-9, f"corruption errors = robustcv evaluate of ema.safetensors (
 check(abs(t["clean"]["top1"] - ev["sets"]["clean"]["top1"]) < 1e-9, "clean top-1 = robustcv evaluate's")
 # Attacks: rows present and ordered.
 pgd, aa = t.get("pgd", []), t.get("autoattack", [])
-check(len(pgd) == 1 and len(aa) == 1 and aa[0]["images"] == n_aa, f"timm PGD and AutoAttack rows ({len(pgd)}, {len(aa)})")
+check(len(pgd) == 1 and len(aa) == 1 and aa[0]["images"] == n_aa and list(aa[0]["after"]) == ["apgd-ce"],
+      f"timm PGD and AutoAttack (--aa-attacks apgd-ce) rows ({len(pgd)}, {len(aa)})")
 if aa:
     check(aa[0]["autoattack"] <= aa[0]["pgd"] + 1e-9 and aa[0]["pgd"] <= aa[0]["clean"] + 1e-9,
           f"timm AutoAttack {aa[0]['autoattack']:.3f} <= PGD {aa[0]['pgd']:.3f} <= clean {aa[0]['clean']:.3f}")
@@ -134,14 +136,14 @@ MD=$R/report.md
 # the section between "## TITLE" and the next "## "
 sec() { awk -v h="$1" 'index($0, "## ") == 1 { on = index($0, h) > 0; next } on' "$MD"; }
 ok "report.md: timm in the models table with its recipe" "sec 'Models' | grep -q '| (4) | timm |.*--cutmix 1 --ema 0.999'"
-ok "report.md: timm in the leaderboard" "sec 'Leaderboard' | grep -q '| timm |'"
+ok "report.md: timm in the leaderboard with its recipe" "sec 'Leaderboard' | grep -q '| timm | smallcnn6 | standard --augment .*--cutmix 1'"
 ok "report.md: (4) in the corruption table" "sec 'corruption' | grep -q '(4) CE'"
 ok "report.md: timm in the AutoAttack table" "sec 'AutoAttack' | grep -q '| (4) timm |'"
 ok "report.md: the ensemble attacked as one is the members'" "sec 'AutoAttack' | grep -q '| ensemble of (1), (2), (3) (attacked as one) |'"
 ok "report.md: not in the ensembles table" "! sec 'Ensembles' | grep -q 'timm\|(4)'"
 
-# --no-timm: the same directory, nothing trained again, three models.
-"$BIN" run --quick --epochs 1 --limit $N --autoattack 0 --certify 0 --threads 2 --no-timm --out "$R" >"$T/run2.log" 2>&1 ||
+# --no-timm: the same directory, nothing trained again, three models (re-evaluated on 20 images).
+"$BIN" run --quick --epochs 1 --limit 20 --autoattack 0 --certify 0 --threads 2 --no-timm --out "$R" >"$T/run2.log" 2>&1 ||
   { tail -30 "$T/run2.log"; echo "FAIL: robustcv run --no-timm"; exit 1; }
 ok "--no-timm: nothing retrained" "! grep -q 'training model' '$T/run2.log'"
 ok "--no-timm: three models, three cards" "$PY -c \"import json,sys; r=json.load(open('$R/results.json')); sys.exit(not ([m['name'] for m in r['models']]==['standard','stability','fgsm'] and [c['name'] for c in r['cards']]==['standard','stability','fgsm']))\""

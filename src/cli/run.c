@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "robustcv/attack.h"
 #include "robustcv/augment.h"
 #include "robustcv/card.h"
 #include "robustcv/ensemble.h"
@@ -31,7 +32,7 @@ static double now_s(void) {
 }
 
 typedef struct {
-    char data[512], out[400], model[64], augment[256];
+    char data[512], out[400], model[64], augment[256], aa_attacks[64];
     int epochs, limit, subset, threads, quick, autoattack, certify;
     int timm; // train and evaluate the timm-recipe model (--no-timm: 0)
     rcv_precision precision;
@@ -111,6 +112,7 @@ int cli_run(int argc, char **argv) {
         {"quick", NULL, "a small version (subsets, 1 epoch, fewer attacks): the whole job in a few minutes", NULL},
         {"limit", "N", "test images the suite uses (default 2000; --quick 500)", NULL},
         {"autoattack", "N", "AutoAttack (and PGD beside it) on the first N of them (default 200; --quick 50; 0 = off)", NULL},
+        {"aa-attacks", "LIST", "AutoAttack's attacks (default apgd-ce,apgd-t,fab-t,square, the standard version)", NULL},
         {"certify", "N", "certify N of them with the noise-trained model (n 2000; default 100; --quick 20, n 500; 0 = off)", NULL},
         {"threads", "N", "threads (default: all cores)", NULL},
         {"seed", "N", "seed (default 0)", NULL},
@@ -141,6 +143,17 @@ int cli_run(int argc, char **argv) {
     if ((v = rcv_arg(opts, "out"))) snprintf(c.out, sizeof c.out, "%s", v);
     if ((v = rcv_arg(opts, "model"))) snprintf(c.model, sizeof c.model, "%s", v);
     if ((v = rcv_arg(opts, "augment"))) snprintf(c.augment, sizeof c.augment, "%s", v);
+    if ((v = rcv_arg(opts, "aa-attacks"))) {
+        rcv_autoattack_cfg ac;
+        rcv_autoattack_defaults(&ac, RCV_NORM_LINF);
+        ac.attacks = v;
+        if (strlen(v) >= sizeof c.aa_attacks || rcv_autoattack_check(&ac)) {
+            fprintf(stderr, "robustcv run: --aa-attacks '%s': %s\n", v,
+                    strlen(v) >= sizeof c.aa_attacks ? "too long" : rcv_error());
+            return 2;
+        }
+        snprintf(c.aa_attacks, sizeof c.aa_attacks, "%s", v);
+    }
     if ((v = rcv_arg(opts, "precision")) && rcv_precision_parse(v, &c.precision)) {
         fprintf(stderr, "robustcv run: %s\n", rcv_error());
         return 2;
@@ -520,6 +533,7 @@ static void run_suite_cfg(const rcv_run_cfg *c, rcv_suite_cfg *sc) {
         sc->fgsm_eps[1] = 0.1f, sc->pgd_eps[0] = 0.1f;
     }
     sc->autoattack = c->autoattack;
+    sc->aa_attacks = c->aa_attacks[0] ? c->aa_attacks : NULL;
     sc->aa_eps[0] = sc->pgd_eps[sc->n_pgd - 1], sc->n_aa = 1;
     sc->ensemble_models = N_MEMBERS; // not the timm model evaluated beside them
 }

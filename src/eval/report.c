@@ -740,10 +740,10 @@ static void sec_leaderboard(rep *r, const rcv_json_value *root) {
             order[b] = order[b - 1], order[b - 1] = tmp;
         }
     table t;
-    t_init(&t, 10);
-    const char *h[10] = {"Rank", "Model", "Architecture", "Clean", "AutoAttack", "PGD", "Threat model", "Corruptions",
-                         "mCE", "Forward passes"};
-    for (int c = 0; c < 10; c++) t_cell(&t, "%s", h[c]);
+    t_init(&t, 11);
+    const char *h[11] = {"Rank", "Model", "Architecture", "Recipe", "Clean", "AutoAttack", "PGD", "Threat model",
+                         "Corruptions", "mCE", "Forward passes"};
+    for (int c = 0; c < 11; c++) t_cell(&t, "%s", h[c]);
     for (int k = 0; k < n; k++) {
         const rcv_json_value *c = &cards->items[order[k]];
         char p[32];
@@ -755,6 +755,7 @@ static void sec_leaderboard(rep *r, const rcv_json_value *root) {
         t_cell(&t, "%d", k + 1);
         t_cell(&t, "%s", str(r, c, p, "name", "-"));
         t_cell(&t, "%s", str(r, c, p, "architecture", "-"));
+        t_cell(&t, "%s", str(r, c, p, "recipe", "-"));
         t_pct(&t, card_pct(c, "clean_acc"));
         t_pct(&t, card_pct(c, "autoattack_acc"));
         t_pct(&t, card_pct(c, "pgd_acc"));

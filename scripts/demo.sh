@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # make demo: the main job on the embedded default, Fashion-MNIST (Debian's dataset-fashion-mnist):
 # trains three models (standard with augmentation, stability training, FGSM adversarial
-# training), runs the robustness suite (AutoAttack beside PGD, for the ensemble too), evaluates
-# every ensemble, draws Grad-CAM maps, certifies a fourth, noise-trained model by randomized
-# smoothing and writes runs/demo/report.html and the model cards. QUICK=1 runs the few-minute version.
+# training) and, in no ensemble, one with timm's recipes (TrivialAugment, CutMix, EMA), runs the
+# robustness suite (AutoAttack beside PGD, for the ensemble too), evaluates every ensemble, draws
+# Grad-CAM maps, certifies a fifth, noise-trained model by randomized smoothing and writes
+# runs/demo/report.html and the model cards. QUICK=1 runs the few-minute version.
 set -euo pipefail
 BIN=${1:-build/robustcv}
 OUT=${OUT:-runs/demo}

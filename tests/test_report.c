@@ -76,6 +76,7 @@ static const char *RESULTS =
     "   \"corruptions\": {\"errors\": {\"gaussian_noise\": [0.2, 0.4], \"blur\": [0.5, 0.5]}},\n"
     "   \"fgsm\": [{\"eps\": 0.03, \"top1\": 0.6}]}\n"
     " ],\n"
+    " \"ensemble_members\": [0, 1],\n"
     " \"ensembles\": {\"space\": \"logits\", \"vote_ties\": \"lowest\", \"sets\": [\"clean\", \"denoised\"], \"rows\": [\n"
     "   {\"members\": [0], \"average\": {\"clean\": {\"top1\": 0.8, \"top5\": 0.99}, \"denoised\": {\"top1\": 0.75, \"top5\": 0.98}},"
     "    \"vote\": {\"clean\": {\"top1\": 0.8}, \"denoised\": {\"top1\": 0.75}}},\n"
@@ -87,7 +88,8 @@ static const char *RESULTS =
     " \"cards\": [{\"name\": \"base\", \"architecture\": \"smallcnn\", \"clean_acc\": \"81.00\", \"autoattack_acc\": \"12.50\",\n"
     "             \"threat_model\": \"Linf\", \"eps\": \"0.1\", \"number_forward_passes\": 1},\n"
     "            {\"name\": \"no-aa\", \"architecture\": \"x\", \"clean_acc\": \"99.00\", \"autoattack_acc\": null},\n"
-    "            {\"name\": \"robust\", \"architecture\": \"resnet18\", \"clean_acc\": \"90.00\", \"autoattack_acc\": \"47.25\",\n"
+    "            {\"name\": \"robust\", \"architecture\": \"resnet18\", \"recipe\": \"trades --ema 0.999\",\n"
+    "             \"clean_acc\": \"90.00\", \"autoattack_acc\": \"47.25\",\n"
     "             \"threat_model\": \"Linf\", \"eps\": \"8/255\", \"corruptions_mce\": \"63.33\", \"number_forward_passes\": 1}],\n"
     " \"certified\": [{\"name\": \"noise\", \"sigma\": 0.25, \"n\": 2000, \"alpha\": 0.001, \"images\": 100,\n"
     "                  \"radii\": [0, 0.25, 0.5], \"certified_accuracy\": [0.6, 0.45, 0.2]}],\n"
@@ -178,15 +180,18 @@ int main(void) {
     // AutoAttack beside PGD, the ensemble's row, the warning; the leaderboard sorted by AutoAttack
     // accuracy with the card without it last; the certified curve drawn and tabulated.
     char *aa = section_of(html, "autoattack");
-    CHECK(aa && strstr(aa, "31.00%") && strstr(aa, "12.50%") && strstr(aa, "33.30%") && strstr(aa, "attacked as one") &&
-              strstr(aa, "Square lowered"),
-          "AutoAttack table");
+    CHECK(aa && strstr(aa, "31.00%") && strstr(aa, "12.50%") && strstr(aa, "33.30%") &&
+              strstr(aa, "ensemble of (1), (2) (attacked as one)") && strstr(aa, "Square lowered"),
+          "AutoAttack table, the ensemble's row named by ensemble_members");
     free(aa);
     char *lb = section_of(html, "leaderboard");
     const char *r1 = lb ? strstr(lb, "<td>robust</td>") : NULL, *r2 = lb ? strstr(lb, "<td>base</td>") : NULL,
                *r3 = lb ? strstr(lb, "<td>no-aa</td>") : NULL;
     CHECK(r1 && r2 && r3 && r1 < r2 && r2 < r3 && strstr(lb, "47.25%") && strstr(lb, "Linf 8/255"),
           "leaderboard sorted by AutoAttack accuracy");
+    CHECK(lb && strstr(lb, "<td>robust</td><td>resnet18</td><td>trades --ema 0.999</td>") &&
+              strstr(lb, "<td>base</td><td>smallcnn</td><td>-</td>"),
+          "leaderboard: the card's recipe, or - without one");
     free(lb);
     char *ce = section_of(html, "certified");
     CHECK(ce && strstr(ce, "r=0.25: 45.0%") && strstr(ce, "<img "), "certified curve and table");
@@ -237,6 +242,9 @@ int main(void) {
           "type error: %s", rcv_error());
     write_text(dir, "results.json", "{\"models\": 3}");
     CHECK(rcv_report_write(dir, NULL) == -1 && strstr(rcv_error(), "models"), "models not an array: %s", rcv_error());
+    write_text(dir, "results.json", "{\"models\": [{\"name\": \"x\"}], \"ensemble_members\": [0, 1]}");
+    CHECK(rcv_report_write(dir, NULL) == -1 && strstr(rcv_error(), "ensemble_members[1]: 1, expected a model index in 0..0"),
+          "ensemble member out of range: %s", rcv_error());
     write_text(dir, "results.json", "{\"models\": [");
     CHECK(rcv_report_write(dir, NULL) == -1 && strstr(rcv_error(), "results.json"), "truncated JSON: %s", rcv_error());
     html = slurp(dir, "report.html");

@@ -348,6 +348,8 @@ typedef struct {
     int verbose;            // a line per attack on stderr
 } rcv_autoattack_cfg;
 void rcv_autoattack_defaults(rcv_autoattack_cfg *c, rcv_norm norm);
+// c->attacks names known attacks (at most RCV_AA_MAX_ATTACKS): 0, or -1 with rcv_autoattack's message.
+int rcv_autoattack_check(const rcv_autoattack_cfg *c);
 typedef struct {
     int n, n_attacks;
     long clean;                                   // correctly classified before any attack

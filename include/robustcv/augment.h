@@ -18,6 +18,9 @@ typedef struct rcv_augment rcv_augment;
 // between transforms, colon between key=value parameters) or a preset name (see
 // rcv_augment_help). -1 with a message naming the bad token and listing valid names or keys.
 int rcv_augment_parse(rcv_augment **a, const char *spec);
+// The pipeline a preset name stands for ("none" -> ""), or spec itself when it names none: what
+// a caller appends transforms to ("seed-fe" + ",trivialaugment" would not parse).
+const char *rcv_augment_preset(const char *spec);
 void rcv_augment_free(rcv_augment *a);
 // One sample, in place; output has the same h, w, c. boxes: n_boxes x (x0, y0, x1, y1) in pixels,
 // moved with the geometric transforms (may be NULL). Reentrant: threads pass their own rng.

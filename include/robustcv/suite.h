@@ -38,6 +38,8 @@ typedef struct {
     float aa_eps[RCV_SUITE_MAX_EPS];      // default: the PGD eps list
     int n_aa;
     int aa_ensemble;  // the models also attacked as one ensemble (log mean softmax) when 2+ (default 1)
+    int ensemble_models; // that ensemble is models[0, N) (run: the members, not the models evaluated
+                         // beside them); 0 = all (default)
     const char *aa_attacks; // NULL: AutoAttack standard's four (attack.h's rcv_autoattack_cfg.attacks)
     uint64_t seed;
     int verbose;      // progress lines on stderr
@@ -72,6 +74,7 @@ typedef struct {
     double *uap_top1;           // (n_models) top-1 under it
     double uap_eps;             // its L-inf bound xi
     int n_aa, aa_ensemble;      // AutoAttack rows: eps values; whether row n_models (the ensemble) exists
+    int n_ensemble;             // the ensemble's models: models[0, n_ensemble) (cfg ensemble_models)
     rcv_aa_row *aa;             // [(model, or n_models for the ensemble) * n_aa + eps], NULL when off
 } rcv_suite_result;
 

@@ -319,11 +319,16 @@ static int parse_transform(char *tok, aug_op *op) {
     return check_op(op);
 }
 
+const char *rcv_augment_preset(const char *spec) {
+    if (!spec) return "";
+    for (size_t i = 0; i < N_PRESETS; i++)
+        if (!strcmp(spec, presets[i].name)) return presets[i].spec;
+    return spec;
+}
+
 int rcv_augment_parse(rcv_augment **out, const char *spec) {
     *out = NULL;
-    if (!spec) spec = "";
-    for (size_t i = 0; i < N_PRESETS; i++)
-        if (!strcmp(spec, presets[i].name)) spec = presets[i].spec;
+    spec = rcv_augment_preset(spec);
     char *buf = rcv_xstrdup(spec);
     rcv_augment *a = rcv_xcalloc(1, sizeof *a);
     int cap = 1;

@@ -1,7 +1,8 @@
 // robustcv run: the main job. Trains three diverse models (standard with augmentation,
-// stability training, FGSM adversarial training), runs the robustness suite on each (with
-// AutoAttack beside PGD, for the ensemble attacked as one model too), evaluates every ensemble
-// subset, draws class activation maps, certifies a fourth, Gaussian-noise-trained model by
+// stability training, FGSM adversarial training) and, beside them, a model with timm's recipes
+// (TrivialAugment, CutMix, an EMA of the weights), runs the robustness suite on each (with
+// AutoAttack beside PGD, for the ensemble of the three attacked as one model too), evaluates every
+// ensemble subset, draws class activation maps, certifies a fifth, Gaussian-noise-trained model by
 // randomized smoothing, writes model cards and the report.
 // Every stage writes into OUT and is resumable: a model whose training finished is not
 // trained again (its checkpoint's epoch count is checked), so a killed run picks up.
@@ -14,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli/cli.h"
+#include "robustcv/attack.h"
 #include "robustcv/augment.h"
 #include "robustcv/card.h"
 #include "robustcv/ensemble.h"
@@ -30,8 +32,9 @@ static double now_s(void) {
 }
 
 typedef struct {
-    char data[512], out[400], model[64], augment[256];
+    char data[512], out[400], model[64], augment[256], aa_attacks[64];
     int epochs, limit, subset, threads, quick, autoattack, certify;
+    int timm; // train and evaluate the timm-recipe model (--no-timm: 0)
     rcv_precision precision;
     uint64_t seed;
     rcv_backend backend; // --device: every member's training, the suite, Grad-CAM and certify
@@ -41,35 +44,75 @@ typedef struct {
 static void rcv_run_defaults(rcv_run_cfg *c, int quick);
 static int rcv_run(const rcv_run_cfg *c);
 
-// The three members: name, recipe, augmentation spec. Diversity comes from the objective.
-// Epochs: the robust recipes cost 2-2.5 standard steps each, so within the demo's 30 minutes
-// the standard member gets twice theirs.
+// The trained models: name, recipe, epochs, seed offset. The first three are the ensemble's
+// members; diversity comes from the objective. Epochs: the robust recipes cost 2-2.5 standard
+// steps each, so within the demo's 30 minutes the standard member gets twice theirs.
 static const struct {
     const char *name;
     rcv_recipe_kind recipe;
-    int epochs, quick_epochs;
+    int epochs, quick_epochs, seed;
 } members[] = {
-    {"standard", RCV_RECIPE_STANDARD, 15, 2},
-    {"stability", RCV_RECIPE_STABILITY, 10, 2},
-    {"fgsm", RCV_RECIPE_FGSM, 10, 2},
+    {"standard", RCV_RECIPE_STANDARD, 15, 2, 0},
+    {"stability", RCV_RECIPE_STABILITY, 10, 2, 1},
+    {"fgsm", RCV_RECIPE_FGSM, 10, 2, 2},
+    // Not an ensemble member: the standard recipe with timm's additions (TIMM_* below), evaluated
+    // with its EMA weights beside the members, so the report shows what they buy. Seed offset 4:
+    // the noise model keeps its 3 from before this model existed.
+    {"timm", RCV_RECIPE_STANDARD, 15, 2, 4},
     // Not an ensemble member: the base classifier of the smoothed one the run certifies
     // (Cohen et al.'s Gaussian-noise training, sigma 0.25 pixels).
-    {"noise", RCV_RECIPE_NOISE, 5, 1},
+    {"noise", RCV_RECIPE_NOISE, 5, 1, 3},
 };
-#define N_MEMBERS 3 // the ensemble's; members[N_MEMBERS] is the noise-trained model
-#define N_TRAINED 4
+#define N_MEMBERS 3 // the ensemble's: members[0, N_MEMBERS)
+#define TIMM 3      // members[TIMM]: evaluated beside the members (run->timm), in no ensemble
+#define NOISE 4     // members[NOISE]: certified only (run->certify > 0)
+#define N_TRAINED 5
+// timm's recipe on top of the standard member's: TrivialAugmentWide after the run's --augment,
+// CutMix (timm's cutmix 1.0, mix_prob 1, batch mode) and an EMA of the weights with timm
+// ModelEmaV3's warm-up; evaluated with the EMA (ema.safetensors).
+#define TIMM_CUTMIX 1.0f
+#define TIMM_EMA 0.999f
+
+// The timm model's --augment: the run's (a preset expanded) then trivialaugment, into buf
+// (sizeof rcv_train_cfg.augment). -1 with a message when it does not fit.
+static int timm_augment(const rcv_run_cfg *c, char *buf, size_t n) {
+    const char *base = rcv_augment_preset(c->augment);
+    if ((size_t)snprintf(buf, n, "%s%strivialaugment", base, *base ? "," : "") >= n)
+        return rcv_fail("--augment '%s': too long to add ',trivialaugment' for the timm model (at most %zu characters "
+                        "with it; --no-timm skips that model)", c->augment, n - 1);
+    return 0;
+}
+
+// The recipe column of the report and the cards: the recipe's name, the timm model's flags.
+static const char *recipe_label(const rcv_run_cfg *c, int i, char *buf, size_t n) {
+    if (i != TIMM) return rcv_recipe_name(members[i].recipe);
+    char aug[sizeof ((rcv_train_cfg *)0)->augment];
+    timm_augment(c, aug, sizeof aug); // checked by cli_run
+    snprintf(buf, n, "standard --augment %s --cutmix %g --ema %g --ema-warmup (evaluated: EMA weights)", aug,
+             TIMM_CUTMIX, TIMM_EMA);
+    return buf;
+}
+
+// The checkpoint a model is evaluated with, in OUT/<name>/: the timm model's EMA of its weights.
+static const char *eval_file(int i) { return i == TIMM ? "ema.safetensors" : "last.safetensors"; }
 
 int cli_run(int argc, char **argv) {
     rcv_opt opts[] = {
         {"data", "SPEC", "data (default fashion-mnist)", NULL},
         {"out", "DIR", "run directory (default runs/main)", NULL},
-        {"model", "NAME", "model of the three members (default smallcnn6)", NULL},
-        {"epochs", "N", "epochs of every member (default: standard 15, stability 10, fgsm 10; --quick 2)", NULL},
+        {"model", "NAME", "model of every trained model (default smallcnn6)", NULL},
+        {"epochs", "N", "epochs of every model (default: standard 15, stability 10, fgsm 10, timm 15, noise 5; "
+                        "--quick 2, noise 1)", NULL},
         {"precision", "P", "fp32 or bf16 (default bf16 where the CPU has it, else fp32)", NULL},
-        {"augment", "SPEC", "augmentation of the standard member (default hflip:p=0.5,crop:pad=2)", NULL},
+        {"augment", "SPEC", "augmentation of the standard member, the noise and the timm models (default "
+                            "hflip:p=0.5,crop:pad=2)", NULL},
+        {"no-timm", NULL, "skip the model trained beside the members with timm's recipes (standard, --augment "
+                          "SPEC,trivialaugment --cutmix 1 --ema 0.999 --ema-warmup; evaluated with its EMA weights "
+                          "like a member, in no ensemble; cpu only: --device cuda skips it). Default: trained", NULL},
         {"quick", NULL, "a small version (subsets, 1 epoch, fewer attacks): the whole job in a few minutes", NULL},
         {"limit", "N", "test images the suite uses (default 2000; --quick 500)", NULL},
         {"autoattack", "N", "AutoAttack (and PGD beside it) on the first N of them (default 200; --quick 50; 0 = off)", NULL},
+        {"aa-attacks", "LIST", "AutoAttack's attacks (default apgd-ce,apgd-t,fab-t,square, the standard version)", NULL},
         {"certify", "N", "certify N of them with the noise-trained model (n 2000; default 100; --quick 20, n 500; 0 = off)", NULL},
         {"threads", "N", "threads (default: all cores)", NULL},
         {"seed", "N", "seed (default 0)", NULL},
@@ -100,9 +143,41 @@ int cli_run(int argc, char **argv) {
     if ((v = rcv_arg(opts, "out"))) snprintf(c.out, sizeof c.out, "%s", v);
     if ((v = rcv_arg(opts, "model"))) snprintf(c.model, sizeof c.model, "%s", v);
     if ((v = rcv_arg(opts, "augment"))) snprintf(c.augment, sizeof c.augment, "%s", v);
+    if ((v = rcv_arg(opts, "aa-attacks"))) {
+        rcv_autoattack_cfg ac;
+        rcv_autoattack_defaults(&ac, RCV_NORM_LINF);
+        ac.attacks = v;
+        if (strlen(v) >= sizeof c.aa_attacks || rcv_autoattack_check(&ac)) {
+            fprintf(stderr, "robustcv run: --aa-attacks '%s': %s\n", v,
+                    strlen(v) >= sizeof c.aa_attacks ? "too long" : rcv_error());
+            return 2;
+        }
+        snprintf(c.aa_attacks, sizeof c.aa_attacks, "%s", v);
+    }
     if ((v = rcv_arg(opts, "precision")) && rcv_precision_parse(v, &c.precision)) {
         fprintf(stderr, "robustcv run: %s\n", rcv_error());
         return 2;
+    }
+    c.timm = rcv_arg(opts, "no-timm") == NULL;
+    if (c.timm && c.backend == RCV_BACKEND_CUDA) {
+        fprintf(stderr, "run: no timm model with --device cuda: --cutmix and --ema train on the cpu backend only "
+                        "(--device cpu trains it; --no-timm silences this)\n");
+        c.timm = 0;
+    }
+    // Every augmentation spec now, not after the members before it have trained.
+    char timm_aug[sizeof ((rcv_train_cfg *)0)->augment];
+    if (c.timm && timm_augment(&c, timm_aug, sizeof timm_aug)) {
+        fprintf(stderr, "robustcv run: %s\n", rcv_error());
+        return 2;
+    }
+    const char *specs[2] = {c.augment, timm_aug};
+    for (int k = 0; k < 1 + c.timm; k++) {
+        rcv_augment *a;
+        if (rcv_augment_parse(&a, specs[k])) {
+            fprintf(stderr, "robustcv run: --augment '%s'%s: %s\n", c.augment, k ? " (the timm model's)" : "", rcv_error());
+            return 2;
+        }
+        rcv_augment_free(a);
     }
     if (c.threads > 0) omp_set_num_threads(c.threads);
     if (rcv_run(&c)) {
@@ -115,6 +190,7 @@ int cli_run(int argc, char **argv) {
 static void rcv_run_defaults(rcv_run_cfg *c, int quick) {
     memset(c, 0, sizeof *c);
     c->quick = quick;
+    c->timm = 1;
     snprintf(c->data, sizeof c->data, "fashion-mnist");
     snprintf(c->out, sizeof c->out, "runs/main");
     snprintf(c->model, sizeof c->model, "smallcnn6");
@@ -135,9 +211,9 @@ static int train_member(const rcv_run_cfg *c, int i, char *ckpt, size_t ckpt_len
     snprintf(t.model, sizeof t.model, "%s", c->model);
     snprintf(t.data, sizeof t.data, "%s", c->data);
     snprintf(t.out_dir, sizeof t.out_dir, "%s/%s", c->out, members[i].name);
-    snprintf(ckpt, ckpt_len, "%s/last.safetensors", t.out_dir);
+    snprintf(ckpt, ckpt_len, "%s/%s", t.out_dir, eval_file(i));
     t.epochs = c->epochs > 0 ? c->epochs : c->quick ? members[i].quick_epochs : members[i].epochs;
-    t.seed = c->seed + (uint64_t)i;
+    t.seed = c->seed + (uint64_t)members[i].seed;
     t.subset = c->subset;
     t.resume = 1; // a finished member is skipped below; a killed one continues
     t.precision = c->precision;
@@ -148,20 +224,29 @@ static int train_member(const rcv_run_cfg *c, int i, char *ckpt, size_t ckpt_len
     // members lost clean accuracy here (smallcnn: stability 92.5 -> 91.6%, FGSM 89.1 -> 87.5%, 10 epochs).
     if (members[i].recipe == RCV_RECIPE_STANDARD || members[i].recipe == RCV_RECIPE_NOISE)
         snprintf(t.augment, sizeof t.augment, "%s", c->augment);
+    if (i == TIMM) {
+        if (timm_augment(c, t.augment, sizeof t.augment)) return -1;
+        t.mix.cutmix_alpha = TIMM_CUTMIX;
+        t.ema.decay = TIMM_EMA, t.ema.warmup = 1;
+    }
     rcv_ckpt_info info = {0};
     rcv_model m = {0};
-    // Done already? (same epochs: a re-run of a finished job only re-evaluates)
-    if (access(ckpt, R_OK) == 0 && rcv_ckpt_load_model(ckpt, &m, &info) == 0) {
+    // Done already? (same epochs: a re-run of a finished job only re-evaluates; the timm model's
+    // EMA is written before last.safetensors each epoch)
+    char last[700];
+    snprintf(last, sizeof last, "%s/last.safetensors", t.out_dir);
+    if (access(last, R_OK) == 0 && rcv_ckpt_load_model(last, &m, &info) == 0) {
         int done = info.epoch >= t.epochs;
         rcv_model_free(&m);
         rcv_ckpt_info_free(&info);
         if (done) {
-            fprintf(stderr, "run: %s already trained (%s)\n", members[i].name, ckpt);
+            fprintf(stderr, "run: %s already trained (%s)\n", members[i].name, last);
             return 0;
         }
     }
+    char label[600];
     fprintf(stderr, "run: training model %d/%d '%s' (%s, recipe %s, %d epochs)\n", i + 1, N_TRAINED, members[i].name,
-            c->model, rcv_recipe_name(members[i].recipe), t.epochs);
+            c->model, recipe_label(c, i, label, sizeof label), t.epochs);
     return rcv_train_run(&t);
 }
 
@@ -183,8 +268,8 @@ static void member_json(rcv_json_writer *w, const rcv_run_cfg *c, int i, const c
     rcv_json_key(w, "arch");
     rcv_json_string(w, c->model);
     rcv_json_key(w, "recipe");
-    rcv_json_string(w, rcv_recipe_name(members[i].recipe));
-    snprintf(buf, sizeof buf, "%s/last.safetensors", names[i]);
+    rcv_json_string(w, recipe_label(c, i, buf, sizeof buf));
+    snprintf(buf, sizeof buf, "%s/%s", names[i], eval_file(i));
     rcv_json_key(w, "checkpoint");
     rcv_json_string(w, buf);
     snprintf(buf, sizeof buf, "%s/metrics.jsonl", names[i]);
@@ -346,24 +431,25 @@ static int ensembles_json(rcv_json_writer *w, rcv_model *const *mp, const rcv_da
     return bad ? -1 : 0;
 }
 
-// The members' AutoAttack rows (and the ensemble's) as "ensemble_autoattack" and model cards:
-// OUT/<member>/card.json and the "cards" list the report's leaderboard reads.
+// The ensemble's AutoAttack rows as "ensemble_autoattack" and model cards: OUT/<model>/card.json
+// for every evaluated model (the members, the timm model) and the "cards" list the report's
+// leaderboard reads, the ensemble's last.
 static int cards_json(rcv_json_writer *w, const rcv_run_cfg *c, const char *const *names, const rcv_suite_result *r) {
-    if (r->aa && r->aa_ensemble) rcv_json_key(w, "ensemble_autoattack"), cli_aa_json(w, r, r->n_models);
+    int ens_row = r->aa && r->aa_ensemble;
+    if (ens_row) rcv_json_key(w, "ensemble_autoattack"), cli_aa_json(w, r, r->n_models);
     rcv_json_key(w, "cards");
     rcv_json_begin_array(w);
-    for (int i = 0; i <= N_MEMBERS; i++) {
-        if (i == N_MEMBERS && !(r->aa && r->aa_ensemble)) break;
-        char ck[700], path[760], ens[64];
-        snprintf(ck, sizeof ck, "%s/%s/last.safetensors", c->out, i < N_MEMBERS ? names[i] : "");
-        snprintf(ens, sizeof ens, "ensemble of the %d members", N_MEMBERS);
+    for (int i = 0; i < r->n_models + ens_row; i++) {
+        int ens = i == r->n_models;
+        char ck[700], path[760], ens_name[64], label[600];
+        snprintf(ck, sizeof ck, "%s/%s/%s", c->out, ens ? "" : names[i], eval_file(i));
+        snprintf(ens_name, sizeof ens_name, "ensemble of the %d members", r->n_ensemble);
         rcv_card card;
-        rcv_card_from_suite(&card, r, i, 0, i < N_MEMBERS ? names[i] : ens, c->model, c->data,
-                            i < N_MEMBERS ? ck : NULL);
-        card.recipe = i < N_MEMBERS ? rcv_recipe_name(members[i].recipe) : "probability averaging";
+        rcv_card_from_suite(&card, r, i, 0, ens ? ens_name : names[i], c->model, c->data, ens ? NULL : ck);
+        card.recipe = ens ? "probability averaging" : recipe_label(c, i, label, sizeof label);
         card.mce_baseline = names[0];
         rcv_card_json(w, &card);
-        if (i < N_MEMBERS) {
+        if (!ens) {
             snprintf(path, sizeof path, "%s/%s/card.json", c->out, names[i]);
             if (rcv_card_write(path, &card)) return -1;
         }
@@ -372,14 +458,16 @@ static int cards_json(rcv_json_writer *w, const rcv_run_cfg *c, const char *cons
     return 0;
 }
 
-// Class activation maps of each member (Figure 7): `robustcv explain` on the first test images.
-static int cams_json(rcv_json_writer *w, const rcv_run_cfg *c, const char *const *names, char ckpt[][700]) {
+// Class activation maps of each evaluated model (Figure 7): `robustcv explain` on the first test
+// images.
+static int cams_json(rcv_json_writer *w, const rcv_run_cfg *c, int n_models, const char *const *names,
+                     char ckpt[][700]) {
     rcv_json_key(w, "cams");
     rcv_json_begin_array(w);
     char cams[700];
     snprintf(cams, sizeof cams, "%s/cams", c->out);
     if (rcv_mkdir_p(cams)) return -1;
-    for (int i = 0; i < N_MEMBERS; i++) {
+    for (int i = 0; i < n_models; i++) {
         char dir[700], lim[16];
         snprintf(dir, sizeof dir, "%s/cams/%s", c->out, names[i]);
         snprintf(lim, sizeof lim, "%d", c->quick ? 4 : 6);
@@ -407,8 +495,8 @@ static int certified_json(rcv_json_writer *w, const rcv_run_cfg *c, const char *
     rcv_json_begin_array(w);
     if (c->certify > 0) {
         char tsv[760], js[760], n[16], lim[16], skip[16], sg[32];
-        snprintf(tsv, sizeof tsv, "%s/%s/certify.tsv", c->out, members[N_MEMBERS].name);
-        snprintf(js, sizeof js, "%s/%s/certify.json", c->out, members[N_MEMBERS].name);
+        snprintf(tsv, sizeof tsv, "%s/%s/certify.tsv", c->out, members[NOISE].name);
+        snprintf(js, sizeof js, "%s/%s/certify.json", c->out, members[NOISE].name);
         snprintf(n, sizeof n, "%d", c->quick ? 500 : 2000);
         int pool = c->limit > 0 ? c->limit : 10000; // --limit 0: the whole test split
         snprintf(lim, sizeof lim, "%d", pool);
@@ -445,28 +533,71 @@ static void run_suite_cfg(const rcv_run_cfg *c, rcv_suite_cfg *sc) {
         sc->fgsm_eps[1] = 0.1f, sc->pgd_eps[0] = 0.1f;
     }
     sc->autoattack = c->autoattack;
+    sc->aa_attacks = c->aa_attacks[0] ? c->aa_attacks : NULL;
     sc->aa_eps[0] = sc->pgd_eps[sc->n_pgd - 1], sc->n_aa = 1;
+    sc->ensemble_models = N_MEMBERS; // not the timm model evaluated beside them
 }
+
+// Stage 1: trains every model the run needs (a finished one is skipped); ckpt[i] receives the
+// checkpoint model i is evaluated with.
+static int train_all(const rcv_run_cfg *c, char ckpt[][700]) {
+    for (int i = 0; i < N_TRAINED; i++) {
+        if ((i == TIMM && !c->timm) || (i == NOISE && c->certify <= 0)) continue;
+        if (train_member(c, i, ckpt[i], sizeof ckpt[i])) return rcv_fail_ctx("run: member '%s': ", members[i].name);
+    }
+    return 0;
+}
+
+// Stage 3: results.json (docs/report.md) from the suite's result r over the models mp (the
+// members, then the timm model) and the sections that run their own commands.
+static int results_json(rcv_json_writer *w, const rcv_run_cfg *c, const char *const *names, char ckpt[][700],
+                        rcv_model *const *mp, const rcv_dataset *d, const rcv_suite_result *r, double t_train,
+                        double t_eval) {
+    rcv_json_begin_object(w);
+    rcv_json_key(w, "title");
+    rcv_json_string(w, "robustcv run");
+    rcv_json_key(w, "dataset");
+    rcv_json_string(w, c->data);
+    rcv_json_key(w, "corruption_baseline");
+    rcv_json_string(w, names[0]);
+    rcv_json_key(w, "train_seconds");
+    rcv_json_number(w, t_train);
+    rcv_json_key(w, "eval_seconds");
+    rcv_json_number(w, t_eval);
+    rcv_json_key(w, "models");
+    rcv_json_begin_array(w);
+    for (int i = 0; i < r->n_models; i++) member_json(w, c, i, names, r);
+    rcv_json_end_array(w);
+    rcv_json_key(w, "ensemble_members"); // models[0, N_MEMBERS): the timm model is in no ensemble
+    rcv_json_begin_array(w);
+    for (int i = 0; i < r->n_ensemble; i++) rcv_json_int(w, i);
+    rcv_json_end_array(w);
+    if (ensembles_json(w, mp, d, r) || cards_json(w, c, names, r) || cams_json(w, c, r->n_models, names, ckpt) ||
+        certified_json(w, c, ckpt[NOISE]))
+        return -1;
+    rcv_json_end_object(w);
+    return 0;
+}
+
+_Static_assert(TIMM == N_MEMBERS, "the suite's models are the members, then the timm model: models[i] is members[i]");
 
 static int rcv_run(const rcv_run_cfg *c) {
     double t0 = now_s();
     char ckpt[N_TRAINED][700];
     const char *names[N_TRAINED];
-    if (rcv_mkdir_p(c->out)) return -1;
-    for (int i = 0; i < N_TRAINED; i++) {
-        names[i] = members[i].name;
-        if (i == N_MEMBERS && c->certify <= 0) break;
-        if (train_member(c, i, ckpt[i], sizeof ckpt[i])) return rcv_fail_ctx("run: member '%s': ", members[i].name);
-    }
+    for (int i = 0; i < N_TRAINED; i++) names[i] = members[i].name;
+    if (rcv_mkdir_p(c->out) || train_all(c, ckpt)) return -1;
     double t_train = now_s() - t0;
-    rcv_model models[N_MEMBERS] = {{0}};
-    rcv_model *mp[N_MEMBERS];
+    // Stage 2: the suite on the members and the timm model; the ensemble is the members alone.
+    int n_eval = N_MEMBERS + (c->timm ? 1 : 0);
+    rcv_model models[N_MEMBERS + 1] = {{0}};
+    rcv_model *mp[N_MEMBERS + 1];
     rcv_dataset d = {0};
     rcv_suite_result r = {0};
     rcv_json_writer w;
     rcv_json_writer_init(&w);
     int rc = -1;
-    for (int i = 0; i < N_MEMBERS; i++) {
+    for (int i = 0; i < n_eval; i++) {
         if (rcv_ckpt_load_model(ckpt[i], &models[i], NULL)) goto out;
         mp[i] = &models[i];
     }
@@ -475,29 +606,10 @@ static int rcv_run(const rcv_run_cfg *c) {
     run_suite_cfg(c, &sc);
     fprintf(stderr, "run: evaluating the suite on %d test images (AutoAttack on the first %d)\n", c->limit,
             c->autoattack);
-    if (rcv_suite_run(mp, N_MEMBERS, &d, &sc, &r)) goto out;
+    if (rcv_suite_run(mp, n_eval, &d, &sc, &r)) goto out;
     cli_suite_print(&r, names);
     double t_eval = now_s() - t0 - t_train;
-
-    rcv_json_begin_object(&w);
-    rcv_json_key(&w, "title");
-    rcv_json_string(&w, "robustcv run");
-    rcv_json_key(&w, "dataset");
-    rcv_json_string(&w, c->data);
-    rcv_json_key(&w, "corruption_baseline");
-    rcv_json_string(&w, names[0]);
-    rcv_json_key(&w, "train_seconds");
-    rcv_json_number(&w, t_train);
-    rcv_json_key(&w, "eval_seconds");
-    rcv_json_number(&w, t_eval);
-    rcv_json_key(&w, "models");
-    rcv_json_begin_array(&w);
-    for (int i = 0; i < N_MEMBERS; i++) member_json(&w, c, i, names, &r);
-    rcv_json_end_array(&w);
-    if (ensembles_json(&w, mp, &d, &r) || cards_json(&w, c, names, &r) || cams_json(&w, c, names, ckpt) ||
-        certified_json(&w, c, ckpt[N_MEMBERS]))
-        goto out;
-    rcv_json_end_object(&w);
+    if (results_json(&w, c, names, ckpt, mp, &d, &r, t_train, t_eval)) goto out;
     char path[700];
     snprintf(path, sizeof path, "%s/results.json", c->out);
     const char *t = rcv_json_text(&w);
@@ -511,7 +623,7 @@ out:
     rcv_json_writer_free(&w);
     rcv_suite_result_free(&r);
     rcv_dataset_free(&d);
-    for (int i = 0; i < N_MEMBERS; i++)
+    for (int i = 0; i < n_eval; i++)
         if (models[i].g) rcv_model_free(&models[i]);
     return rc;
 }

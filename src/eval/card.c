@@ -34,7 +34,7 @@ void rcv_card_from_suite(rcv_card *c, const rcv_suite_result *r, int m, int base
     memset(c, 0, sizeof *c);
     c->name = name, c->architecture = arch, c->dataset = dataset, c->checkpoint = checkpoint;
     int ens = m >= r->n_models;
-    c->number_forward_passes = ens ? r->n_models : 1;
+    c->number_forward_passes = ens ? r->n_ensemble : 1;
     c->clean_acc = c->autoattack_acc = c->pgd_acc = c->corruptions_acc = c->corruptions_mce = NAN;
     c->eps = NAN;
     if (!ens) c->clean_acc = r->res[(size_t)m * r->n_sets].top1, c->clean_images = r->n;

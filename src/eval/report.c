@@ -679,8 +679,32 @@ static void sec_autoattack(rep *r, const rcv_json_value *root) {
         snprintf(nm, sizeof nm, "(%d) %s", i + 1, mname(r, i));
         rows += aa_rows(r, mget(r, i, "autoattack", RCV_JSON_ARRAY), p, nm, &t, att, 4);
     }
-    rows += aa_rows(r, get(r, root, "", "ensemble_autoattack", RCV_JSON_ARRAY), "ensemble_autoattack",
-                    "ensemble of all (attacked as one)", &t, att, 4);
+    // The ensemble's members when results.json names them (robustcv run: not the models evaluated
+    // beside them), else all.
+    char ens[200] = "ensemble of all (attacked as one)";
+    const rcv_json_value *em = get(r, root, "", "ensemble_members", RCV_JSON_ARRAY);
+    if (em && em->n) {
+        int o = snprintf(ens, sizeof ens, "ensemble of ");
+        for (int k = 0; k < em->n && o < (int)sizeof ens - 40; k++) {
+            char p[48];
+            snprintf(p, sizeof p, "ensemble_members[%d]", k);
+            double v = em->items[k].num;
+            if (em->items[k].type != RCV_JSON_NUMBER) {
+                type_error(r, p, "number", &em->items[k]);
+                break;
+            }
+            if (!(v >= 0 && v < r->n_models && v == floor(v))) {
+                if (!r->failed)
+                    snprintf(r->err, sizeof r->err, "%s/results.json: %s: %g, expected a model index in 0..%d", r->dir,
+                             p, v, r->n_models - 1);
+                r->failed = 1;
+                break;
+            }
+            o += snprintf(ens + o, sizeof ens - (size_t)o, "%s(%d)", k ? ", " : "", (int)em->items[k].num + 1);
+        }
+        snprintf(ens + o, sizeof ens - (size_t)o, " (attacked as one)");
+    }
+    rows += aa_rows(r, get(r, root, "", "ensemble_autoattack", RCV_JSON_ARRAY), "ensemble_autoattack", ens, &t, att, 4);
     if (rows) t_emit(r, &t);
     else {
         t_free(&t);
@@ -716,10 +740,10 @@ static void sec_leaderboard(rep *r, const rcv_json_value *root) {
             order[b] = order[b - 1], order[b - 1] = tmp;
         }
     table t;
-    t_init(&t, 10);
-    const char *h[10] = {"Rank", "Model", "Architecture", "Clean", "AutoAttack", "PGD", "Threat model", "Corruptions",
-                         "mCE", "Forward passes"};
-    for (int c = 0; c < 10; c++) t_cell(&t, "%s", h[c]);
+    t_init(&t, 11);
+    const char *h[11] = {"Rank", "Model", "Architecture", "Recipe", "Clean", "AutoAttack", "PGD", "Threat model",
+                         "Corruptions", "mCE", "Forward passes"};
+    for (int c = 0; c < 11; c++) t_cell(&t, "%s", h[c]);
     for (int k = 0; k < n; k++) {
         const rcv_json_value *c = &cards->items[order[k]];
         char p[32];
@@ -731,6 +755,7 @@ static void sec_leaderboard(rep *r, const rcv_json_value *root) {
         t_cell(&t, "%d", k + 1);
         t_cell(&t, "%s", str(r, c, p, "name", "-"));
         t_cell(&t, "%s", str(r, c, p, "architecture", "-"));
+        t_cell(&t, "%s", str(r, c, p, "recipe", "-"));
         t_pct(&t, card_pct(c, "clean_acc"));
         t_pct(&t, card_pct(c, "autoattack_acc"));
         t_pct(&t, card_pct(c, "pgd_acc"));

@@ -142,13 +142,13 @@ static int count_sets(const rcv_suite_cfg *c, int n_models, int square) {
 }
 
 // AutoAttack beside PGD on the first cfg->autoattack images, for each model and, when asked, the
-// models attacked as one ensemble (row n_models).
+// ensemble's models (the first r->n_ensemble) attacked as one (row n_models).
 static int aa_rows(rcv_model *const *models, int n_models, const float *x, const rcv_suite_cfg *cfg,
                    rcv_suite_result *r) {
     int n = cfg->autoattack < r->n ? cfg->autoattack : r->n, k = r->n_classes;
     const float *eps = cfg->n_aa ? cfg->aa_eps : cfg->pgd_eps;
     r->n_aa = cfg->n_aa ? cfg->n_aa : cfg->n_pgd;
-    r->aa_ensemble = cfg->aa_ensemble && n_models > 1;
+    r->aa_ensemble = cfg->aa_ensemble && r->n_ensemble > 1;
     int rows = n_models + r->aa_ensemble;
     r->aa = rcv_xcalloc((size_t)rows * r->n_aa, sizeof(rcv_aa_row));
     size_t per = (size_t)models[0]->cfg.in_c * models[0]->cfg.in_h * models[0]->cfg.in_w;
@@ -156,7 +156,7 @@ static int aa_rows(rcv_model *const *models, int n_models, const float *x, const
     uint8_t *rob = rcv_xmalloc((size_t)n);
     int rc = -1;
     for (int m = 0; m < rows; m++) {
-        rcv_classifier f = {m < n_models ? &models[m] : models, m < n_models ? 1 : n_models, 0, NULL};
+        rcv_classifier f = {m < n_models ? &models[m] : models, m < n_models ? 1 : r->n_ensemble, 0, NULL};
         for (int e = 0; e < r->n_aa; e++) {
             rcv_aa_row *q = &r->aa[(size_t)m * r->n_aa + e];
             q->eps = eps[e], q->n = n, q->pgd_steps = cfg->pgd_steps;
@@ -207,6 +207,7 @@ int rcv_suite_run(rcv_model *const *models, int n_models, const rcv_dataset *d, 
     int batch = cfg->batch > 0 ? cfg->batch : 250, square = d->h == d->w;
     size_t per = (size_t)d->c * d->h * d->w, xn = (size_t)n * per;
     r->n_models = n_models, r->n = n, r->n_classes = k;
+    r->n_ensemble = cfg->ensemble_models > 0 && cfg->ensemble_models < n_models ? cfg->ensemble_models : n_models;
     r->n_sets = count_sets(cfg, n_models, square);
     r->labels = rcv_xmalloc((size_t)n * sizeof(int32_t));
     r->res = rcv_xcalloc((size_t)n_models * r->n_sets, sizeof(rcv_set_result));

@@ -47,6 +47,12 @@ static int attack_list(const rcv_autoattack_cfg *c, aa_kind *k, int *n) {
     return 0;
 }
 
+int rcv_autoattack_check(const rcv_autoattack_cfg *c) {
+    aa_kind k[RCV_AA_MAX_ATTACKS];
+    int n;
+    return attack_list(c, k, &n);
+}
+
 static double ce_loss(void *ctx, int i, const float *z, int k, float *dz) {
     const int32_t *y = ctx;
     return rcv_loss_ce(z, k, y[i], dz);

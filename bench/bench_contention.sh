@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Training throughput on a quiet machine and beside a competing 2-thread busy loop, for OpenMP's
 # waiting policies: what robustcv did before (libgomp's default, and OMP_WAIT_POLICY=active)
-# and its default now (OMP_WAIT_POLICY=passive, set by src/cli/main.c).
+# and its default now (GOMP_SPINCOUNT=100000, set by src/cli/main.c).
 #
 # usage: bench/bench_contention.sh [BUILD_DIR] [REPEATS]
 # env:   SUBSET (training images per run, default 16000), BATCH (64), THREADS (2), MODEL (smallcnn),
-#        POLICIES (default "now libgomp active spin10000"; also passive, spinN)
+#        POLICIES (default "now libgomp passive active"; also spinN, e.g. spin10000)
 #
 # Each run is `robustcv train` on a Fashion-MNIST subset for one epoch (SUBSET/BATCH batches);
 # img/s is the epoch's training images per second from metrics.jsonl (evaluation excluded). The
@@ -21,7 +21,7 @@ SUBSET=${SUBSET:-16000}
 BATCH=${BATCH:-64}
 THREADS=${THREADS:-2}
 MODEL=${MODEL:-smallcnn}
-POLICIES=${POLICIES:-now libgomp active spin10000}
+POLICIES=${POLICIES:-now libgomp passive active}
 [ -x "$BIN" ] || { echo "bench_contention: $BIN not found (build first)" >&2; exit 1; }
 T=$(mktemp -d /tmp/rcv_contention.XXXXXX)
 busy=()

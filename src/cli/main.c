@@ -40,18 +40,20 @@ static void usage(FILE *f) {
 
 // OpenMP's waiting policy. libgomp's default spins 300000 times before sleeping whenever a thread
 // waits at a barrier; on cores shared with another busy process the spinning thread holds a core
-// the working thread needs, and training steps got up to 10x slower. Passive waiting sleeps at
-// once: a shared machine costs about the cores lost (bench/bench_contention.sh). libgomp reads its
-// environment once, when it is loaded (before main), so the default is set and the program
-// re-executes itself once. A user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins; RCV_OMP_REEXEC=0
-// keeps libgomp's own default.
+// the working thread needs, and training steps got up to 10x slower. Passive waiting (sleep at
+// once) fixed that but cost 28% on a quiet machine (1130 against 1560 img/s); spinning 100000
+// times keeps the quiet speed within the noise (1514) and most of passive's gain when shared (594
+// img/s against libgomp's 276 and passive's 692): bench/bench_contention.sh, README "Reliability".
+// libgomp reads its environment once, when it is loaded (before main), so the default is set and
+// the program re-executes itself once. A user's OMP_WAIT_POLICY or GOMP_SPINCOUNT wins;
+// RCV_OMP_REEXEC=0 keeps libgomp's own default.
 static void omp_wait_policy_default(char **argv) {
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT")) return;
     const char *re = getenv("RCV_OMP_REEXEC");
     if (re && !strcmp(re, "0")) return;
-    if (setenv("OMP_WAIT_POLICY", "passive", 1)) return;
+    if (setenv("GOMP_SPINCOUNT", "100000", 1)) return;
     execv("/proc/self/exe", argv);
-    unsetenv("OMP_WAIT_POLICY"); // exec failed: run on with the policy libgomp already has
+    unsetenv("GOMP_SPINCOUNT"); // exec failed: run on with the policy libgomp already has
 }
 
 int main(int argc, char **argv) {

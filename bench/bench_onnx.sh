@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Inference images/s: robustcv's own eval-mode forward (bench_onnx, in-process) against onnxruntime
 # running the ONNX file robustcv exported from the same weights (bench/peer_onnx.py), same batch and
-# threads, in one run. ratio = ours / peer (above 1: ours ahead).
+# threads, in one run. ratio = ours / peer (above 1: ours ahead). Each side waits as it does by
+# default: ours with GOMP_SPINCOUNT=100000 (what src/cli/main.c gives every robustcv command),
+# onnxruntime with its thread pool spinning. OMP_WAIT_POLICY=passive puts both to sleep instead.
 #
 #   bench/bench_onnx.sh [BUILD_DIR]      (env: THREADS=2 SECONDS_PER_CASE=3)
 set -euo pipefail
@@ -14,9 +16,10 @@ cd "$(dirname "$0")/.."
 if ! $PY -c 'import onnxruntime' 2>/dev/null; then
   echo "bench_onnx.sh: onnxruntime not importable by $PY (scripts/deps.sh installs it); skipped"; exit 0
 fi
-export OMP_NUM_THREADS=$THREADS OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
+export OMP_NUM_THREADS=$THREADS
+[ -n "${OMP_WAIT_POLICY:-}${GOMP_SPINCOUNT:-}" ] || export GOMP_SPINCOUNT=100000
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-echo "inference, images/s; peer = onnxruntime $($PY -c 'import onnxruntime as o; print(o.__version__)') on our exported file; $THREADS threads"
+echo "inference, images/s; peer = onnxruntime $($PY -c 'import onnxruntime as o; print(o.__version__)') on our exported file; $THREADS threads; waiting: ${OMP_WAIT_POLICY:+OMP_WAIT_POLICY=$OMP_WAIT_POLICY}${GOMP_SPINCOUNT:+GOMP_SPINCOUNT=$GOMP_SPINCOUNT}"
 printf "%-40s %9s %9s %7s\n" "case" "ours" "peer" "ratio"
 run() { # label model c h w classes batch
   local label=$1 ours peer

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Peer of bench/bench_onnx.c: onnxruntime (CPUExecutionProvider, all graph optimizations) running the
-file robustcv exported, at the same batch and threads (and, under OMP_WAIT_POLICY=passive, with
-thread spinning off, as ours). Prints images/s.
+file robustcv exported, at the same batch and threads; its thread pool spins as onnxruntime's does by default
+unless OMP_WAIT_POLICY=passive, which turns spinning off (as it puts ours to sleep). Prints images/s.
 
 usage: peer_onnx.py FILE.onnx C H W BATCH SECONDS THREADS
 """
@@ -19,8 +19,7 @@ def main():
     so.intra_op_num_threads = threads
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    # Waiting threads sleep, as ours do under OMP_WAIT_POLICY=passive (bench_onnx.sh sets it on this
-    # shared machine); onnxruntime spins by default.
+    # Waiting threads sleep, as ours do under OMP_WAIT_POLICY=passive; onnxruntime spins by default.
     if os.environ.get("OMP_WAIT_POLICY", "").lower() == "passive":
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     sess = ort.InferenceSession(path, so, providers=["CPUExecutionProvider"])

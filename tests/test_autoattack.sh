@@ -68,6 +68,11 @@ ok has "$T/e3.txt" "attack 'nope'"
 ok has "$T/e4.txt" "--version 'fast'"
 "$BIN" evaluate "$A" --autoattack -3 > /dev/null 2> "$T/e5.txt"; ok test $? -eq 2
 ok has "$T/e5.txt" "--autoattack -3"
+# refused before any evaluation runs (it once came after the whole suite); the suite's clean table
+# on stdout is proof it ran
+"$BIN" evaluate "$A" --aa-attacks apgd-ce,nope --limit 8 > "$T/o6.txt" 2> "$T/e6.txt"; ok test $? -eq 2
+ok has "$T/e6.txt" "attack 'nope'"
+ok test ! -s "$T/o6.txt"
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

@@ -63,10 +63,11 @@ echo "train box loss: epoch 1 $first, epoch 20 $last"
   --json "$T/eval.json" > "$T/eval.txt"; rc=$?
 ok test $rc -eq 0
 ok grep -q "^box: mean IoU " "$T/eval.txt"
-iou=$(grep -o '"box_iou": [0-9.]*' "$T/eval.json" | cut -d' ' -f2)
-n=$(grep -o '"box_images": [0-9]*' "$T/eval.json" | cut -d' ' -f2)
+jget() { /usr/bin/python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$T/eval.json" "$1"; }
+iou=$(jget box_iou)
+n=$(jget box_images)
 ok test "$n" = 50
-i50=$(grep -o '"box_iou50": [0-9.]*' "$T/eval.json" | cut -d' ' -f2)
+i50=$(jget box_iou50)
 echo "smallcnn+box on val: mean IoU $iou, IoU >= 0.5 on a fraction $i50 (constant-box baseline $base)"
 ok awk -v a="$iou" -v b="$base" 'BEGIN { exit !(a >= b + 0.15) }'
 # eval and the trainer's last test evaluation score the same checkpoint on the same data.

@@ -5,6 +5,7 @@
 #  - swa.safetensors' weights are the mean of the epoch-2 and epoch-3 weights (numpy, from the
 #    two checkpoints), its batchnorm statistics recomputed (num_batches_tracked = batches of update_bn);
 #  - ema.safetensors is a normal checkpoint: `robustcv evaluate` on it gives the ema_test_top1 logged;
+#  - --ema first given at --resume starts from the resumed weights, the same with and without --quiet;
 #  - bad flags and combinations give a message naming the flag and a non-zero exit.
 set -u
 BIN=${RCV_BIN:-build/robustcv}
@@ -57,6 +58,17 @@ print("evaluate ema.safetensors: %.6f, logged %.6f" % (top1, logged))
 sys.exit(0 if abs(top1 - logged) < 1e-6 else 1)
 PY
 
+# --ema added at --resume to a run that had none: the EMA starts from the resumed weights, with or
+# without --quiet (it once failed under --quiet on the missing ema.safetensors)
+PLAIN=(--data fashion-mnist --model smallcnn --epochs 2 --batch 64 --subset 512 --lr 0.05 --seed 3 --threads 2)
+for q in loud quiet; do
+  qa=(); [ $q = quiet ] && qa=(--quiet)
+  "$BIN" train "${PLAIN[@]}" --quiet --out "$T/e_$q" --max-steps 8 || echo "FAIL: first half ($q)" >&2
+  "$BIN" train "${PLAIN[@]}" "${qa[@]}" --ema 0.9 --out "$T/e_$q" --resume > /dev/null 2>&1 ||
+    { echo "FAIL: --resume --ema ($q)" >&2; fail=$((fail+1)); }
+done
+ok cmp "$T/e_loud/ema.safetensors" "$T/e_quiet/ema.safetensors"
+
 # bad input
 bad() { # expected-rc message-fragment args...
   local rc=$1 frag=$2; shift 2
@@ -74,6 +86,9 @@ bad 2 "--swa-start 1" --swa-start 1 --swa-lr 0.01
 bad 2 "--ema 1" --ema 1
 bad 1 "standard or augment-curriculum" --cutmix 1 --recipe fgsm
 bad 1 "even batch" --cutmix 1 --batch 63
+bad 2 "characters long, at most" --out "$T/$(printf '%0600d' 0)"
+bad 2 "characters long, at most" --augment "hflip$(printf ',hflip%.0s' $(seq 60))"
+bad 1 "robustcv train: fashion-mnist has 32 training images, fewer than one batch" --subset 32 --batch 64
 
 echo "$pass passed, $fail failed"
 [ "$fail" -eq 0 ]

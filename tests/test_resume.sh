@@ -22,7 +22,17 @@ done
 kill -9 $pid 2>/dev/null; wait $pid 2>/dev/null
 ok test -f "$T/b/last.safetensors"
 # What is on disk after the kill is a complete checkpoint that eval can load.
-ok "$BIN" eval --checkpoint "$T/b/last.safetensors" --data fashion-mnist --batch 500 --threads 2 > "$T/eval_b.txt"
+# Its --json names the checkpoint as a JSON string (quotes and backslashes escaped) and the
+# accuracy the table prints.
+cp "$T/b/last.safetensors" "$T/we\"ird\\name.safetensors"
+ok "$BIN" eval --checkpoint "$T/we\"ird\\name.safetensors" --data fashion-mnist --batch 500 --threads 2 \
+  --json "$T/eval_b.json" > "$T/eval_b.txt"
+ok /usr/bin/python3 -c '
+import json, re, sys
+j = json.load(open(sys.argv[1]))
+top1 = float(re.search(r"top-1 ([0-9.]+)%", open(sys.argv[2]).read()).group(1))
+sys.exit(0 if j["checkpoint"].endswith("we\"ird\\name.safetensors") and abs(100 * j["top1"] - top1) < 0.01 else 1)' \
+  "$T/eval_b.json" "$T/eval_b.txt"
 # A run killed after writing an epoch's metrics line and before its checkpoint (train.c writes
 # the line first) leaves a line past the checkpoint: resume drops it and redoes the epoch.
 tail -1 "$T/a/metrics.jsonl" >> "$T/b/metrics.jsonl"

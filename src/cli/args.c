@@ -108,3 +108,16 @@ int rcv_arg_u64(const rcv_opt *opts, const char *name, unsigned long long *out) 
     *out = x;
     return 0;
 }
+
+int rcv_arg_str(const rcv_opt *opts, const char *name, char *out, size_t cap) {
+    const char *v = rcv_arg(opts, name);
+    if (!v) return 0;
+    size_t len = strlen(v);
+    if (len >= cap) {
+        fprintf(stderr, "robustcv: --%s '%.40s...' is %zu characters long, at most %zu are accepted\n", name, v, len,
+                cap - 1);
+        return -1;
+    }
+    memcpy(out, v, len + 1);
+    return 0;
+}

@@ -3,6 +3,8 @@
 #ifndef RCV_ARGS_H
 #define RCV_ARGS_H
 
+#include <stddef.h>
+
 typedef struct {
     const char *name;  // without "--"
     const char *meta;  // NULL for a boolean flag, else e.g. "N"
@@ -18,5 +20,7 @@ const char *rcv_arg(const rcv_opt *opts, const char *name); // NULL if not given
 int rcv_arg_int(const rcv_opt *opts, const char *name, int *out);
 int rcv_arg_float(const rcv_opt *opts, const char *name, float *out); // decimal or A/B (8/255), finite
 int rcv_arg_u64(const rcv_opt *opts, const char *name, unsigned long long *out);
+// Copies the value into out[cap]; a value that does not fit is refused (not cut short).
+int rcv_arg_str(const rcv_opt *opts, const char *name, char *out, size_t cap);
 
 #endif

@@ -8,6 +8,7 @@
 #include "cli/args.h"
 #include "cli/cli.h"
 #include "robustcv/error.h"
+#include "robustcv/json.h"
 #include "robustcv/fileio.h"
 #include "robustcv/train.h"
 
@@ -90,27 +91,32 @@ int cli_eval(int argc, char **argv) {
     const char *jp = rcv_arg(opts, "json");
     if (jp) {
         // Built in memory, then written atomically: a failed write keeps the previous file.
-        char *buf = NULL;
-        size_t len = 0;
-        FILE *f = open_memstream(&buf, &len);
-        if (!f) {
-            fprintf(stderr, "robustcv eval: cannot write %s: out of memory\n", jp);
-            goto out;
+        rcv_json_writer w;
+        rcv_json_writer_init(&w);
+        rcv_json_begin_object(&w);
+        rcv_json_key(&w, "checkpoint"), rcv_json_string(&w, ck);
+        rcv_json_key(&w, "images"), rcv_json_int(&w, r.n);
+        rcv_json_key(&w, "top1"), rcv_json_number(&w, r.top1);
+        rcv_json_key(&w, "top5"), rcv_json_number(&w, r.top5);
+        rcv_json_key(&w, "loss"), rcv_json_number(&w, r.loss);
+        if (r.box_n) {
+            rcv_json_key(&w, "box_images"), rcv_json_int(&w, r.box_n);
+            rcv_json_key(&w, "box_iou"), rcv_json_number(&w, r.box_iou);
+            rcv_json_key(&w, "box_iou50"), rcv_json_number(&w, r.box_iou50);
+            rcv_json_key(&w, "box_loss"), rcv_json_number(&w, r.box_loss);
         }
-        fprintf(f, "{\"checkpoint\": \"%s\", \"images\": %d, \"top1\": %.6f, \"top5\": %.6f, \"loss\": %.6f, ", ck,
-                r.n, r.top1, r.top5, r.loss);
-        if (r.box_n)
-            fprintf(f, "\"box_images\": %d, \"box_iou\": %.6f, \"box_iou50\": %.6f, \"box_loss\": %.6f, ", r.box_n,
-                    r.box_iou, r.box_iou50, r.box_loss);
-        fprintf(f, "\"confusion\": [");
+        rcv_json_key(&w, "confusion");
+        rcv_json_begin_array(&w);
         for (int i = 0; i < k; i++) {
-            fprintf(f, "%s[", i ? ", " : "");
-            for (int j = 0; j < k; j++) fprintf(f, "%s%lld", j ? ", " : "", (long long)r.confusion[(size_t)i * k + j]);
-            fprintf(f, "]");
+            rcv_json_begin_array(&w);
+            for (int j = 0; j < k; j++) rcv_json_int(&w, r.confusion[(size_t)i * k + j]);
+            rcv_json_end_array(&w);
         }
-        fprintf(f, "]}\n");
-        int bad = fclose(f) || rcv_file_write_atomic(jp, buf, len);
-        free(buf);
+        rcv_json_end_array(&w);
+        rcv_json_end_object(&w);
+        rcv_buf_append(&w.out, "\n", 1);
+        int bad = rcv_file_write_atomic(jp, w.out.data, w.out.len);
+        rcv_json_writer_free(&w);
         if (bad) {
             fprintf(stderr, "robustcv eval: %s\n", rcv_error());
             goto out;

@@ -130,7 +130,15 @@ int cli_suite_options(const rcv_opt *opts, rcv_suite_cfg *c) {
     if ((v = rcv_arg(opts, "fgsm-eps")) && parse_list(v, c->fgsm_eps, &c->n_fgsm, "fgsm-eps")) return -1;
     if ((v = rcv_arg(opts, "pgd-eps")) && parse_list(v, c->pgd_eps, &c->n_pgd, "pgd-eps")) return -1;
     if ((v = rcv_arg(opts, "aa-eps")) && parse_list(v, c->aa_eps, &c->n_aa, "aa-eps")) return -1;
-    c->aa_attacks = rcv_arg(opts, "aa-attacks");
+    if ((c->aa_attacks = rcv_arg(opts, "aa-attacks"))) { // checked now, not after the other evaluations
+        rcv_autoattack_cfg ac;
+        rcv_autoattack_defaults(&ac, RCV_NORM_LINF);
+        ac.attacks = c->aa_attacks;
+        if (rcv_autoattack_check(&ac)) {
+            fprintf(stderr, "robustcv: --aa-attacks '%s': %s\n", c->aa_attacks, rcv_error());
+            return -1;
+        }
+    }
     if (c->autoattack < 0 || c->limit < 0 || c->corruptions < 0) {
         fprintf(stderr, "robustcv: --autoattack %d, --limit %d, --corruptions %d: expected counts >= 0\n", c->autoattack,
                 c->limit, c->corruptions);

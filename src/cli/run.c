@@ -139,10 +139,10 @@ int cli_run(int argc, char **argv) {
                 c.limit, c.certify);
         return 2;
     }
-    if ((v = rcv_arg(opts, "data"))) snprintf(c.data, sizeof c.data, "%s", v);
-    if ((v = rcv_arg(opts, "out"))) snprintf(c.out, sizeof c.out, "%s", v);
-    if ((v = rcv_arg(opts, "model"))) snprintf(c.model, sizeof c.model, "%s", v);
-    if ((v = rcv_arg(opts, "augment"))) snprintf(c.augment, sizeof c.augment, "%s", v);
+    if (rcv_arg_str(opts, "data", c.data, sizeof c.data) || rcv_arg_str(opts, "out", c.out, sizeof c.out) ||
+        rcv_arg_str(opts, "model", c.model, sizeof c.model) ||
+        rcv_arg_str(opts, "augment", c.augment, sizeof c.augment))
+        return 2;
     if ((v = rcv_arg(opts, "aa-attacks"))) {
         rcv_autoattack_cfg ac;
         rcv_autoattack_defaults(&ac, RCV_NORM_LINF);

@@ -141,15 +141,15 @@ int cli_train_config(int argc, char **argv, const char *verb, const char *synops
     rcv_train_cfg_defaults(&c);
     rcv_recipe_cfg *rp = &c.recipe;
     const char *v;
-    if ((v = rcv_arg(opts, "data"))) snprintf(c.data, sizeof c.data, "%s", v);
-    if ((v = rcv_arg(opts, "model"))) snprintf(c.model, sizeof c.model, "%s", v);
-    if ((v = rcv_arg(opts, "out"))) snprintf(c.out_dir, sizeof c.out_dir, "%s", v);
-    if ((v = rcv_arg(opts, "schedule"))) snprintf(c.sched, sizeof c.sched, "%s", v);
-    if ((v = rcv_arg(opts, "init"))) snprintf(c.transfer.init, sizeof c.transfer.init, "%s", v);
-    if ((v = rcv_arg(opts, "reset"))) snprintf(c.transfer.reset, sizeof c.transfer.reset, "%s", v);
-    if ((v = rcv_arg(opts, "freeze"))) snprintf(c.transfer.freeze, sizeof c.transfer.freeze, "%s", v);
-    if ((v = rcv_arg(opts, "train-from"))) snprintf(c.transfer.train_from, sizeof c.transfer.train_from, "%s", v);
-    if ((v = rcv_arg(opts, "lr-mult"))) snprintf(c.transfer.lr_mult, sizeof c.transfer.lr_mult, "%s", v);
+    if (rcv_arg_str(opts, "data", c.data, sizeof c.data) || rcv_arg_str(opts, "model", c.model, sizeof c.model) ||
+        rcv_arg_str(opts, "out", c.out_dir, sizeof c.out_dir) ||
+        rcv_arg_str(opts, "schedule", c.sched, sizeof c.sched) ||
+        rcv_arg_str(opts, "init", c.transfer.init, sizeof c.transfer.init) ||
+        rcv_arg_str(opts, "reset", c.transfer.reset, sizeof c.transfer.reset) ||
+        rcv_arg_str(opts, "freeze", c.transfer.freeze, sizeof c.transfer.freeze) ||
+        rcv_arg_str(opts, "train-from", c.transfer.train_from, sizeof c.transfer.train_from) ||
+        rcv_arg_str(opts, "lr-mult", c.transfer.lr_mult, sizeof c.transfer.lr_mult))
+        return 2;
     if ((v = rcv_arg(opts, "optimizer"))) {
         rcv_optim_kind k;
         if (!strcmp(v, "sgd")) k = RCV_OPT_SGD;
@@ -226,7 +226,7 @@ int cli_train_config(int argc, char **argv, const char *verb, const char *synops
             fputs(rcv_augment_help(), stdout);
             return 1;
         }
-        snprintf(c.augment, sizeof c.augment, "%s", v);
+        if (rcv_arg_str(opts, "augment", c.augment, sizeof c.augment)) return 2;
     }
     if (rcv_arg(opts, "small-input")) small = 1;
     if ((v = getenv("RCV_CUDA_DEVICE")) && *v) c.device = atoi(v);
@@ -250,7 +250,8 @@ int cli_train(int argc, char **argv) {
     int rc = cli_train_config(argc, argv, "train", "[options]", &c);
     if (rc) return rc == 1 ? 0 : 2;
     if (rcv_train_run(&c)) {
-        fprintf(stderr, "robustcv train: %s\n", rcv_error());
+        const char *e = rcv_error(); // the library's "train: ..." without saying train twice
+        fprintf(stderr, "robustcv train: %s\n", strncmp(e, "train: ", 7) ? e : e + 7);
         return 1;
     }
     return 0;

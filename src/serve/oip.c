@@ -227,6 +227,11 @@ static int parse_request(serve_state *s, const char *body, size_t len, int max_i
         return -1;
     }
     p->id = id ? json_string_value(id) : NULL;
+    json_t *params = json_object_get(p->root, "parameters");
+    if (params && !json_is_object(params)) { // the protocol's $parameters is an object
+        serve_reply_error(r, 400, "\"parameters\" must be an object");
+        return -1;
+    }
     json_t *inputs = json_object_get(p->root, "inputs");
     if (!json_is_array(inputs) || json_array_size(inputs) != 1) {
         serve_reply_error(r, 400, "\"inputs\" must be an array of one tensor (\"input\": FP32 [N, %d, %d, %d], or "

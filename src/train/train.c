@@ -363,10 +363,12 @@ static int setup_averages(trainer *t) {
     if (t->with_ema) {
         t->ema = rcv_xmalloc(t->npf * sizeof(float));
         memcpy(t->ema, t->m.g->params, t->npf * sizeof(float));
-        if (resumed_steps && !file_exists(t->ema_path) && !t->quiet)
-            fprintf(stderr, "resume: no %s (the run had no --ema?): the EMA starts from the current weights\n",
-                    t->ema_path);
-        else if (resumed_steps && load_average(t->ema_path, &t->m, t->start_epoch, t->ema)) return -1;
+        if (resumed_steps && !file_exists(t->ema_path)) {
+            if (!t->quiet)
+                fprintf(stderr, "resume: no %s (the run had no --ema?): the EMA starts from the current weights\n",
+                        t->ema_path);
+        } else if (resumed_steps && load_average(t->ema_path, &t->m, t->start_epoch, t->ema))
+            return -1;
     }
     if (t->with_swa) {
         t->swa = rcv_xcalloc(t->npf, sizeof(float));

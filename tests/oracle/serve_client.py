@@ -195,6 +195,7 @@ def cmd_check(port, predict_txt, imgs):
          400, "20000 x 20000 pixels, over the server's limit"),
         (json.dumps({"inputs": [{"name": "input", "datatype": "FP32", "shape": [1000, 1, 28, 28], "data": [0]}]}), 400, "holds 1 numbers"),
         (json.dumps({"inputs": [{"name": "image", "datatype": "BYTES", "shape": [2], "data": ["x"]}]}), 400, "shape [N]"),
+        (json.dumps(dict(image_req([b64[0]]), parameters=[1])), 400, "\"parameters\" must be an object"),
     ]
     for body, code, needle in bad:
         s, j, _ = req(port, "POST", "/v2/models/m1/infer", body, {"Content-Type": "application/json"})

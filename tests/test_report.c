@@ -89,7 +89,8 @@ static const char *RESULTS =
     "             \"threat_model\": \"Linf\", \"eps\": \"0.1\", \"number_forward_passes\": 1},\n"
     "            {\"name\": \"no-aa\", \"architecture\": \"x\", \"clean_acc\": \"99.00\", \"autoattack_acc\": null},\n"
     "            {\"name\": \"robust\", \"architecture\": \"resnet18\", \"recipe\": \"trades --ema 0.999\",\n"
-    "             \"clean_acc\": \"90.00\", \"autoattack_acc\": \"47.25\",\n"
+    "             \"clean_acc\": \"90.00\", \"autoattack_acc\": \"47.25\", \"clean_images\": 10000,\n"
+    "             \"autoattack_images\": 500,\n"
     "             \"threat_model\": \"Linf\", \"eps\": \"8/255\", \"corruptions_mce\": \"63.33\", \"number_forward_passes\": 1}],\n"
     " \"certified\": [{\"name\": \"noise\", \"sigma\": 0.25, \"n\": 2000, \"alpha\": 0.001, \"images\": 100,\n"
     "                  \"radii\": [0, 0.25, 0.5], \"certified_accuracy\": [0.6, 0.45, 0.2]}],\n"
@@ -192,6 +193,8 @@ int main(void) {
     CHECK(lb && strstr(lb, "<td>robust</td><td>resnet18</td><td>trades --ema 0.999</td>") &&
               strstr(lb, "<td>base</td><td>smallcnn</td><td>-</td>"),
           "leaderboard: the card's recipe, or - without one");
+    CHECK(lb && strstr(lb, "<td>47.25%</td><td>-</td><td>10000 / 500</td>") && strstr(lb, "<td>-</td><td>Linf 0.1</td>"),
+          "leaderboard: the images behind clean / AutoAttack, - when the card has none");
     free(lb);
     char *ce = section_of(html, "certified");
     CHECK(ce && strstr(ce, "r=0.25: 45.0%") && strstr(ce, "<img "), "certified curve and table");

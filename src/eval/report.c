@@ -728,7 +728,8 @@ static void sec_leaderboard(rep *r, const rcv_json_value *root) {
         return;
     }
     para(r, NULL, "One model card (card.json, RobustBench's fields) per evaluated model, sorted by AutoAttack robust "
-                  "accuracy; a model without it sorts last.");
+                  "accuracy; a model without it sorts last. Images: the test images behind Clean / behind AutoAttack "
+                  "and PGD (an ensemble's clean accuracy is on its AutoAttack images).");
     int n = cards->n, *order = rcv_xmalloc((size_t)n * sizeof(int));
     for (int i = 0; i < n; i++) order[i] = i;
     for (int a = 1; a < n; a++) // insertion sort, descending, NaN last
@@ -740,10 +741,10 @@ static void sec_leaderboard(rep *r, const rcv_json_value *root) {
             order[b] = order[b - 1], order[b - 1] = tmp;
         }
     table t;
-    t_init(&t, 11);
-    const char *h[11] = {"Rank", "Model", "Architecture", "Recipe", "Clean", "AutoAttack", "PGD", "Threat model",
-                         "Corruptions", "mCE", "Forward passes"};
-    for (int c = 0; c < 11; c++) t_cell(&t, "%s", h[c]);
+    t_init(&t, 12);
+    const char *h[12] = {"Rank", "Model", "Architecture", "Recipe", "Clean", "AutoAttack", "PGD", "Images",
+                         "Threat model", "Corruptions", "mCE", "Forward passes"};
+    for (int c = 0; c < 12; c++) t_cell(&t, "%s", h[c]);
     for (int k = 0; k < n; k++) {
         const rcv_json_value *c = &cards->items[order[k]];
         char p[32];
@@ -759,6 +760,13 @@ static void sec_leaderboard(rep *r, const rcv_json_value *root) {
         t_pct(&t, card_pct(c, "clean_acc"));
         t_pct(&t, card_pct(c, "autoattack_acc"));
         t_pct(&t, card_pct(c, "pgd_acc"));
+        const rcv_json_value *ci = rcv_json_get(c, "clean_images"), *ai = rcv_json_get(c, "autoattack_images");
+        if (ci && ci->type == RCV_JSON_NUMBER && ai && ai->type == RCV_JSON_NUMBER && ai->num > 0)
+            t_cell(&t, "%.0f / %.0f", ci->num, ai->num);
+        else if (ci && ci->type == RCV_JSON_NUMBER)
+            t_cell(&t, "%.0f / -", ci->num);
+        else
+            t_cell(&t, "-");
         t_cell(&t, "%s %s", str(r, c, p, "threat_model", "-"), str(r, c, p, "eps", ""));
         t_pct(&t, card_pct(c, "corruptions_acc"));
         double mce = card_pct(c, "corruptions_mce");

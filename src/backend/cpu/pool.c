@@ -6,6 +6,7 @@
 // pooling's 5.6 ms; backward is on par (4.8 vs 5.0 ms).
 // avg: C loops with PyTorch's divisor (count_include_pad counts the explicit
 // padding but never the extra ceil_mode cells), vectorized over channels.
+// adaptive avg: the same loops on PyTorch's AdaptiveAvgPool2d windows.
 // global avg: mean over (H, W) -> (N, C, 1, 1).
 // Every loop stays on one thread below RCV_PAR_MIN input elements (batch-1 inference: a parallel
 // region's wake-up costs more than the work).
@@ -212,39 +213,66 @@ const rcv_kernels rcv_cpu_maxpool2d = {
     .infer = maxpool_infer,
 };
 
-// ---------------------------------------------------------------- avg
+// ---------------------------------------------------------------- avg, adaptive avg
 
-// PyTorch's window of output index o along one axis: [lo, hi) clipped to the input,
-// and the divisor length (clipped to in + pad only).
-static inline void avg_window(int o, int k, int s, int p, int in, int *lo, int *hi, int *padded) {
-    int start = o * s - p, end = start + k;
-    if (end > in + p) end = in + p;
-    *padded = end - start;
-    *lo = start < 0 ? 0 : start;
-    *hi = end > in ? in : end;
+// One output index's window along one axis: input cells [lo, hi) and the divisor's length.
+typedef struct {
+    int lo, hi, div;
+} avg_win;
+
+// PyTorch's avg_pool2d window, clipped to the input; with count_include_pad the divisor counts
+// the explicit padding (clipped to in + pad: never the extra ceil_mode cells).
+static void avg_windows(int k, int s, int p, int in, int out, int include_pad, avg_win *w) {
+    for (int o = 0; o < out; o++) {
+        int start = o * s - p, end = start + k;
+        if (end > in + p) end = in + p;
+        w[o].lo = start < 0 ? 0 : start;
+        w[o].hi = end > in ? in : end;
+        w[o].div = include_pad ? end - start : w[o].hi - w[o].lo;
+    }
 }
 
-// y[n, oh, ow, c] = sum_window x / divisor
-static void avgpool_forward(rcv_graph *g, rcv_node *n) {
+// PyTorch's adaptive window: output i of o averages input [floor(i n / o), ceil((i + 1) n / o)).
+static void aap_windows(int in, int out, avg_win *w) {
+    for (int i = 0; i < out; i++) {
+        w[i].lo = (int)(((long)i * in) / out);
+        w[i].hi = (int)(((long)(i + 1) * in + out - 1) / out);
+        w[i].div = w[i].hi - w[i].lo;
+    }
+}
+
+// The node's windows, ys.h rows then ys.w columns (caller frees).
+static avg_win *node_windows(rcv_graph *g, rcv_node *n) {
+    rcv_shape xs = rcv_in_shape(g, n, 0), ys = n->shape;
+    avg_win *w = rcv_xmalloc(((size_t)ys.h + ys.w) * sizeof *w);
     rcv_pool_attr a = n->attr.pool;
+    if (n->op == RCV_OP_ADAPTIVE_AVGPOOL) {
+        aap_windows(xs.h, ys.h, w);
+        aap_windows(xs.w, ys.w, w + ys.h);
+    } else {
+        avg_windows(a.kh, a.sh, a.ph, xs.h, ys.h, a.count_include_pad, w);
+        avg_windows(a.kw, a.sw, a.pw, xs.w, ys.w, a.count_include_pad, w + ys.h);
+    }
+    return w;
+}
+
+// y[n, oh, ow, c] = sum_window x / divisor; the channel loop innermost (contiguous in NHWC).
+static void avg_forward(rcv_graph *g, rcv_node *n) {
     rcv_shape xs = rcv_in_shape(g, n, 0), ys = n->shape;
     const float *x = rcv_in(g, n, 0);
     float *y = n->out;
     int C = xs.c;
+    avg_win *wh = node_windows(g, n), *ww = wh + ys.h;
 #pragma omp parallel for collapse(2) schedule(static) if (rcv_numel(xs) > RCV_PAR_MIN)
     for (int b = 0; b < ys.n; b++)
-        for (int oh = 0; oh < ys.h; oh++) {
-            int h0, h1, ph;
-            avg_window(oh, a.kh, a.sh, a.ph, xs.h, &h0, &h1, &ph);
+        for (int oh = 0; oh < ys.h; oh++)
             for (int ow = 0; ow < ys.w; ow++) {
-                int w0, w1, pw;
-                avg_window(ow, a.kw, a.sw, a.pw, xs.w, &w0, &w1, &pw);
-                int cnt = a.count_include_pad ? ph * pw : (h1 - h0) * (w1 - w0);
+                int cnt = wh[oh].div * ww[ow].div;
                 float inv = cnt > 0 ? 1.0f / (float)cnt : 0.0f;
                 float *yo = y + (((size_t)b * ys.h + oh) * ys.w + ow) * C;
                 for (int c = 0; c < C; c++) yo[c] = 0;
-                for (int h = h0; h < h1; h++)
-                    for (int w = w0; w < w1; w++) {
+                for (int h = wh[oh].lo; h < wh[oh].hi; h++)
+                    for (int w = ww[ow].lo; w < ww[ow].hi; w++) {
                         const float *xi = x + (((size_t)b * xs.h + h) * xs.w + w) * C;
 #pragma omp simd
                         for (int c = 0; c < C; c++) yo[c] += xi[c];
@@ -252,45 +280,48 @@ static void avgpool_forward(rcv_graph *g, rcv_node *n) {
 #pragma omp simd
                 for (int c = 0; c < C; c++) yo[c] *= inv;
             }
-        }
+    free(wh);
 }
 
-// dx[window] (+)= dy / divisor; one image per thread, so the scatter has no races.
-static void avgpool_backward(rcv_graph *g, rcv_node *n) {
+// dx[window] (+)= dy / divisor. Windows overlap, so each image's input is written by one thread
+// only (parallel over the batch), after zeroing when not accumulating.
+static void avg_backward(rcv_graph *g, rcv_node *n) {
     float *dx = rcv_in_grad(g, n, 0);
     if (!dx) return;
-    rcv_pool_attr a = n->attr.pool;
     rcv_shape xs = rcv_in_shape(g, n, 0), ys = n->shape;
     const float *dy = n->grad;
     int C = xs.c, acc = n->in_beta[0];
     size_t img = (size_t)xs.h * xs.w * C;
+    avg_win *wh = node_windows(g, n), *ww = wh + ys.h;
 #pragma omp parallel for schedule(static) if (rcv_numel(xs) > RCV_PAR_MIN)
     for (int b = 0; b < ys.n; b++) {
         float *dxb = dx + b * img;
         if (!acc) memset(dxb, 0, img * sizeof(float));
-        for (int oh = 0; oh < ys.h; oh++) {
-            int h0, h1, ph;
-            avg_window(oh, a.kh, a.sh, a.ph, xs.h, &h0, &h1, &ph);
+        for (int oh = 0; oh < ys.h; oh++)
             for (int ow = 0; ow < ys.w; ow++) {
-                int w0, w1, pw;
-                avg_window(ow, a.kw, a.sw, a.pw, xs.w, &w0, &w1, &pw);
-                int cnt = a.count_include_pad ? ph * pw : (h1 - h0) * (w1 - w0);
+                int cnt = wh[oh].div * ww[ow].div;
                 float inv = cnt > 0 ? 1.0f / (float)cnt : 0.0f;
                 const float *go = dy + (((size_t)b * ys.h + oh) * ys.w + ow) * C;
-                for (int h = h0; h < h1; h++)
-                    for (int w = w0; w < w1; w++) {
+                for (int h = wh[oh].lo; h < wh[oh].hi; h++)
+                    for (int w = ww[ow].lo; w < ww[ow].hi; w++) {
                         float *gi = dxb + ((size_t)h * xs.w + w) * C;
 #pragma omp simd
                         for (int c = 0; c < C; c++) gi[c] += go[c] * inv;
                     }
             }
-        }
     }
+    free(wh);
 }
 
 const rcv_kernels rcv_cpu_avgpool2d = {
-    .forward = avgpool_forward,
-    .backward = avgpool_backward,
+    .forward = avg_forward,
+    .backward = avg_backward,
+};
+
+// PyTorch's AdaptiveAvgPool2d: the same loops on its own windows.
+const rcv_kernels rcv_cpu_adaptive_avgpool = {
+    .forward = avg_forward,
+    .backward = avg_backward,
 };
 
 // ---------------------------------------------------------------- global avg
@@ -351,79 +382,4 @@ const rcv_kernels rcv_cpu_global_avgpool = {
     .forward = gap_forward,
     .backward = gap_backward,
     .layout = gap_layout,
-};
-
-// ---------------------------------------------------------------- adaptive avg
-
-// PyTorch's adaptive window along one axis: output i of o averages input [floor(i n / o), ceil((i + 1) n / o)).
-static void aap_window(int i, int n, int o, int *b, int *e) {
-    *b = (int)(((long)i * n) / o);
-    *e = (int)(((long)(i + 1) * n + o - 1) / o);
-}
-
-// x: (N, H, W, C) -> y: (N, oh, ow, C); the channel loop is innermost (contiguous in NHWC).
-static void aap_forward(rcv_graph *g, rcv_node *n) {
-    rcv_shape xs = rcv_in_shape(g, n, 0), ys = n->shape;
-    const float *x = rcv_in(g, n, 0);
-    float *y = n->out;
-    int C = xs.c;
-#pragma omp parallel for collapse(2) schedule(static) if (rcv_numel(xs) > RCV_PAR_MIN)
-    for (int b = 0; b < ys.n; b++)
-        for (int oh = 0; oh < ys.h; oh++) {
-            int h0, h1;
-            aap_window(oh, xs.h, ys.h, &h0, &h1);
-            for (int ow = 0; ow < ys.w; ow++) {
-                int w0, w1;
-                aap_window(ow, xs.w, ys.w, &w0, &w1);
-                float *yo = y + (((size_t)b * ys.h + oh) * ys.w + ow) * C;
-                for (int c = 0; c < C; c++) yo[c] = 0;
-                for (int h = h0; h < h1; h++)
-                    for (int w = w0; w < w1; w++) {
-                        const float *xi = x + (((size_t)b * xs.h + h) * xs.w + w) * C;
-#pragma omp simd
-                        for (int c = 0; c < C; c++) yo[c] += xi[c];
-                    }
-                float inv = 1.0f / (float)((h1 - h0) * (w1 - w0));
-#pragma omp simd
-                for (int c = 0; c < C; c++) yo[c] *= inv;
-            }
-        }
-}
-
-// dx[window] += dy / |window|. Windows overlap when oh > H, so each image's input rows are
-// written by one thread only (parallel over the batch), after zeroing when not accumulating.
-static void aap_backward(rcv_graph *g, rcv_node *n) {
-    float *dx = rcv_in_grad(g, n, 0);
-    if (!dx) return;
-    rcv_shape xs = rcv_in_shape(g, n, 0), ys = n->shape;
-    const float *dy = n->grad;
-    int C = xs.c, acc = n->in_beta[0];
-    size_t plane = (size_t)xs.h * xs.w * C;
-#pragma omp parallel for schedule(static) if (rcv_numel(xs) > RCV_PAR_MIN)
-    for (int b = 0; b < ys.n; b++) {
-        float *db = dx + (size_t)b * plane;
-        if (!acc)
-            for (size_t i = 0; i < plane; i++) db[i] = 0;
-        for (int oh = 0; oh < ys.h; oh++) {
-            int h0, h1;
-            aap_window(oh, xs.h, ys.h, &h0, &h1);
-            for (int ow = 0; ow < ys.w; ow++) {
-                int w0, w1;
-                aap_window(ow, xs.w, ys.w, &w0, &w1);
-                const float *go = dy + (((size_t)b * ys.h + oh) * ys.w + ow) * C;
-                float inv = 1.0f / (float)((h1 - h0) * (w1 - w0));
-                for (int h = h0; h < h1; h++)
-                    for (int w = w0; w < w1; w++) {
-                        float *di = db + ((size_t)h * xs.w + w) * C;
-#pragma omp simd
-                        for (int c = 0; c < C; c++) di[c] += go[c] * inv;
-                    }
-            }
-        }
-    }
-}
-
-const rcv_kernels rcv_cpu_adaptive_avgpool = {
-    .forward = aap_forward,
-    .backward = aap_backward,
 };

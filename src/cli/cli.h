@@ -36,6 +36,8 @@ int cli_parse_precision(const char *v, rcv_precision *p);
 #include "robustcv/suite.h"
 // The suite's options (evaluate, run) into c; -1 after printing on a bad value.
 int cli_suite_options(const rcv_opt *opts, rcv_suite_cfg *c);
+// An --aa-attacks list (AutoAttack's attack names) checked; -1 after printing on a bad one.
+int cli_aa_attacks_check(const char *v);
 // The suite's results: a table on stdout; JSON ({"images", "models": [{"name", "ece",
 // "uap_fooling_rate", "autoattack": [...], "sets": {NAME: {top1, top5, nll}}}], "ensemble_autoattack"}).
 void cli_suite_print(const rcv_suite_result *r, const char *const *names);

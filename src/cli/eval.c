@@ -114,8 +114,8 @@ int cli_eval(int argc, char **argv) {
         }
         rcv_json_end_array(&w);
         rcv_json_end_object(&w);
-        rcv_buf_append(&w.out, "\n", 1);
-        int bad = rcv_file_write_atomic(jp, w.out.data, w.out.len);
+        rcv_json_raw(&w, "\n");
+        int bad = rcv_file_write_atomic(jp, rcv_json_text(&w), strlen(rcv_json_text(&w)));
         rcv_json_writer_free(&w);
         if (bad) {
             fprintf(stderr, "robustcv eval: %s\n", rcv_error());

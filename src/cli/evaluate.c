@@ -114,6 +114,15 @@ void cli_suite_print(const rcv_suite_result *r, const char *const *names) {
     }
 }
 
+int cli_aa_attacks_check(const char *v) {
+    rcv_autoattack_cfg ac;
+    rcv_autoattack_defaults(&ac, RCV_NORM_LINF);
+    ac.attacks = v;
+    if (!rcv_autoattack_check(&ac)) return 0;
+    fprintf(stderr, "robustcv: --aa-attacks '%s': %s\n", v, rcv_error());
+    return -1;
+}
+
 int cli_suite_options(const rcv_opt *opts, rcv_suite_cfg *c) {
     int sym = 1, transfer = 1;
     rcv_suite_defaults(c);
@@ -130,15 +139,8 @@ int cli_suite_options(const rcv_opt *opts, rcv_suite_cfg *c) {
     if ((v = rcv_arg(opts, "fgsm-eps")) && parse_list(v, c->fgsm_eps, &c->n_fgsm, "fgsm-eps")) return -1;
     if ((v = rcv_arg(opts, "pgd-eps")) && parse_list(v, c->pgd_eps, &c->n_pgd, "pgd-eps")) return -1;
     if ((v = rcv_arg(opts, "aa-eps")) && parse_list(v, c->aa_eps, &c->n_aa, "aa-eps")) return -1;
-    if ((c->aa_attacks = rcv_arg(opts, "aa-attacks"))) { // checked now, not after the other evaluations
-        rcv_autoattack_cfg ac;
-        rcv_autoattack_defaults(&ac, RCV_NORM_LINF);
-        ac.attacks = c->aa_attacks;
-        if (rcv_autoattack_check(&ac)) {
-            fprintf(stderr, "robustcv: --aa-attacks '%s': %s\n", c->aa_attacks, rcv_error());
-            return -1;
-        }
-    }
+    // checked now, not after the other evaluations
+    if ((c->aa_attacks = rcv_arg(opts, "aa-attacks")) && cli_aa_attacks_check(c->aa_attacks)) return -1;
     if (c->autoattack < 0 || c->limit < 0 || c->corruptions < 0) {
         fprintf(stderr, "robustcv: --autoattack %d, --limit %d, --corruptions %d: expected counts >= 0\n", c->autoattack,
                 c->limit, c->corruptions);

@@ -143,17 +143,9 @@ int cli_run(int argc, char **argv) {
         rcv_arg_str(opts, "model", c.model, sizeof c.model) ||
         rcv_arg_str(opts, "augment", c.augment, sizeof c.augment))
         return 2;
-    if ((v = rcv_arg(opts, "aa-attacks"))) {
-        rcv_autoattack_cfg ac;
-        rcv_autoattack_defaults(&ac, RCV_NORM_LINF);
-        ac.attacks = v;
-        if (strlen(v) >= sizeof c.aa_attacks || rcv_autoattack_check(&ac)) {
-            fprintf(stderr, "robustcv run: --aa-attacks '%s': %s\n", v,
-                    strlen(v) >= sizeof c.aa_attacks ? "too long" : rcv_error());
-            return 2;
-        }
-        snprintf(c.aa_attacks, sizeof c.aa_attacks, "%s", v);
-    }
+    if ((v = rcv_arg(opts, "aa-attacks")) &&
+        (cli_aa_attacks_check(v) || rcv_arg_str(opts, "aa-attacks", c.aa_attacks, sizeof c.aa_attacks)))
+        return 2;
     if ((v = rcv_arg(opts, "precision")) && rcv_precision_parse(v, &c.precision)) {
         fprintf(stderr, "robustcv run: %s\n", rcv_error());
         return 2;

@@ -166,12 +166,13 @@ static double now(void) {
     return t.tv_sec + 1e-9 * t.tv_nsec;
 }
 
-// Where element (b, h, w, c) of node n's output lies in its memory: NHWC, or nChw16c when the
+// Where element (b, h, w, c) of node n's output lies in its memory: NHWC, or nChw<b>c when the
 // planner made the node blocked (rcv_node.blocked).
 static size_t at(const rcv_node *n, int b, int h, int w, int c) {
     rcv_shape s = n->shape;
     if (!n->blocked) return (((size_t)b * s.h + h) * s.w + w) * s.c + c;
-    return ((((size_t)b * (s.c / 16) + c / 16) * s.h + h) * s.w + w) * 16 + c % 16;
+    int k = n->blocked;
+    return ((((size_t)b * (s.c / k) + c / k) * s.h + h) * s.w + w) * k + c % k;
 }
 
 // Max-pool's argmax, recomputed from its input with the kernels' rule (first max of the

@@ -26,7 +26,7 @@ static void step_free(step_out *s) {
 
 static int count_blocked(const rcv_graph *g) {
     int k = 0;
-    for (int i = 0; i < g->n_nodes; i++) k += g->nodes[i].blocked;
+    for (int i = 0; i < g->n_nodes; i++) k += g->nodes[i].blocked != 0;
     return k;
 }
 

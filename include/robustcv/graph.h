@@ -150,9 +150,10 @@ struct rcv_node {
     uint8_t needs_grad;      // gradient flows into this node's output
     uint8_t fused_relu;      // BN followed by its only consumer, a RELU: BN's kernel applies the ReLU
     uint8_t skip;            // that RELU: out and grad alias the BN's, its kernels do not run
-    uint8_t blocked;         // out and grad in oneDNN's nChw16c, (N, C/16, H, W, 16): the NHWC
-                             // layout of shape rcv_lshape(n) = (N*C/16, 16, H, W). cpu fp32 only;
-                             // the planner sets it on chains between convolutions (plan_layouts)
+    uint8_t blocked;         // 0 (NHWC), or the block b (8 or 16): out and grad in oneDNN's nChw<b>c,
+                             // (N, C/b, H, W, b), the NHWC layout of shape rcv_lshape(n) =
+                             // (N*C/b, b, H, W). cpu fp32 only; the planner sets it on chains
+                             // between convolutions (plan_layouts), b from the CPU's ISA
     uint8_t frozen_stats;    // BATCHNORM2D: always use (and never update) the running statistics,
                              // whatever g->training says: batchnorm in a frozen part (transfer learning)
     uint8_t folded;          // rcv_graph_infer skips it: the node before applies it (below)
@@ -164,7 +165,7 @@ struct rcv_node {
     void *kstate;            // backend-private state (oneDNN primitives, ...)
 };
 
-// What a kernel does with blocked (nChw16c) tensors, rcv_kernels.layout:
+// What a kernel does with blocked (nChw8c / nChw16c) tensors, rcv_kernels.layout:
 typedef enum {
     RCV_LAYOUT_NHWC = 0, // reads and writes NHWC only
     RCV_LAYOUT_TIED,     // output and every input share one layout, either (elementwise ops,
@@ -344,10 +345,10 @@ static inline rcv_node *rcv_node_at(rcv_graph *g, int id) { return &g->nodes[id]
 static inline float *rcv_in(rcv_graph *g, rcv_node *n, int i) { return g->nodes[n->in[i]].out; }
 static inline float *rcv_in_grad(rcv_graph *g, rcv_node *n, int i) { return g->nodes[n->in[i]].grad; }
 static inline rcv_shape rcv_in_shape(rcv_graph *g, rcv_node *n, int i) { return g->nodes[n->in[i]].shape; }
-// The shape whose NHWC layout is the node's memory: its own, or (N*C/16, 16, H, W) when blocked.
+// The shape whose NHWC layout is the node's memory: its own, or (N*C/b, b, H, W) when blocked by b.
 static inline rcv_shape rcv_lshape(const rcv_node *n) {
     rcv_shape s = n->shape;
-    if (n->blocked) s.n *= s.c / 16, s.c = 16;
+    if (n->blocked) s.n *= s.c / n->blocked, s.c = n->blocked;
     return s;
 }
 static inline rcv_shape rcv_in_lshape(rcv_graph *g, rcv_node *n, int i) { return rcv_lshape(&g->nodes[n->in[i]]); }

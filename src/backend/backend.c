@@ -116,4 +116,5 @@ void rcv_backend_sync(rcv_backend b, void *ctx) {
 #endif
 }
 
+int rcv_backend_block(rcv_backend b) { return b == RCV_BACKEND_CPU ? rcv_cpu_block() : 0; }
 int rcv_backend_has_bf16(rcv_backend b) { return b == RCV_BACKEND_CPU && rcv_cpu_has_bf16(); }

@@ -34,6 +34,10 @@ void rcv_backend_sync(rcv_backend b, void *ctx);
 // cpu backend context, defined in backend/cpu/dnnl_ctx.c.
 void *rcv_cpu_ctx_new(int threads);
 void rcv_cpu_ctx_free(void *ctx);
+// The channel block of blocked activations on this CPU (rcv_node.blocked): 16 on AVX-512, 8 on
+// AVX2, 0 (NHWC only) below; rcv_backend_block is 0 on every other backend.
+int rcv_cpu_block(void);
+int rcv_backend_block(rcv_backend b);
 // Native bf16 dot products (AVX512-BF16 or AMX) on this CPU, as oneDNN sees it.
 int rcv_cpu_has_bf16(void);
 int rcv_backend_has_bf16(rcv_backend b);

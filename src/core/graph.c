@@ -280,11 +280,13 @@ static void fuse_bn_relu(rcv_graph *g, rcv_backend backend) {
     free(uses);
 }
 
-// Blocked activations. oneDNN's fp32 Winograd and direct convolutions compute in nChw16c;
+// Blocked activations. oneDNN's fp32 Winograd and direct convolutions compute in nChw<b>c, b the
+// vector width of the ISA they run at (16 on AVX-512, 8 on AVX2: rcv_backend_block, from oneDNN's
+// effective ISA, so the layout follows the machine the process runs on);
 // reordering each conv's input, output and both their gradients from and to NHWC took ~9 ms of
 // the small CNN's 66 ms training step. So the planner keeps whole chains blocked: a cluster is a
 // set of tensors tied to one layout by RCV_LAYOUT_TIED ops (batchnorm, ReLU, max-pool, same-shape
-// adds); it goes blocked when every tensor in it has C % 16 == 0, is made by a TIED or FREE
+// adds); it goes blocked when every tensor in it has C % b == 0, is made by a TIED or FREE
 // (convolution) kernel, is read only by TIED, FREE or READS (global pool) kernels, and is not a
 // tensor the caller reads: an output (no consumer) or a node marked with rcv_graph_require_grad
 // (attack inputs, CAM layers). keep_grads (tests comparing every node with ref) plans NHWC.
@@ -296,7 +298,8 @@ static int uf_find(int *p, int i) {
 static void plan_layouts(rcv_graph *g, rcv_backend backend) {
     int nn = g->n_nodes;
     for (int i = 0; i < nn; i++) g->nodes[i].blocked = 0;
-    if (backend != RCV_BACKEND_CPU || g->keep_grads || getenv("RCV_NO_BLOCKED") || nn == 0) return;
+    int blk = rcv_backend_block(backend);
+    if (blk == 0 || g->keep_grads || getenv("RCV_NO_BLOCKED") || nn == 0) return;
     int *parent = rcv_xmalloc((size_t)nn * sizeof(int)), *uses = rcv_xcalloc((size_t)nn, sizeof(int));
     uint8_t *kind = rcv_xmalloc((size_t)nn), *ok = rcv_xmalloc((size_t)nn);
     for (int i = 0; i < nn; i++) {
@@ -312,13 +315,13 @@ static void plan_layouts(rcv_graph *g, rcv_backend backend) {
     for (int i = 0; i < nn; i++) ok[i] = 1;
     for (int i = 0; i < nn; i++) {
         const rcv_node *n = &g->nodes[i];
-        int fits = n->shape.c % 16 == 0 && uses[i] > 0 && !g->want_grad[i] &&
+        int fits = n->shape.c % blk == 0 && uses[i] > 0 && !g->want_grad[i] &&
                    (kind[i] == RCV_LAYOUT_TIED || kind[i] == RCV_LAYOUT_FREE);
         if (!fits) ok[uf_find(parent, i)] = 0;
         for (int j = 0; j < n->n_in; j++) // a reader that handles NHWC only pins its input
             if (kind[i] == RCV_LAYOUT_NHWC) ok[uf_find(parent, n->in[j])] = 0;
     }
-    for (int i = 0; i < nn; i++) g->nodes[i].blocked = ok[uf_find(parent, i)];
+    for (int i = 0; i < nn; i++) g->nodes[i].blocked = ok[uf_find(parent, i)] ? (uint8_t)blk : 0;
     free(parent);
     free(uses);
     free(kind);

@@ -37,11 +37,12 @@
 // reduction in forward and one in backward; dweight, dbias take this rank's sums (the
 // gradient allreduce sums them).
 //
-// Layouts: NHWC, or nChw16c when the planner made the node blocked (rcv_node.blocked); the
-// mask has x's layout. Every loop walks tiles of at most 32 x 16 elements: up to BN_BLOCK_ROWS
-// "segments" of 16 channels c0 .. c0+15, `stride` floats apart (bn_view, tile_at). nChw16c: a
-// tile is a run of h, w positions of one (n, channel block), contiguous; NHWC: 32 rows of one
-// group of 16 channels (fewer at the end of a row when C % 16 != 0). The inner loops are 16
+// Layouts: NHWC, or nChw<b>c (b = 8 or 16) when the planner made the node blocked
+// (rcv_node.blocked); the mask has x's layout. Every loop walks tiles of at most 32 x 16
+// elements: up to BN_BLOCK_ROWS "segments" of w channels c0 .. c0+w-1, `stride` floats apart
+// (bn_view, tile_at; w = b when blocked, else 16). nChw<b>c: a tile is a run of h, w positions of
+// one (n, channel block), contiguous; NHWC: 32 rows of one group of 16 channels (fewer at the
+// end of a row when C % 16 != 0). The generic inner loops are 16
 // lanes with the byte mask widened to int first: over bytes GCC 12 vectorises 32 lanes at a
 // step, more than a segment holds, and falls back to a branch per element.
 #include <math.h>
@@ -50,12 +51,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "backend/cpu/cpu_util.h"
 #include "robustcv/error.h"
 
-#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+// Our SIMD follows the CPU the process runs on, not the one it was built on: the AVX-512 and
+// AVX2 tile kernels below are compiled for their ISA by target attributes whatever -march says,
+// and bn_simd picks one at run time from oneDNN's effective ISA (rcv_cpu_block: the CPU's,
+// capped by ONEDNN_MAX_CPU_ISA), so one binary built for x86-64-v3 still runs AVX-512 where
+// present and one knob sets the tier of every kernel. Both compute each lane with the same
+// operations (fused multiply-adds included), so the AVX-512, AVX2 and 8- or 16-channel paths
+// give bitwise the same values; other CPUs (aarch64) take the portable loops.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
-#define BN_AVX512 1 // a tile of 16 lanes in one register, the mask as a __mmask16
+#define BN_X86 1
+#define BN_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,fma")))
+#define BN_AVX2 __attribute__((target("avx2,fma,bmi2")))
 #endif
 
 #define RCV_BN_PAR_MIN 32768
@@ -78,12 +89,13 @@ static size_t bn_saved(const rcv_graph *g, const rcv_node *n) {
 
 // Tiles are numbered image by image (per_img of them each), so both layouts group the same
 // elements into tiles and hand threads the same images: the sums, and so the normalised values
-// and every ReLU decision after them, are bitwise the same in NHWC and nChw16c.
+// and every ReLU decision after them, are bitwise the same in NHWC and nChw<b>c.
 typedef struct {
     size_t rows, hw, tiles, per_img;
     size_t runs;   // runs of at most BN_BLOCK_ROWS positions in an image
     size_t stride; // floats between the segments of a tile
     int C, cb;     // cb: channel blocks when blocked, else 0
+    int w;         // channels a segment: the block when blocked, else 16
 } bn_view;
 
 typedef struct {
@@ -97,10 +109,11 @@ static bn_view bn_view_of(const rcv_node *n) {
     v.rows = (size_t)n->shape.n * n->shape.h * n->shape.w;
     v.hw = (size_t)n->shape.h * n->shape.w;
     v.runs = (v.hw + BN_BLOCK_ROWS - 1) / BN_BLOCK_ROWS;
-    v.cb = n->blocked ? v.C / 16 : 0;
-    v.per_img = v.runs * (((size_t)v.C + 15) / 16);
+    v.w = n->blocked ? n->blocked : 16;
+    v.cb = n->blocked ? v.C / v.w : 0;
+    v.per_img = v.runs * (((size_t)v.C + (size_t)v.w - 1) / (size_t)v.w);
     v.tiles = (size_t)n->shape.n * v.per_img;
-    v.stride = n->blocked ? 16 : (size_t)v.C;
+    v.stride = n->blocked ? (size_t)v.w : (size_t)v.C;
     return v;
 }
 
@@ -114,10 +127,10 @@ static inline bn_tile tile_at(const bn_view *v, size_t t) {
         run = i / groups, grp = i % groups;
     }
     size_t p0 = run * BN_BLOCK_ROWS; // first position in the image
-    r.c0 = (int)grp * 16;
+    r.c0 = (int)grp * v->w;
     r.segs = (int)(v->hw - p0 < BN_BLOCK_ROWS ? v->hw - p0 : BN_BLOCK_ROWS);
-    r.lanes = v->C - r.c0 < 16 ? v->C - r.c0 : 16;
-    if (v->cb) r.base = ((img * (size_t)v->cb + grp) * v->hw + p0) * 16;
+    r.lanes = v->C - r.c0 < v->w ? v->C - r.c0 : v->w;
+    if (v->cb) r.base = ((img * (size_t)v->cb + grp) * v->hw + p0) * (size_t)v->w;
     else r.base = (img * v->hw + p0) * (size_t)v->C + (size_t)r.c0;
     return r;
 }
@@ -126,7 +139,7 @@ static inline bn_tile tile_at(const bn_view *v, size_t t) {
 static inline size_t bn_at(const bn_view *v, size_t r, int c) {
     if (!v->cb) return r * (size_t)v->C + (size_t)c;
     size_t img = r / v->hw;
-    return ((img * (size_t)v->cb + (size_t)(c / 16)) * v->hw + r % v->hw) * 16 + (size_t)(c % 16);
+    return ((img * (size_t)v->cb + (size_t)(c / v->w)) * v->hw + r % v->hw) * (size_t)v->w + (size_t)(c % v->w);
 }
 
 static uint8_t *bn_mask(const rcv_node *n) { return n->fused_relu ? (uint8_t *)(n->saved + 2 * n->shape.c) : NULL; }
@@ -166,6 +179,7 @@ static int bn_prepare(rcv_graph *g, rcv_node *n) {
 
 // A tile's segments, with `body` on the 16 lanes j of each (fewer at an NHWC row's end: the
 // generic loop); o = the segment's offset, mm[j] its mask bytes as ints when mask != NULL.
+// Used where no SIMD kernel applies (bn_simd 0, or a tile of other than 8 or 16 lanes).
 #define BN_TILE_LOOP(t, stride, mask, body)                                                                            \
     do {                                                                                                               \
         int32_t mm[16] = {0};                                                                                          \
@@ -187,22 +201,153 @@ static int bn_prepare(rcv_graph *g, rcv_node *n) {
         (void)mm;                                                                                                      \
     } while (0)
 
+// The widest tile kernel this process may run: 16 (AVX-512), 8 (AVX2 + FMA) or 0.
+static int bn_simd(void) {
+#ifdef BN_X86
+    static int w = -1;
+    if (w < 0) {
+        int b = rcv_cpu_block();
+        w = b == 16 && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") ? 16
+            : b >= 8 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                    __builtin_cpu_supports("bmi2")
+                ? 8
+                : 0;
+    }
+    return w;
+#else
+    return 0;
+#endif
+}
+
+// The SIMD tile kernels: one segment of 16 (AVX-512) or 8 (AVX2) lanes at a time; the generic
+// versions' arithmetic lane by lane, with the mask (one byte per element, NULL = all set) as a
+// register mask.
+#ifdef BN_X86
+BN_AVX512 static inline __mmask16 mask16(const uint8_t *m) {
+    return m ? _mm_test_epi8_mask(_mm_loadu_si128((const __m128i *)m), _mm_set1_epi8(-1)) : 0xffff;
+}
+// All ones where the mask byte is set.
+BN_AVX2 static inline __m256 mask8(const uint8_t *m) {
+    if (!m) return _mm256_castsi256_ps(_mm256_set1_epi32(-1));
+    __m256i b = _mm256_cvtepu8_epi32(_mm_loadl_epi64((const __m128i *)m));
+    return _mm256_castsi256_ps(_mm256_cmpgt_epi32(b, _mm256_setzero_si256()));
+}
+
+BN_AVX512 static void sums16(float *g1, float *g2, const float *a, const float *am, const uint8_t *m, const float *b,
+                             const float *bm, const bn_tile *t, size_t stride) {
+    __m512 s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), vam = _mm512_loadu_ps(am), vbm = _mm512_loadu_ps(bm);
+    for (int q = 0; q < t->segs; q++) {
+        size_t o = t->base + (size_t)q * stride;
+        __m512 u = _mm512_maskz_sub_ps(mask16(m ? m + o : NULL), _mm512_loadu_ps(a + o), vam);
+        s1 = _mm512_add_ps(s1, u);
+        s2 = _mm512_fmadd_ps(u, _mm512_sub_ps(_mm512_loadu_ps(b + o), vbm), s2);
+    }
+    _mm512_storeu_ps(g1, s1);
+    _mm512_storeu_ps(g2, s2);
+}
+BN_AVX2 static void sums8(float *g1, float *g2, const float *a, const float *am, const uint8_t *m, const float *b,
+                          const float *bm, const bn_tile *t, size_t stride) {
+    __m256 s1 = _mm256_setzero_ps(), s2 = _mm256_setzero_ps(), vam = _mm256_loadu_ps(am), vbm = _mm256_loadu_ps(bm);
+    for (int q = 0; q < t->segs; q++) {
+        size_t o = t->base + (size_t)q * stride;
+        __m256 u = _mm256_and_ps(mask8(m ? m + o : NULL), _mm256_sub_ps(_mm256_loadu_ps(a + o), vam));
+        s1 = _mm256_add_ps(s1, u);
+        s2 = _mm256_fmadd_ps(u, _mm256_sub_ps(_mm256_loadu_ps(b + o), vbm), s2);
+    }
+    _mm256_storeu_ps(g1, s1);
+    _mm256_storeu_ps(g2, s2);
+}
+
+// y goes out with non-temporal stores where aligned: not read back here, and the write skips
+// the read for ownership (smallcnn's bn1, 12.8 MB: forward 1.9 -> 1.0 ms, the next conv no
+// slower). dx in backward was tried the same way: no faster overall (conv1's weight gradient,
+// which reads it next, got slower).
+BN_AVX512 static void fwd16(float *y, uint8_t *m, const float *x, const float *mean, const float *ka, const float *kb,
+                            const bn_tile *t, size_t stride) {
+    __m512 vm = _mm512_loadu_ps(mean), va = _mm512_loadu_ps(ka), vb = _mm512_loadu_ps(kb), z = _mm512_setzero_ps();
+    int nt = ((uintptr_t)(y + t->base) % 64 == 0) && stride % 16 == 0;
+    for (int q = 0; q < t->segs; q++) {
+        size_t o = t->base + (size_t)q * stride;
+        __m512 u = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_loadu_ps(x + o), vm), va, vb);
+        if (m) {
+            __mmask16 k = _mm512_cmp_ps_mask(u, z, _CMP_GT_OQ);
+            _mm_storeu_si128((__m128i *)(m + o), _mm_maskz_set1_epi8(k, 1));
+            u = _mm512_maskz_mov_ps(k, u);
+        }
+        if (nt) _mm512_stream_ps(y + o, u);
+        else _mm512_storeu_ps(y + o, u);
+    }
+    if (nt) _mm_sfence(); // ordered before the barrier that hands y to the next op
+}
+BN_AVX2 static void fwd8(float *y, uint8_t *m, const float *x, const float *mean, const float *ka, const float *kb,
+                         const bn_tile *t, size_t stride) {
+    __m256 vm = _mm256_loadu_ps(mean), va = _mm256_loadu_ps(ka), vb = _mm256_loadu_ps(kb), z = _mm256_setzero_ps();
+    int nt = ((uintptr_t)(y + t->base) % 32 == 0) && stride % 8 == 0;
+    for (int q = 0; q < t->segs; q++) {
+        size_t o = t->base + (size_t)q * stride;
+        __m256 u = _mm256_fmadd_ps(_mm256_sub_ps(_mm256_loadu_ps(x + o), vm), va, vb);
+        if (m) {
+            __m256 k = _mm256_cmp_ps(u, z, _CMP_GT_OQ);
+            uint64_t bytes = _pdep_u64((unsigned)_mm256_movemask_ps(k), 0x0101010101010101ull); // bit j -> byte j
+            memcpy(m + o, &bytes, 8);
+            u = _mm256_and_ps(u, k);
+        }
+        if (nt) _mm256_stream_ps(y + o, u);
+        else _mm256_storeu_ps(y + o, u);
+    }
+    if (nt) _mm_sfence();
+}
+
+// d (= or += when acc) ka dy - kb (x - mean) - kc, dy zero where the mask is 0; eval (x == NULL):
+// d (= or +=) ka dy, without reading x.
+BN_AVX512 static void dx16(float *d, const float *dy, const uint8_t *m, const float *x, const float *mean,
+                           const float *ka, const float *kb, const float *kc, int acc, const bn_tile *t,
+                           size_t stride) {
+    __m512 va = _mm512_loadu_ps(ka), vm, vb, vc;
+    if (x) vm = _mm512_loadu_ps(mean), vb = _mm512_loadu_ps(kb), vc = _mm512_loadu_ps(kc);
+    for (int q = 0; q < t->segs; q++) {
+        size_t o = t->base + (size_t)q * stride;
+        __m512 u = _mm512_maskz_mul_ps(mask16(m ? m + o : NULL), va, _mm512_loadu_ps(dy + o));
+        if (x) u = _mm512_fnmadd_ps(vb, _mm512_sub_ps(_mm512_loadu_ps(x + o), vm), _mm512_sub_ps(u, vc));
+        if (acc) u = _mm512_add_ps(u, _mm512_loadu_ps(d + o));
+        _mm512_storeu_ps(d + o, u);
+    }
+}
+BN_AVX2 static void dx8(float *d, const float *dy, const uint8_t *m, const float *x, const float *mean,
+                        const float *ka, const float *kb, const float *kc, int acc, const bn_tile *t, size_t stride) {
+    __m256 va = _mm256_loadu_ps(ka), vm, vb, vc;
+    if (x) vm = _mm256_loadu_ps(mean), vb = _mm256_loadu_ps(kb), vc = _mm256_loadu_ps(kc);
+    for (int q = 0; q < t->segs; q++) {
+        size_t o = t->base + (size_t)q * stride;
+        __m256 u = _mm256_and_ps(mask8(m ? m + o : NULL), _mm256_mul_ps(va, _mm256_loadu_ps(dy + o)));
+        if (x) u = _mm256_fnmadd_ps(vb, _mm256_sub_ps(_mm256_loadu_ps(x + o), vm), _mm256_sub_ps(u, vc));
+        if (acc) u = _mm256_add_ps(u, _mm256_loadu_ps(d + o));
+        _mm256_storeu_ps(d + o, u);
+    }
+}
+#endif
+
+// How a tile of `lanes` channels runs: 16 = one AVX-512 kernel, 8 = AVX2 kernels on its halves
+// (one for a tile of 8), 0 = the generic loops.
+static inline int tile_simd(const bn_tile *t) {
+    int w = bn_simd();
+    if (t->lanes == 16 && w == 16) return 16;
+    return (t->lanes == 16 || t->lanes == 8) && w >= 8 ? 8 : 0;
+}
+
 // Over a tile, per lane: g1 = sum a', g2 = sum a' (b - bm), a' = a - am, zero where the mask (may be
 // NULL) is 0.
 static inline void sums_tile(float *g1, float *g2, const float *a, const float *am, const uint8_t *m, const float *b,
                              const float *bm, const bn_tile *t, size_t stride) {
-#ifdef BN_AVX512
-    if (t->lanes == 16) {
-        __m512 s1 = _mm512_setzero_ps(), s2 = _mm512_setzero_ps(), vam = _mm512_loadu_ps(am), vbm = _mm512_loadu_ps(bm);
-        for (int q = 0; q < t->segs; q++) {
-            size_t o = t->base + (size_t)q * stride;
-            __mmask16 k = m ? _mm_test_epi8_mask(_mm_loadu_si128((const __m128i *)(m + o)), _mm_set1_epi8(-1)) : 0xffff;
-            __m512 u = _mm512_maskz_sub_ps(k, _mm512_loadu_ps(a + o), vam);
-            s1 = _mm512_add_ps(s1, u);
-            s2 = _mm512_fmadd_ps(u, _mm512_sub_ps(_mm512_loadu_ps(b + o), vbm), s2);
-        }
-        _mm512_storeu_ps(g1, s1);
-        _mm512_storeu_ps(g2, s2);
+#ifdef BN_X86
+    int w = tile_simd(t);
+    if (w == 16) {
+        sums16(g1, g2, a, am, m, b, bm, t, stride);
+        return;
+    }
+    if (w == 8) {
+        for (int h = 0; h < t->lanes; h += 8)
+            sums8(g1 + h, g2 + h, a + h, am + h, m ? m + h : NULL, b + h, bm + h, t, stride);
         return;
     }
 #endif
@@ -224,28 +369,16 @@ static inline void sums_tile(float *g1, float *g2, const float *a, const float *
 }
 
 // Over a tile: y = (x - mean) ka + kb, ReLU'd with its mask when m != NULL.
-// y goes out with non-temporal stores where aligned: not read back here, and the write skips
-// the read for ownership (smallcnn's bn1, 12.8 MB: forward 1.9 -> 1.0 ms, the next conv no
-// slower). dx in backward was tried the same way: no faster overall (conv1's weight gradient,
-// which reads it next, got slower).
 static inline void fwd_tile(float *y, uint8_t *m, const float *x, const float *mean, const float *ka, const float *kb,
                             const bn_tile *t, size_t stride) {
-#ifdef BN_AVX512
-    if (t->lanes == 16) {
-        __m512 vm = _mm512_loadu_ps(mean), va = _mm512_loadu_ps(ka), vb = _mm512_loadu_ps(kb), z = _mm512_setzero_ps();
-        int nt = ((uintptr_t)(y + t->base) % 64 == 0) && stride % 16 == 0;
-        for (int q = 0; q < t->segs; q++) {
-            size_t o = t->base + (size_t)q * stride;
-            __m512 u = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_loadu_ps(x + o), vm), va, vb);
-            if (m) {
-                __mmask16 k = _mm512_cmp_ps_mask(u, z, _CMP_GT_OQ);
-                _mm_storeu_si128((__m128i *)(m + o), _mm_maskz_set1_epi8(k, 1));
-                u = _mm512_maskz_mov_ps(k, u);
-            }
-            if (nt) _mm512_stream_ps(y + o, u);
-            else _mm512_storeu_ps(y + o, u);
-        }
-        if (nt) _mm_sfence(); // ordered before the barrier that hands y to the next op
+#ifdef BN_X86
+    int w = tile_simd(t);
+    if (w == 16) {
+        fwd16(y, m, x, mean, ka, kb, t, stride);
+        return;
+    }
+    if (w == 8) {
+        for (int h = 0; h < t->lanes; h += 8) fwd8(y + h, m ? m + h : NULL, x + h, mean + h, ka + h, kb + h, t, stride);
         return;
     }
 #endif
@@ -264,17 +397,15 @@ static inline void fwd_tile(float *y, uint8_t *m, const float *x, const float *m
 static inline void dx_tile(float *d, const float *dy, const uint8_t *m, const float *x, const float *mean,
                            const float *ka, const float *kb, const float *kc, int acc, const bn_tile *t,
                            size_t stride) {
-#ifdef BN_AVX512
-    if (t->lanes == 16) {
-        __m512 vm = _mm512_loadu_ps(mean), va = _mm512_loadu_ps(ka), vb = _mm512_loadu_ps(kb), vc = _mm512_loadu_ps(kc);
-        for (int q = 0; q < t->segs; q++) {
-            size_t o = t->base + (size_t)q * stride;
-            __mmask16 k = m ? _mm_test_epi8_mask(_mm_loadu_si128((const __m128i *)(m + o)), _mm_set1_epi8(-1)) : 0xffff;
-            __m512 u = _mm512_maskz_mul_ps(k, va, _mm512_loadu_ps(dy + o));
-            u = _mm512_fnmadd_ps(vb, _mm512_sub_ps(_mm512_loadu_ps(x + o), vm), _mm512_sub_ps(u, vc));
-            if (acc) u = _mm512_add_ps(u, _mm512_loadu_ps(d + o));
-            _mm512_storeu_ps(d + o, u);
-        }
+#ifdef BN_X86
+    int w = tile_simd(t);
+    if (w == 16) {
+        dx16(d, dy, m, x, mean, ka, kb, kc, acc, t, stride);
+        return;
+    }
+    if (w == 8) {
+        for (int h = 0; h < t->lanes; h += 8)
+            dx8(d + h, dy + h, m ? m + h : NULL, x + h, mean + h, ka + h, kb + h, kc + h, acc, t, stride);
         return;
     }
 #endif
@@ -301,16 +432,14 @@ static inline void dx_tile(float *d, const float *dy, const uint8_t *m, const fl
 // it every step).
 static inline void dx_eval_tile(float *d, const float *dy, const uint8_t *m, const float *ka, int acc,
                                 const bn_tile *t, size_t stride) {
-#ifdef BN_AVX512
-    if (t->lanes == 16) {
-        __m512 va = _mm512_loadu_ps(ka);
-        for (int q = 0; q < t->segs; q++) {
-            size_t o = t->base + (size_t)q * stride;
-            __mmask16 k = m ? _mm_test_epi8_mask(_mm_loadu_si128((const __m128i *)(m + o)), _mm_set1_epi8(-1)) : 0xffff;
-            __m512 u = _mm512_maskz_mul_ps(k, va, _mm512_loadu_ps(dy + o));
-            if (acc) u = _mm512_add_ps(u, _mm512_loadu_ps(d + o));
-            _mm512_storeu_ps(d + o, u);
-        }
+#ifdef BN_X86
+    int w = tile_simd(t);
+    if (w == 16) {
+        dx16(d, dy, m, NULL, NULL, ka, NULL, NULL, acc, t, stride);
+        return;
+    }
+    if (w == 8) {
+        for (int h = 0; h < t->lanes; h += 8) dx8(d + h, dy + h, m ? m + h : NULL, NULL, NULL, ka + h, NULL, NULL, acc, t, stride);
         return;
     }
 #endif

@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "backend/cpu/dnnl_ctx.h"
 #include "robustcv/error.h"
 
@@ -307,15 +308,17 @@ static int dx_by_gemm(const rcv_conv_attr *a, rcv_shape xs, int mode) {
     return mode == DIRECT && a->groups == 1 && xs.c < 16 && !getenv("RCV_NO_CONV_DX_GEMM");
 }
 
-// The layout the fp32 primitives compute in (1 = nChw16c): Winograd's is nChw16c; direct
-// convolutions use the tensors' own when x and y agree (oneDNN's jit kernels run nChw16c ->
-// nChw16c and NHWC -> NHWC but fall to reference code on a mix), else nChw16c when both
-// channel counts are in 16s, else NHWC. The side in the other layout is reordered.
+// The layout the fp32 primitives compute in (0 = NHWC, else the block b of nChw<b>c): Winograd's
+// is nChw16c (AVX-512 only, use_wino); direct convolutions use the tensors' own when x and y
+// agree (oneDNN's jit kernels run nChw<b>c -> nChw<b>c and NHWC -> NHWC but fall to reference
+// code on a mix, or on a block that is not their ISA's), else this CPU's block when both channel
+// counts are in its multiples, else NHWC. The side in the other layout is reordered.
 static int compute_blocked(const rcv_graph *g, const rcv_node *n, int wino) {
     const rcv_node *x = &g->nodes[n->in[0]];
-    if (wino) return 1;
+    int b = rcv_cpu_block();
+    if (wino) return 16;
     if (x->blocked == n->blocked) return n->blocked;
-    return x->shape.c % 16 == 0 && n->shape.c % 16 == 0;
+    return b && x->shape.c % b == 0 && n->shape.c % b == 0 ? b : 0;
 }
 
 static void conv_state_clear(conv_state *s) {
@@ -406,8 +409,8 @@ static int infer_build(rcv_graph *g, rcv_node *n, conv_state *s, int mode, const
 #define WINO_INFER_MIN 512
 
 // Builds the oneDNN primitives in one of three modes. x and dy go through the compute
-// layouts xc/dyc (bf16 or nChw16c: reordered in; plain fp32 NHWC: used in place); y and
-// dx come out of yc/dxc (nChw16c: reordered out).
+// layouts xc/dyc (bf16 or nChw<b>c: reordered in; plain fp32 NHWC: used in place); y and
+// dx come out of yc/dxc (nChw<b>c: reordered out).
 static int conv_build(rcv_graph *g, rcv_node *n, conv_state *s, int mode) {
     rcv_conv_attr a = n->attr.conv;
     rcv_shape xs = rcv_in_shape(g, n, 0), ys = n->shape;
@@ -769,13 +772,13 @@ static void conv_backward(rcv_graph *g, rcv_node *n) {
 }
 
 // bf16 and Winograd keep x in their compute layout for backward-weights: a bf16 copy
-// (numel / 2 floats) or nChw16c (channels padded to 16).
+// (numel / 2 floats) or nChw16c.
 static size_t conv_saved_size(const rcv_graph *g, const rcv_node *n) {
     rcv_shape xs = g->nodes[n->in[0]].shape;
     if (use_gemm(&n->attr.conv, n->shape)) return 0;
     if (g->precision == RCV_PREC_BF16) return (rcv_numel(xs) + 1) / 2;
-    // fp32: a copy of x when it is not in the compute layout (which pads no channels: nChw16c
-    // is chosen only with C % 16 == 0). Sized for Winograd: prepare may fall back to direct.
+    // fp32: a copy of x when it is not in the compute layout (which pads no channels: nChw<b>c
+    // is chosen only with C % b == 0). Sized for Winograd: prepare may fall back to direct.
     int cblk = compute_blocked(g, n, use_wino(&n->attr.conv, xs, n->shape));
     return g->nodes[n->in[0]].blocked != cblk ? rcv_numel(xs) : 0;
 }

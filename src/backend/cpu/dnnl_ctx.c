@@ -117,7 +117,23 @@ int rcv_dnnl_md_nhwc(dnnl_memory_desc_t *md, rcv_shape s) { return rcv_dnnl_md_a
 
 int rcv_dnnl_md_act(dnnl_memory_desc_t *md, rcv_shape s, int blocked) {
     dnnl_dims_t d = {s.n, s.c, s.h, s.w};
-    return RCV_DNNL(dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, blocked ? dnnl_nChw16c : dnnl_nhwc));
+    dnnl_format_tag_t tag = blocked == 16 ? dnnl_nChw16c : blocked == 8 ? dnnl_nChw8c : dnnl_nhwc;
+    return RCV_DNNL(dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, tag));
+}
+
+// oneDNN's fp32 jit convolutions block channels by the vector width of the ISA they run at:
+// 16 on AVX-512, 8 on AVX2 (its AVX2 kernels given nChw16c fell to reference code: one
+// batch-128 3x3 conv took 60 s). Below AVX2, NHWC only. The effective ISA is the CPU's,
+// capped by ONEDNN_MAX_CPU_ISA.
+int rcv_cpu_block(void) {
+    static int blk = -1;
+    if (blk < 0) {
+        unsigned isa = (unsigned)dnnl_get_effective_cpu_isa(); // ISA values are nested bit sets
+        blk = (isa & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core ? 16
+              : (isa & dnnl_cpu_isa_avx2) == dnnl_cpu_isa_avx2             ? 8
+                                                                             : 0;
+    }
+    return blk;
 }
 
 int rcv_dnnl_md_vec(dnnl_memory_desc_t *md, int len) {

@@ -53,7 +53,7 @@ void rcv_dnnl_prim_free(rcv_dnnl_prim *p);
 
 // Memory descriptors: an activation (N, C, H, W) stored NHWC; a 1-d float vector.
 int rcv_dnnl_md_nhwc(dnnl_memory_desc_t *md, rcv_shape s);
-// An fp32 activation (N, C, H, W): NHWC, or nChw16c when blocked (rcv_node.blocked).
+// An fp32 activation (N, C, H, W): NHWC, or nChw<b>c when blocked by b (rcv_node.blocked: 0, 8, 16).
 int rcv_dnnl_md_act(dnnl_memory_desc_t *md, rcv_shape s, int blocked);
 int rcv_dnnl_md_vec(dnnl_memory_desc_t *md, int len);
 // The same activation stored as bf16 (the bf16 conv path's rounded copies).

@@ -43,7 +43,7 @@ static inline void max_window(int o, int k, int s, int p, int in, int *st, int *
 }
 
 // 2x2 stride 2, no padding, every window inside x (floor mode): the small CNN's and VGG's
-// pools. On the blocked (N*C/16, 16, H, W) view the generic forward spends its time in
+// pools. On the blocked (N*C/b, b, H, W) view the generic forward spends its time in
 // per-window setup (the small CNN's two pools: 5.2 -> 3.2 ms on one thread). A matching
 // backward that writes each cell once measured slower than the generic memset + scatter.
 static int pool_2x2(rcv_pool_attr a, rcv_shape xs, rcv_shape ys) {
@@ -54,7 +54,7 @@ static int pool_2x2(rcv_pool_attr a, rcv_shape xs, rcv_shape ys) {
 // Same argmax rule as the generic loop: cells in order 0 (top left), 1, 2, 3; a later one
 // wins when strictly greater or NaN. The comparisons run on 16 channels at a time with the
 // argmax as int lanes, narrowed to bytes after: with the byte store in the compared loop GCC 12
-// vectorises 64 lanes at a step, more than the blocked view's 16 channels hold, and fell back to
+// vectorises 64 lanes at a step, more than the blocked view's 16 (or 8) channels hold, and fell back to
 // a branch per element (smallcnn b250 eval, one thread: its two pools' forward 32 -> 4 ms).
 static void maxpool_2x2_forward(const float *restrict x, float *restrict y, uint8_t *restrict arg, rcv_shape xs,
                                 rcv_shape ys) {
@@ -169,6 +169,9 @@ static void maxpool_infer(rcv_graph *g, rcv_node *n) {
                             if (cn == 16) {
 #pragma omp simd
                                 for (int c = 0; c < 16; c++) best[c] = xr[c] > best[c] || xr[c] != xr[c] ? xr[c] : best[c];
+                            } else if (cn == 8) { // the nChw8c view (AVX2)
+#pragma omp simd
+                                for (int c = 0; c < 8; c++) best[c] = xr[c] > best[c] || xr[c] != xr[c] ? xr[c] : best[c];
                             } else
                                 for (int c = 0; c < cn; c++) best[c] = xr[c] > best[c] || xr[c] != xr[c] ? xr[c] : best[c];
                         }

@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test demo bench clean asan fuzz fuzz-build
+.PHONY: all deps build test test-avx2 demo bench clean asan fuzz fuzz-build
 
 all: build
 
@@ -40,6 +40,18 @@ asan: deps
 	cd build-asan && ASAN_OPTIONS=detect_leaks=0:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		RCV_QUICK=1 ctest --output-on-failure -j 1 -R '$(ASAN_TESTS)'
 
+# The AVX2 tier on any machine: a portable build (RCV_NATIVE=OFF: -march=x86-64-v3, our AVX-512
+# kernels chosen at run time only) in build-avx2/, its kernel, layout, model, inference and attack
+# tests run with oneDNN capped at AVX2 (ONEDNN_MAX_CPU_ISA, which caps our own SIMD too) and
+# PyTorch's oracles at AVX2 (ATEN_CPU_CAPABILITY). An AVX-512 machine so checks what an AVX2-only
+# one runs: nChw8c chains, oneDNN's AVX2 kernels, no Winograd, no bf16. The rest of the suite
+# (data, I/O, serving, CLI runs) runs the same code at every tier and stays in `make test`.
+AVX2_TESTS ?= ^(test_noref|test_ops|test_ref_ops|test_layout|test_graph|test_infer|test_input_grad|test_optim|test_models|test_nlmeans|test_attack|test_apgd|test_cw|test_precision_sh)$$
+test-avx2: deps
+	@$(MAKE) --no-print-directory build BUILD=build-avx2 CMAKE_FLAGS="-DRCV_NATIVE=OFF -DRCV_CUDA=OFF"
+	cd build-avx2 && ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 RCV_NOREF_TIERS=AVX2 \
+		ctest --output-on-failure -j 1 -R '$(AVX2_TESTS)'
+
 # libFuzzer targets (tests/fuzz/fuzz_*.c; clang + ASan + UBSan) in build-fuzz/, each run for
 # FUZZ_SECONDS (FUZZ_TARGETS: a subset); crashes land in tests/fuzz/regress/<target>/. docs/fuzzing.md.
 FUZZ_SECONDS ?= 60
@@ -53,4 +65,4 @@ fuzz: fuzz-build
 	bash tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
 
 clean:
-	rm -rf build build-asan build-fuzz
+	rm -rf build build-asan build-avx2 build-fuzz

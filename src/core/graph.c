@@ -501,9 +501,11 @@ rcv_precision rcv_graph_set_precision(rcv_graph *g, rcv_backend backend, rcv_pre
     int ok = p == RCV_PREC_FP32 || backend == RCV_BACKEND_CUDA ||
              (backend == RCV_BACKEND_CPU && p == RCV_PREC_BF16 && rcv_backend_has_bf16(backend));
     if (!ok) {
+        char why[96] = ""; // ONEDNN_MAX_CPU_ISA may cap a CPU that has bf16: name the ISA oneDNN runs at
+        if (backend == RCV_BACKEND_CPU && p == RCV_PREC_BF16)
+            snprintf(why, sizeof why, " (no AVX512-BF16 or AMX at oneDNN ISA %s)", rcv_cpu_isa());
         fprintf(stderr, "robustcv: --precision %s is not available on the %s backend%s; using fp32\n",
-                rcv_precision_name(p), backend == RCV_BACKEND_CPU ? "cpu" : "ref",
-                backend == RCV_BACKEND_CPU && p == RCV_PREC_BF16 ? " (this CPU has no AVX512-BF16 or AMX)" : "");
+                rcv_precision_name(p), backend == RCV_BACKEND_CPU ? "cpu" : "ref", why);
         p = RCV_PREC_FP32;
     }
     if (g->precision != p && g->batch > 0) g->batch = -g->batch; // forces a re-plan (kernels depend on it)

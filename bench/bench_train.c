@@ -3,6 +3,8 @@
 // on the same shapes and thread count, and prints the ratio.
 //
 // usage: bench_train MODEL C H W CLASSES BATCH [STEPS] [small] [bf16]
+//        bench_train --isa   (oneDNN's effective ISA, for the bench's header)
+// Exit 77: the CPU cannot run the case (bf16 without AVX512-BF16 or AMX); stderr says why.
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,6 +12,7 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "backend/backend.h"
 #include "robustcv/error.h"
 #include "robustcv/models.h"
 #include "robustcv/optim.h"
@@ -21,6 +24,10 @@ static double now(void) {
 }
 
 int main(int argc, char **argv) {
+    if (argc == 2 && !strcmp(argv[1], "--isa")) {
+        printf("%s\n", rcv_cpu_isa());
+        return 0;
+    }
     if (argc < 7) {
         fprintf(stderr, "usage: %s MODEL C H W CLASSES BATCH [STEPS] [small] [bf16]\n", argv[0]);
         return 2;
@@ -37,12 +44,17 @@ int main(int argc, char **argv) {
         if (!strcmp(argv[i], "small")) cfg.small_input = 1;
         else if (!strcmp(argv[i], "bf16")) bf16 = 1;
     }
+    // Asked before building: the library would fall back to fp32 and the row would time fp32.
+    if (bf16 && !rcv_backend_has_bf16(RCV_BACKEND_CPU)) {
+        fprintf(stderr, "skipped: no bf16 on this CPU (oneDNN ISA %s)\n", rcv_cpu_isa());
+        return 77;
+    }
     rcv_model m;
     if (rcv_model_build(&m, argv[1], &cfg)) {
         fprintf(stderr, "bench_train: %s\n", rcv_error());
         return 1;
     }
-    if (bf16 && rcv_graph_set_precision(m.g, RCV_BACKEND_CPU, RCV_PREC_BF16) != RCV_PREC_BF16) return 3;
+    if (bf16) rcv_graph_set_precision(m.g, RCV_BACKEND_CPU, RCV_PREC_BF16);
     if (rcv_graph_plan(m.g, batch, RCV_BACKEND_CPU)) {
         fprintf(stderr, "bench_train: %s\n", rcv_error());
         return 1;

@@ -7,9 +7,9 @@ import torch, torchvision
 sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests", "oracle"))
 
 def build(name, c, classes, small):
-    if name == "smallcnn":
-        from resnet_ref import SmallCNN
-        return SmallCNN(c, classes)
+    if name in ("smallcnn", "smallcnn6"):  # the twin of src/nn/smallcnn.c (tests/oracle/resnet_ref.py)
+        from resnet_ref import SMALLCNN, SMALLCNN6, SmallCNN
+        return SmallCNN(c, classes, cfg=SMALLCNN6 if name == "smallcnn6" else SMALLCNN)
     m = getattr(torchvision.models, name)(num_classes=classes)
     if c != 3 or small:
         m.conv1 = torch.nn.Conv2d(c, 64, 3 if small else 7, 1 if small else 2, 1 if small else 3, bias=False)

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # make bench: ours vs PyTorch (Debian python3-torch) on the same machine, shapes
 # and thread count, measured in one run. Prints ours, peer and ratio per case, and
-# peak memory (max RSS of the process) of both.
+# peak memory (max RSS of the process) of both. The header names the CPU tier (model, flags,
+# oneDNN's ISA); the training rows run at the CPU's own tier and at AVX2. A row the CPU cannot
+# run (bf16 without AVX512-BF16 or AMX) prints "skipped: <why>", a failed row "failed: <error>",
+# and the bench goes on (failed rows make it exit 1 at the end).
 set -euo pipefail
 BUILD=${1:-build}
 THREADS=${THREADS:-$(nproc)}
@@ -10,21 +13,55 @@ export OMP_NUM_THREADS=$THREADS
 PY=/usr/bin/python3
 cd "$(dirname "$0")/.."
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(env -u OMP_NUM_THREADS nproc) cores; threads $THREADS"
+flags=" $(grep -m1 '^flags' /proc/cpuinfo | cut -d: -f2) "
+has() { if [[ $flags == *" $1 "* ]]; then echo "$1"; else echo "no $1"; fi; }
+echo "cpu flags: $(has avx2), $(has avx512f), $(has avx512_bf16), $(has amx_bf16)"
 echo "training step (forward + backward + SGD momentum), images/s; peer = PyTorch $($PY -c 'import torch; print(torch.__version__)') fp32 NCHW"
-printf "%-46s %9s %9s %7s %10s %10s\n" "case" "ours" "peer" "ratio" "ours MB" "peer MB"
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
-run() { # label, model c h w classes batch steps [flags for ours]
-  local label=$1 model=$2 c=$3 h=$4 w=$5 k=$6 b=$7 steps=$8 flags=${9:-}
-  local ours peer om pm
-  ours=$("$BUILD/bench_train" "$model" "$c" "$h" "$w" "$k" "$b" "$steps" $flags 2>"$T/ours.err")
-  peer=$($PY bench/peer_train.py "$model" "$c" "$h" "$w" "$k" "$b" "$steps" "$THREADS" 2>"$T/peer.err")
-  om=$(sed -n 's/peak_rss_mb //p' "$T/ours.err"); pm=$(sed -n 's/peak_rss_mb //p' "$T/peer.err")
-  printf "%-46s %9s %9s %6.2fx %10s %10s\n" "$label" "$ours" "$peer" "$(awk -v a="$ours" -v b="$peer" 'BEGIN{print a/b}')" "$om" "$pm"
+FAILED=0
+# PyTorch's tier: its own kernels' (ATen's CPU capability) and its oneDNN's ISA, which oneDNN
+# prints at its first primitive.
+peer_isa() {
+  local out
+  out=$(env "${PEER[@]}" ONEDNN_VERBOSE=1 $PY -c 'import torch
+torch.nn.functional.conv2d(torch.ones(8, 16, 16, 16), torch.ones(16, 16, 3, 3))
+print("cap:" + torch.__config__.show().split("CPU capability usage: ")[1].split()[0])')
+  echo "ATen $(sed -n 's/^cap://p' <<< "$out"), oneDNN $(sed -n 's/^onednn_verbose,info,cpu,isa://p' <<< "$out")"
 }
-run "resnet18 3x64x64 200 cls b128 fp32" resnet18 3 64 64 200 128 "$STEPS"
-run "resnet18 3x64x64 200 cls b128 bf16 (vs fp32)" resnet18 3 64 64 200 128 "$STEPS" "- bf16"
-run "smallcnn 1x28x28 10 cls b128 fp32" smallcnn 1 28 28 10 128 "$((STEPS * 5))"
-run "smallcnn 1x28x28 10 cls b128 bf16 (vs fp32)" smallcnn 1 28 28 10 128 "$((STEPS * 5))" "- bf16"
+run() { # label, model c h w classes batch steps [flags for ours]; the tier in TIER, OURS, PEER
+  local label="[$TIER] $1" model=$2 c=$3 h=$4 w=$5 k=$6 b=$7 steps=$8 flags=${9:-}
+  local ours peer om pm rc=0
+  ours=$(env "${OURS[@]}" "$BUILD/bench_train" "$model" "$c" "$h" "$w" "$k" "$b" "$steps" $flags 2>"$T/ours.err") || rc=$?
+  if [ $rc = 77 ]; then # a case this CPU cannot run (bf16 without AVX512-BF16 or AMX): the reason, and on
+    printf "%-56s %s\n" "$label" "$(tail -1 "$T/ours.err")"
+    return
+  fi
+  if [ $rc != 0 ] || ! peer=$(env "${PEER[@]}" $PY bench/peer_train.py "$model" "$c" "$h" "$w" "$k" "$b" "$steps" "$THREADS" 2>"$T/peer.err"); then
+    printf "%-56s failed: %s\n" "$label" "$(tail -1 "$T/$([ $rc != 0 ] && echo ours || echo peer).err")"
+    FAILED=$((FAILED + 1))
+    return
+  fi
+  om=$(sed -n 's/peak_rss_mb //p' "$T/ours.err"); pm=$(sed -n 's/peak_rss_mb //p' "$T/peer.err")
+  printf "%-56s %9s %9s %6.2fx %10s %10s\n" "$label" "$ours" "$peer" "$(awk -v a="$ours" -v b="$peer" 'BEGIN{print a/b}')" "$om" "$pm"
+}
+# Each training row at two tiers: the CPU's own and AVX2, the lowest x86 tier we support, forced on
+# both sides (ONEDNN_MAX_CPU_ISA for oneDNN; ATEN_CPU_CAPABILITY for PyTorch's own kernels).
+for TIER in default avx2; do
+  if [ $TIER = avx2 ]; then
+    OURS=(ONEDNN_MAX_CPU_ISA=AVX2) PEER=(ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2)
+  else
+    OURS=() PEER=()
+  fi
+  echo "tier $TIER: ours oneDNN $(env "${OURS[@]}" "$BUILD/bench_train" --isa); peer $(peer_isa)"
+  printf "%-56s %9s %9s %7s %10s %10s\n" "case" "ours" "peer" "ratio" "ours MB" "peer MB"
+  run "resnet18 3x64x64 200 cls b128 fp32" resnet18 3 64 64 200 128 "$STEPS"
+  run "resnet18 3x64x64 200 cls b128 bf16 (vs fp32)" resnet18 3 64 64 200 128 "$STEPS" "- bf16"
+  run "smallcnn 1x28x28 10 cls b128 fp32" smallcnn 1 28 28 10 128 "$((STEPS * 5))"
+  run "smallcnn 1x28x28 10 cls b128 bf16 (vs fp32)" smallcnn 1 28 28 10 128 "$((STEPS * 5))" "- bf16"
+  # The demo's model and input (scripts/demo.sh: robustcv run on Fashion-MNIST, batch 128).
+  run "smallcnn6 1x28x28 10 cls b128 fp32" smallcnn6 1 28 28 10 128 "$((STEPS * 5))"
+  run "smallcnn6 1x28x28 10 cls b128 bf16 (vs fp32)" smallcnn6 1 28 28 10 128 "$((STEPS * 5))" "- bf16"
+done
 [ -x "$BUILD/bench_ops" ] && "$BUILD/bench_ops"
 # Augmentation and NL-means (bench/bench_augment.c vs bench/peer_augment.py: OpenCV, torchvision).
 if [ -x "$BUILD/bench_augment" ]; then
@@ -51,4 +88,5 @@ THREADS=$THREADS bench/bench_serve.sh "$BUILD" || echo "bench_serve.sh failed"
 [ -x "$BUILD/bench_onnx" ] && THREADS=2 bench/bench_onnx.sh "$BUILD"
 # The model zoo last: the slowest part.
 [ -x "$BUILD/bench_models" ] && STEPS=${STEPS_MODELS:-3} bench/models.sh "$BUILD"
+[ $FAILED = 0 ] || { echo "bench: $FAILED training rows failed"; exit 1; }
 exit 0

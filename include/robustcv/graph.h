@@ -309,7 +309,8 @@ void rcv_graph_set_training(rcv_graph *g, int training);
 void rcv_graph_set_input_grad_only(rcv_graph *g, int on);
 // Chooses the compute precision for the next plan on `backend`. cuda takes all four; cpu
 // takes bf16 where the CPU has native bf16 (AVX512-BF16 or AMX); anything else falls back
-// to fp32 with a message on stderr. Returns the precision that will be used.
+// to fp32 with a message on stderr (once per process for each backend and precision). Returns
+// the precision that will be used.
 rcv_precision rcv_graph_set_precision(rcv_graph *g, rcv_backend backend, rcv_precision p);
 void rcv_graph_forward(rcv_graph *g);
 // Forward for callers that read outputs and run no backward on it (predict, evaluation, serve):

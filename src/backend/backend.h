@@ -41,6 +41,9 @@ int rcv_backend_block(rcv_backend b);
 // Native bf16 dot products (AVX512-BF16 or AMX) on this CPU, as oneDNN sees it.
 int rcv_cpu_has_bf16(void);
 int rcv_backend_has_bf16(rcv_backend b);
+// oneDNN's effective ISA, short name ("avx2", "avx512_core_bf16"): the CPU's, capped by
+// ONEDNN_MAX_CPU_ISA. Names the tier in messages and in make bench's header.
+const char *rcv_cpu_isa(void);
 
 // Attack vector ops on planned storage (src/backend/attack_ops.c; cuda: src/backend/cuda/attack.cu),
 // queued like the plan's kernels: what an attack does between a backward and the next forward,

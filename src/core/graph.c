@@ -2,6 +2,7 @@
 // reverse-mode autodiff. See graph.h for the contracts.
 #include "robustcv/graph.h"
 
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -501,9 +502,16 @@ rcv_precision rcv_graph_set_precision(rcv_graph *g, rcv_backend backend, rcv_pre
     int ok = p == RCV_PREC_FP32 || backend == RCV_BACKEND_CUDA ||
              (backend == RCV_BACKEND_CPU && p == RCV_PREC_BF16 && rcv_backend_has_bf16(backend));
     if (!ok) {
-        fprintf(stderr, "robustcv: --precision %s is not available on the %s backend%s; using fp32\n",
-                rcv_precision_name(p), backend == RCV_BACKEND_CPU ? "cpu" : "ref",
-                backend == RCV_BACKEND_CPU && p == RCV_PREC_BF16 ? " (this CPU has no AVX512-BF16 or AMX)" : "");
+        // Said once per process and (backend, precision): robustcv run trains several models and
+        // search many, on the same CPU.
+        static _Atomic unsigned told;
+        unsigned bit = 1u << (4 * backend + p);
+        char why[96] = ""; // ONEDNN_MAX_CPU_ISA may cap a CPU that has bf16: name the ISA oneDNN runs at
+        if (backend == RCV_BACKEND_CPU && p == RCV_PREC_BF16)
+            snprintf(why, sizeof why, " (no AVX512-BF16 or AMX at oneDNN ISA %s)", rcv_cpu_isa());
+        if (!(atomic_fetch_or(&told, bit) & bit))
+            fprintf(stderr, "robustcv: --precision %s is not available on the %s backend%s; using fp32\n",
+                    rcv_precision_name(p), backend == RCV_BACKEND_CPU ? "cpu" : "ref", why);
         p = RCV_PREC_FP32;
     }
     if (g->precision != p && g->batch > 0) g->batch = -g->batch; // forces a re-plan (kernels depend on it)

@@ -1,5 +1,6 @@
 #include "backend/cpu/dnnl_ctx.h"
 
+#include <dnnl_debug.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -149,6 +150,11 @@ void rcv_cpu_add_to(float *restrict dst, const float *restrict src, size_t n) {
 int rcv_cpu_has_bf16(void) {
     unsigned isa = (unsigned)dnnl_get_effective_cpu_isa(); // ISA values are nested bit sets
     return (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
+}
+
+const char *rcv_cpu_isa(void) {
+    const char *s = dnnl_cpu_isa2str(dnnl_get_effective_cpu_isa()); // "cpu_isa_avx2"
+    return strncmp(s, "cpu_isa_", 8) ? s : s + 8;
 }
 
 int rcv_dnnl_md_nhwc_bf16(dnnl_memory_desc_t *md, rcv_shape s) {

@@ -46,7 +46,7 @@ asan: deps
 # PyTorch's oracles at AVX2 (ATEN_CPU_CAPABILITY). An AVX-512 machine so checks what an AVX2-only
 # one runs: nChw8c chains, oneDNN's AVX2 kernels, no Winograd, no bf16. The rest of the suite
 # (data, I/O, serving, CLI runs) runs the same code at every tier and stays in `make test`.
-AVX2_TESTS ?= ^(test_noref|test_ops|test_ref_ops|test_layout|test_graph|test_infer|test_input_grad|test_optim|test_models|test_nlmeans|test_attack|test_apgd|test_cw|test_precision_sh)$$
+AVX2_TESTS ?= ^(test_noref|test_ops|test_ref_ops|test_layout|test_graph|test_infer|test_input_grad|test_optim|test_models|test_nlmeans|test_attack|test_apgd|test_cw|test_bf16_fallback_sh)$$
 test-avx2: deps
 	@$(MAKE) --no-print-directory build BUILD=build-avx2 CMAKE_FLAGS="-DRCV_NATIVE=OFF -DRCV_CUDA=OFF"
 	cd build-avx2 && ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 RCV_NOREF_TIERS=AVX2 \

@@ -1,7 +1,7 @@
 // rcv_graph_infer: eval-mode forward with each batchnorm folded into the convolution before it
 // (cpu backend). Oracle: the ref backend's plain eval forward of the same weights (naive kernels,
-// batchnorm as its own op), within 1e-5 of the logits' scale, on conv+BN models of every kind
-// the folding meets (resnet18: oneDNN direct / Winograd convs, 1x1 downsamples, 2x2 outputs (the
+// batchnorm as its own op; finite in every activation), within 1e-5 of the logits' scale, on
+// conv+BN models of every kind the folding meets (resnet18: oneDNN direct / Winograd convs, 1x1 downsamples, 2x2 outputs (the
 // im2col nodes, in infer on oneDNN with cached weights), BN without ReLU before the residual add,
 // add+ReLU; smallcnn6: BN+ReLU chains, and at 8x8 2x2 outputs with the affine in im2col's output
 // loop (36 positions, over GEMM_INFER_MAX_M); densenet121:
@@ -57,7 +57,10 @@ static void fill_input(rcv_model *m, unsigned seed) {
     for (int i = 0; i < g->batch; i++) g->nodes[m->labels].idata[i] = i % m->cfg.n_classes;
 }
 
-// Logits (batch x classes) of the eval forward on the ref backend.
+// Logits (batch x classes) of the eval forward on the ref backend, which must be finite in every
+// activation, not just the logits: ReLU maps NaN to 0, so a forward that overflowed to inf and
+// NaN midway can still end in finite logits, and infer would be compared with garbage. (Each node
+// of a plan has its own output memory, so all are there to read after the pass.)
 static float *ref_logits(rcv_model *m, int batch, unsigned seed) {
     if (rcv_graph_plan(m->g, batch, RCV_BACKEND_REF)) {
         fprintf(stderr, "plan ref: %s\n", rcv_error());
@@ -66,6 +69,18 @@ static float *ref_logits(rcv_model *m, int batch, unsigned seed) {
     rcv_graph_set_training(m->g, 0);
     fill_input(m, seed);
     rcv_graph_forward(m->g);
+    const rcv_node *bad = NULL;
+    size_t nbad = 0;
+    for (int i = 0; i < m->g->n_nodes; i++) {
+        const rcv_node *n = &m->g->nodes[i];
+        if (!n->out || n->skip) continue;
+        size_t cnt = rcv_numel(n->shape), nb = 0;
+        for (size_t j = 0; j < cnt; j++) nb += !isfinite(n->out[j]);
+        if (nb && !bad) bad = n;
+        nbad += nb;
+    }
+    CHECK(nbad == 0, "%s: ref eval forward: %zu non-finite activations, first at %s", m->name, nbad,
+          bad ? bad->name : "");
     size_t n = (size_t)batch * m->cfg.n_classes;
     float *z = malloc(n * sizeof(float));
     memcpy(z, m->g->nodes[m->logits].out, n * sizeof(float));
@@ -133,7 +148,11 @@ static void test_model(const char *name, int c, int h, int w, int k, int batch, 
     memcpy(before, z, nz * sizeof(float));
 
     // A training step (train-mode forward moves the running statistics, SGD the weights): infer
-    // must follow both.
+    // must follow both. The gradient is clipped to norm 5 (smallcnn6's are ~3-5, resnet18's ~50):
+    // densenet121's last block at batch 2 normalises 2 values a channel in train mode, so its
+    // gradient norm is ~1e5 (ref and cpu alike, its direction set by rounding); unclipped, lr 0.05
+    // takes conv weights to ~100-250 and the eval forward overflows float (activations x10 a
+    // layer, inf by denseblock2, NaN after the next batchnorm) on both backends.
     rcv_optim o;
     rcv_optim_cfg oc = rcv_optim_defaults(RCV_OPT_SGD);
     oc.lr = 0.05f;
@@ -142,6 +161,7 @@ static void test_model(const char *name, int c, int h, int w, int k, int batch, 
     rcv_graph_zero_grad(g);
     rcv_graph_forward(g);
     rcv_graph_backward(g, m.loss, 1.0f);
+    rcv_clip_grad_norm(g, 5.0f);
     rcv_optim_step(&o, g, oc.lr);
     rcv_optim_free(&o);
     rcv_graph_set_training(g, 0);

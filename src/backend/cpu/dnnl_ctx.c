@@ -143,6 +143,27 @@ int rcv_cpu_block(void) {
     return blk;
 }
 
+int rcv_cpu_simd(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    static int w = -1;
+    if (w < 0) {
+        // oneDNN's tier alone is not enough: its AVX2 needs neither FMA nor BMI2, which our
+        // kernels are compiled with.
+        int b = rcv_cpu_block();
+        w = b == 16 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")
+                ? 16
+            : b >= 8 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                    __builtin_cpu_supports("bmi2")
+                ? 8
+                : 0;
+    }
+    return w;
+#else
+    return 0;
+#endif
+}
+
 int rcv_dnnl_md_vec(dnnl_memory_desc_t *md, int len) {
     dnnl_dims_t d = {len};
     return RCV_DNNL(dnnl_memory_desc_init_by_tag(md, 1, d, dnnl_f32, dnnl_a));

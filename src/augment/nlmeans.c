@@ -103,20 +103,18 @@ static void nlm_pair(const nlm_ctx *k, nlm_scratch *sc, int dy, int dx, int *res
                 drow[x] += d * d;
             }
         }
-        if (y < tw - 1) {
-            if (y == 0)
-                for (int x = 0; x < DW; x++) V[x] = drow[x];
-            else
-                for (int x = 0; x < DW; x++) V[x] += drow[x];
-            continue;
-        }
-        int ry = y - tw + 1; // region row whose template rows are ry .. y
-        if (ry == 0) {
+        // V: the sum of rows y - tw + 1 .. y of D. Row 0 sets it (also when tw = 1, where row 0
+        // is a whole template), the next tw - 1 add, later rows slide.
+        if (y == 0) {
+            for (int x = 0; x < DW; x++) V[x] = drow[x];
+        } else if (y < tw) {
             for (int x = 0; x < DW; x++) V[x] += drow[x];
         } else {
             const int *restrict old = sc->D + (size_t)((y - tw) % ring) * DW;
             for (int x = 0; x < DW; x++) V[x] += drow[x] - old[x];
         }
+        if (y < tw - 1) continue;
+        int ry = y - tw + 1; // region row whose template rows are ry .. y
         nlm_weights_row(V, S, Wt, RW, tw, shift, cut, wtab);
         // Pixel p = (i0 + ry, j0 + x) in the image takes candidate p + d; pixel p + d takes candidate p.
         for (int pass = 0; pass < 2; pass++) {

@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test demo bench clean asan fuzz fuzz-build
+.PHONY: all deps build test demo bench clean asan fuzz fuzz-build cross-check
 
 all: build
 
@@ -51,6 +51,11 @@ fuzz-build: deps
 
 fuzz: fuzz-build
 	bash tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# Every C source (the cuda backend aside) through aarch64-linux-gnu-gcc -fsyntax-only -Werror:
+# installs the cross compiler when missing (scripts/cross_check.sh).
+cross-check:
+	bash scripts/cross_check.sh
 
 clean:
 	rm -rf build build-asan build-fuzz

@@ -3,7 +3,7 @@ BUILD ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test test-avx2 demo bench clean asan fuzz fuzz-build
+.PHONY: all deps build test test-avx2 demo bench clean asan fuzz fuzz-build cross-check
 
 all: build
 
@@ -63,6 +63,11 @@ fuzz-build: deps
 
 fuzz: fuzz-build
 	bash tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# Every C source (the cuda backend aside) compiled for aarch64 by Debian's cross compiler, -Werror
+# (scripts/cross_check.sh; installs the cross compiler when missing).
+cross-check:
+	bash scripts/cross_check.sh
 
 clean:
 	rm -rf build build-asan build-avx2 build-fuzz

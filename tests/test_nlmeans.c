@@ -13,6 +13,8 @@
 #include "robustcv/error.h"
 #include "testutil.h"
 
+#define NP 5 // parameter sets in tests/oracle/nlmeans_ref.py
+
 static uint8_t *slurp(const char *dir, const char *name, size_t n) {
     char p[1100];
     snprintf(p, sizeof p, "%.800s/%.200s", dir, name);
@@ -37,11 +39,11 @@ int main(void) {
     }
     CHECK(rc == 0, "nlmeans_ref.py failed (%d)", rc);
     if (rc) return test_done();
-    float P[4][4];
+    float P[NP][4];
     char p[1024];
     snprintf(p, sizeof p, "%s/params.txt", dir);
     FILE *f = fopen(p, "r");
-    for (int i = 0; i < 4; i++)
+    for (int i = 0; i < NP; i++)
         if (fscanf(f, "%f %f %f %f", &P[i][0], &P[i][1], &P[i][2], &P[i][3]) != 4) CHECK(0, "params.txt line %d", i);
     fclose(f);
 
@@ -66,7 +68,7 @@ int main(void) {
 
     // One plane: bit-exact.
     uint8_t *g = slurp(dir, "gray.u8", 4096), go[4096];
-    for (int q = 0; q < 4; q++) {
+    for (int q = 0; q < NP; q++) {
         snprintf(p, sizeof p, "gray_p%d.u8", q);
         uint8_t *ref = slurp(dir, p, 4096);
         CHECK(rcv_nlmeans(g, go, 64, 64, 1, P[q][0], (int)P[q][2], (int)P[q][3]) == 0, "%s", rcv_error());
@@ -77,7 +79,7 @@ int main(void) {
         free(ref);
     }
 
-    // Colour: 3 images x 4 parameter sets.
+    // Colour: 3 images x NP parameter sets.
     for (int k = 0; k < 3; k++) {
         int w, h;
         snprintf(p, sizeof p, "%s/img%d.shape", dir, k);
@@ -90,7 +92,7 @@ int main(void) {
         size_t n = (size_t)w * h * 3;
         snprintf(p, sizeof p, "img%d.rgb", k);
         uint8_t *im = slurp(dir, p, n), *o = malloc(n);
-        for (int q = 0; q < 4; q++) {
+        for (int q = 0; q < NP; q++) {
             snprintf(p, sizeof p, "img%d_p%d.rgb", k, q);
             uint8_t *ref = slurp(dir, p, n);
             CHECK(rcv_nlmeans_colored(im, o, h, w, P[q][0], P[q][1], (int)P[q][2], (int)P[q][3]) == 0, "%s", rcv_error());

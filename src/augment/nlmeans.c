@@ -9,14 +9,22 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "backend/backend.h"
 #include "robustcv/augment.h"
 #include "robustcv/error.h"
 
 #ifdef _OPENMP
 #include <omp.h>
 #endif
-#ifdef __AVX2__
+// The AVX2 version is compiled for AVX2 by target attributes whatever -march says and picked at
+// run time (rcv_cpu_simd, as batchnorm's kernels), so a baseline or x86-64-v3 build runs it where
+// the CPU has it and other CPUs take the portable loops. All SSDs, weights and sums are integers,
+// so both give bitwise the same image. No AVX-512 version: a 16-lane one of the same code
+// measured no faster than 8 lanes (bench_augment nlmeans, one thread, AMD Zen 5).
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #include <immintrin.h>
+#define NLM_X86 1
+#define NLM_AVX2 __attribute__((target("avx2,fma,bmi2")))
 #endif
 
 static inline int reflect101(int p, int n) {
@@ -40,22 +48,10 @@ typedef struct {
     int *D, *V, *S, *Wt; // scratch: tw + 1 rows of D, one row each of V, S and weights
 } nlm_scratch;
 
-// One region row: S[x] = sum_{o < tw} V[x + o], then Wt[x] = wtab[min(S[x] >> shift, cut)].
-static void nlm_weights_row(const int *restrict V, int *restrict S, int *restrict Wt, int RW, int tw, int shift,
-                            int cut, const int *restrict wtab) {
-    int x = 0;
-#ifdef __AVX2__
-    if (tw <= 11) { // direct sums and a gather, 8 lanes at a time
-        const __m256i vcut = _mm256_set1_epi32(cut);
-        const __m128i vsh = _mm_cvtsi32_si128(shift);
-        for (; x + 8 <= RW; x += 8) {
-            __m256i s = _mm256_loadu_si256((const __m256i *)(V + x));
-            for (int o = 1; o < tw; o++) s = _mm256_add_epi32(s, _mm256_loadu_si256((const __m256i *)(V + x + o)));
-            __m256i idx = _mm256_min_epi32(_mm256_sra_epi32(s, vsh), vcut);
-            _mm256_storeu_si256((__m256i *)(Wt + x), _mm256_i32gather_epi32(wtab, idx, 4));
-        }
-    }
-#endif
+// One region row: S[x] = sum_{o < tw} V[x + o], then Wt[x] = wtab[min(S[x] >> shift, cut)],
+// from column x on (the SIMD versions do the columns before it).
+static inline void nlm_weights_row(const int *restrict V, int *restrict S, int *restrict Wt, int x, int RW, int tw,
+                                   int shift, int cut, const int *restrict wtab) {
     if (tw <= 11) {
         for (; x < RW; x++) {
             int s = 0;
@@ -78,7 +74,30 @@ static void nlm_weights_row(const int *restrict V, int *restrict S, int *restric
     }
 }
 
-static void nlm_pair(const nlm_ctx *k, nlm_scratch *sc, int dy, int dx, int *restrict acc, int *restrict wsum) {
+// Small templates: direct sums and a gather, 8 lanes at a time; larger ones take the running
+// sums above.
+#ifdef NLM_X86
+NLM_AVX2 static void nlm_weights_row8(const int *restrict V, int *restrict S, int *restrict Wt, int RW, int tw,
+                                      int shift, int cut, const int *restrict wtab) {
+    int x = 0;
+    if (tw <= 11) {
+        const __m256i vcut = _mm256_set1_epi32(cut);
+        const __m128i vsh = _mm_cvtsi32_si128(shift);
+        for (; x + 8 <= RW; x += 8) {
+            __m256i s = _mm256_loadu_si256((const __m256i *)(V + x));
+            for (int o = 1; o < tw; o++) s = _mm256_add_epi32(s, _mm256_loadu_si256((const __m256i *)(V + x + o)));
+            __m256i idx = _mm256_min_epi32(_mm256_sra_epi32(s, vsh), vcut);
+            _mm256_storeu_si256((__m256i *)(Wt + x), _mm256_i32gather_epi32(wtab, idx, 4));
+        }
+    }
+    nlm_weights_row(V, S, Wt, x, RW, tw, shift, cut, wtab);
+}
+#endif
+
+// Inlined into one function per ISA (nlm_pair, nlm_pair8), so the whole-plane loops are
+// vectorised for the ISA that runs them, with `simd` (8 or 0) a constant in each.
+static inline __attribute__((always_inline)) void nlm_pair_body(const nlm_ctx *k, nlm_scratch *sc, int dy, int dx,
+                                                                int *restrict acc, int *restrict wsum, int simd) {
     const int h = k->h, w = k->w, cn = k->cn, t = k->th, tw = 2 * t + 1, W = k->W, b = k->sh + k->th;
     const size_t plane = (size_t)k->H * W;
     // p = (i, j) ranges over i in [i0, i0 + RH): the union of p in the image (i in [0, h)) and
@@ -103,21 +122,23 @@ static void nlm_pair(const nlm_ctx *k, nlm_scratch *sc, int dy, int dx, int *res
                 drow[x] += d * d;
             }
         }
-        if (y < tw - 1) {
-            if (y == 0)
-                for (int x = 0; x < DW; x++) V[x] = drow[x];
-            else
-                for (int x = 0; x < DW; x++) V[x] += drow[x];
-            continue;
-        }
-        int ry = y - tw + 1; // region row whose template rows are ry .. y
-        if (ry == 0) {
+        // V: the sum of rows y - tw + 1 .. y of D. Row 0 sets it (also when tw = 1, where row 0
+        // is a whole template), the next tw - 1 add, later rows slide.
+        if (y == 0) {
+            for (int x = 0; x < DW; x++) V[x] = drow[x];
+        } else if (y < tw) {
             for (int x = 0; x < DW; x++) V[x] += drow[x];
         } else {
             const int *restrict old = sc->D + (size_t)((y - tw) % ring) * DW;
             for (int x = 0; x < DW; x++) V[x] += drow[x] - old[x];
         }
-        nlm_weights_row(V, S, Wt, RW, tw, shift, cut, wtab);
+        if (y < tw - 1) continue;
+        int ry = y - tw + 1; // region row whose template rows are ry .. y
+#ifdef NLM_X86
+        if (simd == 8) nlm_weights_row8(V, S, Wt, RW, tw, shift, cut, wtab);
+        else
+#endif
+            nlm_weights_row(V, S, Wt, 0, RW, tw, shift, cut, wtab);
         // Pixel p = (i0 + ry, j0 + x) in the image takes candidate p + d; pixel p + d takes candidate p.
         for (int pass = 0; pass < 2; pass++) {
             int oy = pass ? dy : 0, ox = pass ? dx : 0; // the pixel receiving: p + (oy, ox)
@@ -146,6 +167,24 @@ static void nlm_pair(const nlm_ctx *k, nlm_scratch *sc, int dy, int dx, int *res
             }
         }
     }
+}
+
+typedef void nlm_pair_fn(const nlm_ctx *k, nlm_scratch *sc, int dy, int dx, int *acc, int *wsum);
+
+static void nlm_pair(const nlm_ctx *k, nlm_scratch *sc, int dy, int dx, int *acc, int *wsum) {
+    nlm_pair_body(k, sc, dy, dx, acc, wsum, 0);
+}
+#ifdef NLM_X86
+NLM_AVX2 static void nlm_pair8(const nlm_ctx *k, nlm_scratch *sc, int dy, int dx, int *acc, int *wsum) {
+    nlm_pair_body(k, sc, dy, dx, acc, wsum, 8);
+}
+#endif
+
+static nlm_pair_fn *nlm_pick(void) {
+#ifdef NLM_X86
+    if (rcv_cpu_simd() >= 8) return nlm_pair8;
+#endif
+    return nlm_pair;
 }
 
 int rcv_nlmeans(const uint8_t *src, uint8_t *dst, int h, int w, int cn, float hh, int tws, int sws) {
@@ -187,6 +226,7 @@ int rcv_nlmeans(const uint8_t *src, uint8_t *dst, int h, int w, int cn, float hh
     }
     wtab[cut] = 0;
     nlm_ctx k = {E, H, W, h, w, cn, th, sh, shift, cut, wtab};
+    nlm_pair_fn *pair = nlm_pick();
     // Displacements with dy > 0, or dy == 0 and dx > 0: each stands for itself and its opposite.
     int n_pairs = (sws * sws - 1) / 2;
     size_t npix = (size_t)h * w;
@@ -207,7 +247,7 @@ int rcv_nlmeans(const uint8_t *src, uint8_t *dst, int h, int w, int cn, float hh
         for (int pi = 0; pi < n_pairs; pi++) {
             int lin = (sws * sws + 1) / 2 + pi; // linear index past the centre
             int dy = lin / sws - sh, dx = lin % sws - sh;
-            nlm_pair(&k, &sc, dy, dx, mine, mine + npix * cn);
+            pair(&k, &sc, dy, dx, mine, mine + npix * cn);
         }
 #pragma omp critical
         for (size_t i = 0; i < npix * (cn + 1); i++) acc[i] += mine[i];

@@ -37,6 +37,11 @@ void rcv_cpu_ctx_free(void *ctx);
 // The channel block of blocked activations on this CPU (rcv_node.blocked): 16 on AVX-512, 8 on
 // AVX2, 0 (NHWC only) below; rcv_backend_block is 0 on every other backend.
 int rcv_cpu_block(void);
+// The widest of our own x86 SIMD kernels (batchnorm's tiles, NL-means) this process may run:
+// 16 (AVX-512 F/BW/VL/DQ + FMA), 8 (AVX2 + FMA + BMI2) or 0 (the portable loops; always 0 off
+// x86). Capped by oneDNN's tier as rcv_cpu_block is, so ONEDNN_MAX_CPU_ISA sets every kernel's.
+// The kernels are compiled by target attributes whatever -march says, so one binary serves all.
+int rcv_cpu_simd(void);
 int rcv_backend_block(rcv_backend b);
 // Native bf16 dot products (AVX512-BF16 or AMX) on this CPU, as oneDNN sees it.
 int rcv_cpu_has_bf16(void);

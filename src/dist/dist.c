@@ -12,10 +12,12 @@
 #include <mpi.h>
 #endif
 
-static int g_rank = 0, g_size = 1, g_local_size = 1, g_inited = 0, g_mpi = 0;
+static int g_rank = 0, g_size = 1, g_local_size = 1, g_inited = 0;
 
 // ---- transport: MPI ----------------------------------------------------------------
 #ifdef RCV_HAVE_MPI
+
+static int g_mpi = 0; // MPI_Init ran (launched by mpirun)
 
 typedef MPI_Request req_t;
 

@@ -18,7 +18,8 @@ except ImportError:
     print("SKIP: python3-opencv is not installed (apt-get install python3-opencv)")
     sys.exit(3)
 
-PARAMS = [(10, 10, 7, 21), (10, 7, 21, 21), (3, 3, 3, 7), (20, 15, 5, 11)]
+# The last: a 1x1 template, the SSD of one pixel pair.
+PARAMS = [(10, 10, 7, 21), (10, 7, 21, 21), (3, 3, 3, 7), (20, 15, 5, 11), (12, 12, 1, 5)]
 
 
 def images():

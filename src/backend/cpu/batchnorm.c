@@ -57,7 +57,7 @@
 
 // Our SIMD follows the CPU the process runs on, not the one it was built on: the AVX-512 and
 // AVX2 tile kernels below are compiled for their ISA by target attributes whatever -march says,
-// and bn_simd picks one at run time from oneDNN's effective ISA (rcv_cpu_block: the CPU's,
+// and bn_simd picks one at run time from oneDNN's effective ISA (rcv_cpu_simd: the CPU's,
 // capped by ONEDNN_MAX_CPU_ISA), so one binary built for x86-64-v3 still runs AVX-512 where
 // present and one knob sets the tier of every kernel. Both compute each lane with the same
 // operations (fused multiply-adds included), so the AVX-512, AVX2 and 8- or 16-channel paths
@@ -202,18 +202,9 @@ static int bn_prepare(rcv_graph *g, rcv_node *n) {
     } while (0)
 
 // The widest tile kernel this process may run: 16 (AVX-512), 8 (AVX2 + FMA) or 0.
-static int bn_simd(void) {
+static inline int bn_simd(void) {
 #ifdef BN_X86
-    static int w = -1;
-    if (w < 0) {
-        int b = rcv_cpu_block();
-        w = b == 16 && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") ? 16
-            : b >= 8 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-                    __builtin_cpu_supports("bmi2")
-                ? 8
-                : 0;
-    }
-    return w;
+    return rcv_cpu_simd();
 #else
     return 0;
 #endif

@@ -293,8 +293,7 @@ enum { DIRECT, BF16, WINO };
 static int use_wino(const rcv_conv_attr *a, rcv_shape xs, rcv_shape ys) {
     static int avail = -1;
     if (avail < 0)
-        avail = !getenv("RCV_NO_WINOGRAD") &&
-                ((unsigned)dnnl_get_effective_cpu_isa() & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core;
+        avail = !getenv("RCV_NO_WINOGRAD") && rcv_cpu_block() == 16; // 16: AVX-512 core
     return avail && a->kh == 3 && a->kw == 3 && a->sh == 1 && a->sw == 1 && a->dh == 1 && a->dw == 1 &&
            a->ph == 1 && a->pw == 1 && a->groups == 1 && xs.c % 16 == 0 && ys.c % 16 == 0 && !use_gemm(a, ys);
 }

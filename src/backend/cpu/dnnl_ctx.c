@@ -122,19 +122,47 @@ int rcv_dnnl_md_act(dnnl_memory_desc_t *md, rcv_shape s, int blocked) {
     return RCV_DNNL(dnnl_memory_desc_init_by_tag(md, 4, d, dnnl_f32, tag));
 }
 
+// Whether oneDNN runs at least the x86 tier `want` (the CPU's, capped by ONEDNN_MAX_CPU_ISA).
+// The x86 tiers are nested bit sets; other CPUs report values of their own (aarch64: SIMD and
+// SVE widths) that must not be read as x86 tiers, so there it is always 0.
+static int isa_at_least(dnnl_cpu_isa_t want) {
+#if defined(__x86_64__)
+    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa();
+    return (isa & (unsigned)want) == (unsigned)want;
+#else
+    (void)want;
+    return 0;
+#endif
+}
+
 // oneDNN's fp32 jit convolutions block channels by the vector width of the ISA they run at:
 // 16 on AVX-512, 8 on AVX2 (its AVX2 kernels given nChw16c fell to reference code: one
-// batch-128 3x3 conv took 60 s). Below AVX2, NHWC only. The effective ISA is the CPU's,
-// capped by ONEDNN_MAX_CPU_ISA.
+// batch-128 3x3 conv took 60 s). Below AVX2, and off x86, NHWC only.
 int rcv_cpu_block(void) {
     static int blk = -1;
-    if (blk < 0) {
-        unsigned isa = (unsigned)dnnl_get_effective_cpu_isa(); // ISA values are nested bit sets
-        blk = (isa & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core ? 16
-              : (isa & dnnl_cpu_isa_avx2) == dnnl_cpu_isa_avx2             ? 8
-                                                                             : 0;
-    }
+    if (blk < 0) blk = isa_at_least(dnnl_cpu_isa_avx512_core) ? 16 : isa_at_least(dnnl_cpu_isa_avx2) ? 8 : 0;
     return blk;
+}
+
+int rcv_cpu_simd(void) {
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+    static int w = -1;
+    if (w < 0) {
+        // oneDNN's tier alone is not enough: its AVX2 needs neither FMA nor BMI2, which our
+        // kernels are compiled with.
+        int b = rcv_cpu_block();
+        w = b == 16 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                    __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")
+                ? 16
+            : b >= 8 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
+                    __builtin_cpu_supports("bmi2")
+                ? 8
+                : 0;
+    }
+    return w;
+#else
+    return 0;
+#endif
 }
 
 int rcv_dnnl_md_vec(dnnl_memory_desc_t *md, int len) {
@@ -147,10 +175,7 @@ void rcv_cpu_add_to(float *restrict dst, const float *restrict src, size_t n) {
     for (size_t i = 0; i < n; i++) dst[i] += src[i];
 }
 
-int rcv_cpu_has_bf16(void) {
-    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa(); // ISA values are nested bit sets
-    return (isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16;
-}
+int rcv_cpu_has_bf16(void) { return isa_at_least(dnnl_cpu_isa_avx512_core_bf16); }
 
 const char *rcv_cpu_isa(void) {
     const char *s = dnnl_cpu_isa2str(dnnl_get_effective_cpu_isa()); // "cpu_isa_avx2"

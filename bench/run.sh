@@ -62,6 +62,23 @@ for TIER in default avx2; do
   run "smallcnn6 1x28x28 10 cls b128 fp32" smallcnn6 1 28 28 10 128 "$((STEPS * 5))"
   run "smallcnn6 1x28x28 10 cls b128 bf16 (vs fp32)" smallcnn6 1 28 28 10 128 "$((STEPS * 5))" "- bf16"
 done
+# The portable build (RCV_NATIVE=OFF: x86-64-v3, our AVX-512 kernels picked at run time) against
+# this native one, ours against ours at the default tier; built in PORTABLE (default build-avx2,
+# `make test-avx2`'s) when missing. The two alternate, three runs each, to spread the machine's drift.
+PORTABLE=${PORTABLE:-build-avx2}
+if [ -x "$PORTABLE/bench_train" ] || { cmake -S . -B "$PORTABLE" -DCMAKE_BUILD_TYPE=Release -DRCV_NATIVE=OFF -DRCV_CUDA=OFF >/dev/null &&
+  cmake --build "$PORTABLE" -j "$(env -u OMP_NUM_THREADS nproc)" --target bench_train >/dev/null; }; then
+  printf "%-56s %9s %9s %7s\n" "portable build vs native (ours, default tier)" "native" "portable" "ratio"
+  for m in "smallcnn6 1 28 28 10 128 $((STEPS * 5))" "resnet18 3 64 64 200 128 $STEPS"; do
+    nat=() por=()
+    for i in 1 2 3; do
+      nat+=("$("$BUILD/bench_train" $m 2>/dev/null)") por+=("$("$PORTABLE/bench_train" $m 2>/dev/null)")
+    done
+    med() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
+    printf "%-56s %9s %9s %6.2fx\n" "${m%% *} fp32 b128 (median of 3)" "$(med "${nat[@]}")" "$(med "${por[@]}")" \
+      "$(awk -v a="$(med "${por[@]}")" -v b="$(med "${nat[@]}")" 'BEGIN{print a/b}')"
+  done
+fi
 [ -x "$BUILD/bench_ops" ] && "$BUILD/bench_ops"
 # Augmentation and NL-means (bench/bench_augment.c vs bench/peer_augment.py: OpenCV, torchvision).
 if [ -x "$BUILD/bench_augment" ]; then

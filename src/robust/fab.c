@@ -198,10 +198,16 @@ void rcv_fab_scratch_free(void *s) {
     free(s);
 }
 
+// The L-inf maxima compare instead of calling fmax: aarch64 GCC 12's vectoriser stops with an
+// internal compiler error on an fmax reduction over floats widened to double. NaNs are skipped
+// either way.
 static double vnorm(const float *v, size_t n, rcv_norm norm) {
     double m = 0;
     if (norm == RCV_NORM_LINF)
-        for (size_t e = 0; e < n; e++) m = fmax(m, fabs((double)v[e]));
+        for (size_t e = 0; e < n; e++) {
+            double a = fabs((double)v[e]);
+            m = a > m ? a : m;
+        }
     else {
         for (size_t e = 0; e < n; e++) m += (double)v[e] * v[e];
         m = sqrt(m);
@@ -213,7 +219,7 @@ static double dist(const float *a, const float *b, size_t n, rcv_norm norm) {
     double m = 0;
     for (size_t e = 0; e < n; e++) {
         double v = (double)a[e] - b[e];
-        if (norm == RCV_NORM_LINF) m = fmax(m, fabs(v));
+        if (norm == RCV_NORM_LINF) m = fabs(v) > m ? fabs(v) : m;
         else m += v * v;
     }
     return norm == RCV_NORM_LINF ? m : sqrt(m);

@@ -665,8 +665,13 @@ static void attack_finish(serve_state *s, serve_pending *q, serve_reply *r) {
     rcv_json_writer w;
     rcv_json_writer_init(&w);
     begin_response(&w, s, q->mi, &q->p);
+    // A comparison, not fmax: aarch64 GCC 12's vectoriser stops with an internal compiler error
+    // on an fmax reduction over floats widened to double. NaNs are skipped either way.
     double linf = 0;
-    for (size_t i = 0; i < (size_t)n * per; i++) linf = fmax(linf, fabs((double)j->x_adv[i] - x[i]));
+    for (size_t i = 0; i < (size_t)n * per; i++) {
+        double d = fabs((double)j->x_adv[i] - x[i]);
+        linf = d > linf ? d : linf;
+    }
     rcv_json_key(&w, "parameters");
     rcv_json_begin_object(&w);
     rcv_json_key(&w, "method");

@@ -68,13 +68,13 @@ done
 PORTABLE=${PORTABLE:-build-avx2}
 if [ -x "$PORTABLE/bench_train" ] || { cmake -S . -B "$PORTABLE" -DCMAKE_BUILD_TYPE=Release -DRCV_NATIVE=OFF -DRCV_CUDA=OFF >/dev/null &&
   cmake --build "$PORTABLE" -j "$(env -u OMP_NUM_THREADS nproc)" --target bench_train >/dev/null; }; then
+  med() { printf '%s\n' "$@" | sort -g | sed -n 2p; } # the median of three
   printf "%-56s %9s %9s %7s\n" "portable build vs native (ours, default tier)" "native" "portable" "ratio"
   for m in "smallcnn6 1 28 28 10 128 $((STEPS * 5))" "resnet18 3 64 64 200 128 $STEPS"; do
     nat=() por=()
     for i in 1 2 3; do
       nat+=("$("$BUILD/bench_train" $m 2>/dev/null)") por+=("$("$PORTABLE/bench_train" $m 2>/dev/null)")
     done
-    med() { printf '%s\n' "$@" | sort -g | sed -n 2p; }
     printf "%-56s %9s %9s %6.2fx\n" "${m%% *} fp32 b128 (median of 3)" "$(med "${nat[@]}")" "$(med "${por[@]}")" \
       "$(awk -v a="$(med "${por[@]}")" -v b="$(med "${nat[@]}")" 'BEGIN{print a/b}')"
   done

@@ -57,7 +57,7 @@
 
 // Our SIMD follows the CPU the process runs on, not the one it was built on: the AVX-512 and
 // AVX2 tile kernels below are compiled for their ISA by target attributes whatever -march says,
-// and bn_simd picks one at run time from oneDNN's effective ISA (rcv_cpu_simd: the CPU's,
+// and rcv_cpu_simd picks one at run time from oneDNN's effective ISA (the CPU's,
 // capped by ONEDNN_MAX_CPU_ISA), so one binary built for x86-64-v3 still runs AVX-512 where
 // present and one knob sets the tier of every kernel. Both compute each lane with the same
 // operations (fused multiply-adds included), so the AVX-512, AVX2 and 8- or 16-channel paths
@@ -96,11 +96,14 @@ typedef struct {
     size_t stride; // floats between the segments of a tile
     int C, cb;     // cb: channel blocks when blocked, else 0
     int w;         // channels a segment: the block when blocked, else 16
+    int simd;      // rcv_cpu_simd(), read once per pass
 } bn_view;
 
 typedef struct {
     size_t base; // offset of the tile's first element
     int segs, c0, lanes;
+    int simd; // how it runs: 16 = one AVX-512 kernel, 8 = AVX2 kernels on its halves (one for a
+              // tile of 8 lanes), 0 = the generic loops
 } bn_tile;
 
 static bn_view bn_view_of(const rcv_node *n) {
@@ -110,6 +113,7 @@ static bn_view bn_view_of(const rcv_node *n) {
     v.hw = (size_t)n->shape.h * n->shape.w;
     v.runs = (v.hw + BN_BLOCK_ROWS - 1) / BN_BLOCK_ROWS;
     v.w = n->blocked ? n->blocked : 16;
+    v.simd = rcv_cpu_simd();
     v.cb = n->blocked ? v.C / v.w : 0;
     v.per_img = v.runs * (((size_t)v.C + (size_t)v.w - 1) / (size_t)v.w);
     v.tiles = (size_t)n->shape.n * v.per_img;
@@ -132,6 +136,7 @@ static inline bn_tile tile_at(const bn_view *v, size_t t) {
     r.lanes = v->C - r.c0 < v->w ? v->C - r.c0 : v->w;
     if (v->cb) r.base = ((img * (size_t)v->cb + grp) * v->hw + p0) * (size_t)v->w;
     else r.base = (img * v->hw + p0) * (size_t)v->C + (size_t)r.c0;
+    r.simd = r.lanes == 16 && v->simd == 16 ? 16 : (r.lanes == 16 || r.lanes == 8) && v->simd >= 8 ? 8 : 0;
     return r;
 }
 
@@ -179,7 +184,7 @@ static int bn_prepare(rcv_graph *g, rcv_node *n) {
 
 // A tile's segments, with `body` on the 16 lanes j of each (fewer at an NHWC row's end: the
 // generic loop); o = the segment's offset, mm[j] its mask bytes as ints when mask != NULL.
-// Used where no SIMD kernel applies (bn_simd 0, or a tile of other than 8 or 16 lanes).
+// Used where no SIMD kernel applies (bn_tile.simd 0).
 #define BN_TILE_LOOP(t, stride, mask, body)                                                                            \
     do {                                                                                                               \
         int32_t mm[16] = {0};                                                                                          \
@@ -200,15 +205,6 @@ static int bn_prepare(rcv_graph *g, rcv_node *n) {
         }                                                                                                              \
         (void)mm;                                                                                                      \
     } while (0)
-
-// The widest tile kernel this process may run: 16 (AVX-512), 8 (AVX2 + FMA) or 0.
-static inline int bn_simd(void) {
-#ifdef BN_X86
-    return rcv_cpu_simd();
-#else
-    return 0;
-#endif
-}
 
 // The SIMD tile kernels: one segment of 16 (AVX-512) or 8 (AVX2) lanes at a time; the generic
 // versions' arithmetic lane by lane, with the mask (one byte per element, NULL = all set) as a
@@ -318,20 +314,12 @@ BN_AVX2 static void dx8(float *d, const float *dy, const uint8_t *m, const float
 }
 #endif
 
-// How a tile of `lanes` channels runs: 16 = one AVX-512 kernel, 8 = AVX2 kernels on its halves
-// (one for a tile of 8), 0 = the generic loops.
-static inline int tile_simd(const bn_tile *t) {
-    int w = bn_simd();
-    if (t->lanes == 16 && w == 16) return 16;
-    return (t->lanes == 16 || t->lanes == 8) && w >= 8 ? 8 : 0;
-}
-
 // Over a tile, per lane: g1 = sum a', g2 = sum a' (b - bm), a' = a - am, zero where the mask (may be
 // NULL) is 0.
 static inline void sums_tile(float *g1, float *g2, const float *a, const float *am, const uint8_t *m, const float *b,
                              const float *bm, const bn_tile *t, size_t stride) {
 #ifdef BN_X86
-    int w = tile_simd(t);
+    int w = t->simd;
     if (w == 16) {
         sums16(g1, g2, a, am, m, b, bm, t, stride);
         return;
@@ -363,7 +351,7 @@ static inline void sums_tile(float *g1, float *g2, const float *a, const float *
 static inline void fwd_tile(float *y, uint8_t *m, const float *x, const float *mean, const float *ka, const float *kb,
                             const bn_tile *t, size_t stride) {
 #ifdef BN_X86
-    int w = tile_simd(t);
+    int w = t->simd;
     if (w == 16) {
         fwd16(y, m, x, mean, ka, kb, t, stride);
         return;
@@ -389,7 +377,7 @@ static inline void dx_tile(float *d, const float *dy, const uint8_t *m, const fl
                            const float *ka, const float *kb, const float *kc, int acc, const bn_tile *t,
                            size_t stride) {
 #ifdef BN_X86
-    int w = tile_simd(t);
+    int w = t->simd;
     if (w == 16) {
         dx16(d, dy, m, x, mean, ka, kb, kc, acc, t, stride);
         return;
@@ -424,7 +412,7 @@ static inline void dx_tile(float *d, const float *dy, const uint8_t *m, const fl
 static inline void dx_eval_tile(float *d, const float *dy, const uint8_t *m, const float *ka, int acc,
                                 const bn_tile *t, size_t stride) {
 #ifdef BN_X86
-    int w = tile_simd(t);
+    int w = t->simd;
     if (w == 16) {
         dx16(d, dy, m, NULL, NULL, ka, NULL, NULL, acc, t, stride);
         return;
